@@ -1,0 +1,106 @@
+"""What the core reports through the injected, non-blocking `notify(event)`.
+
+The core never formats text for people and never imports the chat layer; the notifier
+decides what deserves the phone and `handlers/` decide how it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    account: str  # "binance:master", or "" for the whole bot
+    at: float  # epoch seconds
+
+    @property
+    def emergency(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeOpened(Event):
+    symbol: str
+    amount: float
+    price: float
+    cost: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeClosed(Event):
+    symbol: str
+    amount: float
+    price: float
+    pnl: float
+    pnl_pct: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRejected(Event):
+    symbol: str
+    side: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultRaised(Event):
+    kind: str  # Fault.kind
+    call: str
+    message: str
+
+    @property
+    def emergency(self) -> bool:
+        return self.kind == "fatal"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChanged(Event):
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolBanned(Event):
+    symbol: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EquityReport(Event):
+    """Sent every cycle; the notifier's policy decides whether the move is worth a message."""
+
+    equity: float
+    exposure: float  # fraction of equity in open positions
+    quote: str
+    positions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Emergency(Event):
+    """Dead switch, failsafe, sync escalation, kill not flat, watchdog alarm. `key` identifies
+    the condition so repeats coalesce and a later EmergencyCleared can close it."""
+
+    key: str
+    message: str
+
+    @property
+    def emergency(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmergencyCleared(Event):
+    key: str
+    message: str
+
+
+Notify = Callable[[Event], None]
+
+
+def discard(event: Event) -> None:
+    """A notify that drops everything (for tools that do not report)."""

@@ -1,0 +1,36 @@
+"""The trading core's own settings. `chatbot/config.py` fills them from the environment and
+passes them down; the core never reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PaperSettings:
+    markets: int = 50
+    seed: int = 1
+    balance: float = 10_000.0
+    speed: float = 60.0  # simulated seconds per real second in `python -m chatbot`
+    fee_rate: float = 0.001
+
+
+@dataclass(frozen=True)
+class TradingSettings:
+    quote: str = "USDT"
+    stake_amount: float = 100.0
+    max_positions: int = 8
+    max_exposure: float = 0.8  # fraction of equity held in positions
+    min_balance: float = 10.0  # no entries below this free quote balance
+    min_quote_volume: float = 100_000.0  # 24 h, for the scanner's universe
+    reentry_cooldown_seconds: float = 1800.0
+    loop_guard_round_trips: int = 3
+    loop_guard_window_seconds: float = 3600.0
+    strategy: str = "trend"
+    scan_interval_seconds: float = 60.0
+    sync_interval_seconds: float = 120.0
+    sync_failure_limit_seconds: float = 300.0
+    stop_exit_timeout_seconds: float = 300.0
+    failsafe_on_fatal: str = "flatten"  # or "stop"
+    cancel_all_after_seconds: float = 60.0
+    recv_window_ms: int = 10_000
