@@ -16,7 +16,7 @@ from chatbot.config import Secret
 
 REDACTED = "***"
 # Telegram bot tokens look like this wherever they appear (URLs included).
-TOKEN_PATTERN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b")
+TOKEN_PATTERN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 

@@ -1,0 +1,164 @@
+"""Configuration: every rule, and every problem reported at once by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.config import ConfigError, Secret, load_settings
+
+TOKEN = "123456789:AAHfakefakefakefakefakefakefakefake12"
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    return info.value.problems
+
+
+def test_defaults_run_offline_on_paper_in_dry_run():
+    s = load_settings({})
+    assert s.exchanges == ("paper",)
+    assert s.dry_run is True
+    assert [(a.exchange, a.account) for a in s.accounts] == [("paper", "MAIN")]
+    assert not s.telegram.enabled
+    assert s.trading.max_positions == 8
+    assert s.trading.sync_failure_limit_seconds == 300
+    assert s.notify.queue_size == 10
+
+
+def test_unknown_exchange_names_the_variable_and_the_value():
+    (problem,) = problems({"EXCHANGES": "nosuch"})
+    assert "EXCHANGES" in problem and "nosuch" in problem
+
+
+def test_every_bad_variable_is_reported_in_one_run():
+    found = problems(
+        {
+            "EXCHANGES": "binance,nosuch",
+            "DRY_RUN": "maybe",
+            "MAX_POSITIONS": "eight",
+            "STAKE_AMOUNT": "-5",
+            "MAX_EXPOSURE": "1.5",
+            "LOG_LEVEL": "loud",
+            "DAILY_SUMMARY_TIME": "25:00",
+            "NOTIFY_ENTRIES": "sometimes",
+            "TELEGRAM_CHAT_ID": "me",
+        }
+    )
+    names = [p.split("=")[0].split(":")[0] for p in found]
+    assert sorted(names) == sorted(
+        [
+            "EXCHANGES",
+            "DRY_RUN",
+            "MAX_POSITIONS",
+            "STAKE_AMOUNT",
+            "MAX_EXPOSURE",
+            "LOG_LEVEL",
+            "DAILY_SUMMARY_TIME",
+            "NOTIFY_ENTRIES",
+            "TELEGRAM_CHAT_ID",
+        ]
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e999"])
+def test_non_finite_numbers_are_refused(value):
+    (problem,) = problems({"STAKE_AMOUNT": value})
+    assert problem.startswith("STAKE_AMOUNT")
+
+
+def test_token_without_chat_id_is_a_contradiction():
+    (problem,) = problems({"TELEGRAM_BOT_TOKEN": TOKEN})
+    assert problem.startswith("TELEGRAM_CHAT_ID")
+
+
+def test_malformed_token_is_reported_without_echoing_it():
+    (problem,) = problems(
+        {"TELEGRAM_BOT_TOKEN": "not-a-token-secretvalue", "TELEGRAM_CHAT_ID": "1"}
+    )
+    assert problem.startswith("TELEGRAM_BOT_TOKEN")
+    assert "secretvalue" not in problem
+
+
+def test_telegram_settings_parse_ids():
+    s = load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_CHAT_ID": "-100123",
+            "TELEGRAM_ALLOWED_USER_IDS": "11, 22 33",
+            "TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081/bot",
+        }
+    )
+    assert s.telegram.enabled
+    assert s.telegram.chat_id == -100123
+    assert s.telegram.allowed_user_ids == frozenset({11, 22, 33})
+    assert s.telegram.api_base_url == "http://127.0.0.1:8081/bot"
+
+
+def test_credentials_define_accounts_and_names_may_contain_underscores():
+    s = load_settings(
+        {
+            "EXCHANGES": "binance",
+            "BINANCE_MASTER_API_KEY": "k1",
+            "BINANCE_MASTER_API_SECRET": "s1",
+            "BINANCE_USER_ALICE_API_KEY": "k2",
+            "BINANCE_USER_ALICE_API_SECRET": "s2",
+        }
+    )
+    accounts = {a.account: a for a in s.accounts}
+    assert set(accounts) == {"MASTER", "USER_ALICE"}
+    assert accounts["USER_ALICE"].api_key == Secret("k2")
+    assert all(a.has_credentials for a in s.accounts)
+
+
+def test_missing_credentials_are_named_in_order_key_secret_password():
+    s = load_settings({"EXCHANGES": "kraken,okx", "OKX_MASTER_API_KEY": "k"})
+    missing = {a.exchange: a.missing for a in s.accounts}
+    assert missing["kraken"] == ("KRAKEN_MASTER_API_KEY", "KRAKEN_MASTER_API_SECRET")
+    assert missing["okx"] == ("OKX_MASTER_API_SECRET", "OKX_MASTER_API_PASSWORD")
+
+
+def test_sandbox_on_an_exchange_without_testnet_is_a_config_error():
+    (problem,) = problems({"EXCHANGES": "kraken", "KRAKEN_SANDBOX": "true"})
+    assert problem.startswith("KRAKEN_SANDBOX")
+
+
+def test_sandbox_on_binance_is_accepted():
+    s = load_settings({"EXCHANGES": "binance", "BINANCE_SANDBOX": "true"})
+    assert s.accounts[0].sandbox is True
+
+
+def test_health_port_falls_back_to_railway_port():
+    assert load_settings({"PORT": "5000"}).health_port == 5000
+    assert load_settings({"PORT": "5000", "HEALTH_PORT": "6000"}).health_port == 6000
+    assert load_settings({"HEALTH_PORT": "off"}).health_port is None
+    assert problems({"HEALTH_PORT": "99999"})[0].startswith("HEALTH_PORT")
+
+
+def test_pushover_needs_both_token_and_user():
+    (problem,) = problems({"PUSHOVER_TOKEN": "t"})
+    assert "PUSHOVER_USER" in problem
+
+
+def test_secrets_never_show_in_repr_or_redacted_settings():
+    s = load_settings(
+        {
+            "EXCHANGES": "binance",
+            "BINANCE_MASTER_API_KEY": "key-AAAA1111",
+            "BINANCE_MASTER_API_SECRET": "secret-BBBB2222",
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_CHAT_ID": "1",
+            "NTFY_URL": "https://ntfy.sh/topic",
+            "NTFY_TOKEN": "tk-CCCC3333",
+        }
+    )
+    for text in (repr(s), str(s.redacted())):
+        for secret in ("key-AAAA1111", "secret-BBBB2222", TOKEN, "tk-CCCC3333"):
+            assert secret not in text
+    assert {x.get() for x in s.secrets} >= {"key-AAAA1111", "secret-BBBB2222", TOKEN}
+
+
+def test_settings_are_frozen():
+    s = load_settings({})
+    with pytest.raises(AttributeError):
+        s.dry_run = False  # type: ignore[misc]
