@@ -1,0 +1,113 @@
+"""One way in for every transport: parse a command line, ask for confirmation where the table
+says so, run the handler, audit the result. Telegram, the console and the tests all use it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shlex
+from dataclasses import dataclass
+
+from handlers.context import Context
+from handlers.reply import Button, Reply, esc, plain, refuse
+from handlers.table import COMMANDS, Command
+
+log = logging.getLogger("handlers")
+CONFIRM_TTL_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    command: Command
+    args: list[str]
+    who: str
+    expires_at: float
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        ctx: Context,
+        commands: tuple[Command, ...] = COMMANDS,
+        *,
+        confirm_ttl: float = CONFIRM_TTL_SECONDS,
+    ) -> None:
+        self.ctx = ctx
+        self.commands = {c.name: c for c in commands}
+        self.confirm_ttl = confirm_ttl
+        self._pending: dict[str, _Pending] = {}
+
+    async def handle(self, text: str, who: str) -> Reply:
+        """Run `/name args...` (the leading slash and a @botname suffix are optional)."""
+        try:
+            words = shlex.split(text.strip())
+        except ValueError:
+            words = text.strip().split()
+        if not words:
+            return refuse("Send a command; /help lists them.")
+        name = words[0].lstrip("/").split("@", 1)[0].lower()
+        args = words[1:]
+        command = self.commands.get(name)
+        if command is None:
+            return refuse(f"Unknown command /{esc(name)}. /help lists them.")
+        if command.confirm:
+            if args and args[-1].lower() == "now":
+                return await self._run(command, args[:-1], who)
+            return self._ask(command, args, who)
+        return await self._run(command, args, who)
+
+    async def press(self, data: str, who: str) -> Reply:
+        """A confirmation button (or the console's yes/no) was pressed."""
+        action, _, token = data.partition(":")
+        pending = self._pending.pop(token, None)
+        if pending is None or action not in ("confirm", "cancel"):
+            return refuse("That confirmation is no longer open.")
+        line = " ".join(["/" + pending.command.name, *pending.args])
+        if self.ctx.clock.time() > pending.expires_at:
+            self._audit(who, pending.command.name, pending.args, "confirmation expired")
+            return refuse(f"Confirmation expired: nothing done. Send {esc(line)} again.")
+        if action == "cancel":
+            self._audit(who, pending.command.name, pending.args, "cancelled")
+            return Reply(text=f"Cancelled {esc(line)}: nothing done.")
+        return await self._run(pending.command, pending.args, who)
+
+    def expire(self) -> list[str]:
+        """Forget confirmations past their time; returns their tokens (to edit their messages)."""
+        now = self.ctx.clock.time()
+        gone = [t for t, p in self._pending.items() if now > p.expires_at]
+        for token in gone:
+            del self._pending[token]
+        return gone
+
+    def _ask(self, command: Command, args: list[str], who: str) -> Reply:
+        self.expire()
+        token = secrets.token_hex(4)
+        self._pending[token] = _Pending(
+            command, args, who, self.ctx.clock.time() + self.confirm_ttl
+        )
+        line = esc(" ".join(["/" + command.name, *args]))
+        return Reply(
+            text=(
+                f"<b>Confirm {line}</b>: {esc(command.help)}\n"
+                f"This request expires in {self.confirm_ttl:.0f} s."
+            ),
+            buttons=(Button("Confirm", f"confirm:{token}"), Button("Cancel", f"cancel:{token}")),
+        )
+
+    async def _run(self, command: Command, args: list[str], who: str) -> Reply:
+        try:
+            reply = await command.handler(self.ctx, args)
+        except Exception as exc:  # a handler bug must not kill the transport
+            log.exception("/%s failed", command.name)
+            reply = refuse(f"/{esc(command.name)} failed: {esc(type(exc).__name__)}: {esc(exc)}")
+        self._audit(who, command.name, args, plain(reply.text))
+        return reply
+
+    def _audit(self, who: str, name: str, args: list[str], result: str) -> None:
+        store = getattr(self.ctx.desk, "store", None)
+        if store is None:
+            return
+        try:
+            store.audit(self.ctx.clock.time(), who, name, " ".join(args), result[:2000])
+        except Exception:  # auditing must never block a command such as /kill
+            log.exception("audit of /%s failed", name)
