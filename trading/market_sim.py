@@ -1,0 +1,416 @@
+"""Market data for the paper exchange: the `MarketFeed` interface and `SyntheticFeed`, an
+offline universe whose prices are deterministic from a seed.
+
+A synthetic price path is built in three layers, each generated lazily and seeded by
+(seed, symbol, position) alone, so the universe is the same whatever order markets are asked in
+and a 2,000-market screen only pays for what it reads:
+
+    day blocks   24 hourly log returns with regimes (trend up, trend down, calm, noisy) that
+                 switch at random, hourly volumes; chained forward and backward from an anchor
+                 day, so history reaches back as far as anyone asks
+    hour detail  a 1-minute random walk pinned to the hour's return (a Brownian bridge), minute
+                 volumes that add up to the hour's, wicks; kept in a bounded LRU
+    candles      1m from the detail, everything larger merged from 1m (completed hours cached);
+                 the last candle is the one forming at clock.time(), interpolated within the
+                 minute so prices move between candle closes
+
+Tickers read the price at `now` and 24 h ago; the 24 h quote volume is summed per hour.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from trading.clock import Clock
+from trading.errors import Rejected
+from trading.models import TIMEFRAME_SECONDS, Candle, Market, Ticker
+
+
+class MarketFeed(Protocol):
+    """Where a paper exchange gets market data: a SyntheticFeed offline, or a ccxt venue's
+    public calls in DRY_RUN (live prices, simulated fills)."""
+
+    has_bulk_tickers: bool
+
+    async def load_markets(self) -> dict[str, Market]: ...
+
+    async def fetch_tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]: ...
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int) -> list[Candle]: ...
+
+
+# Realistic majors first (reference prices of late 2023), then generated names.
+_MAJORS = (
+    ("BTC", 37_000.0), ("ETH", 2_000.0), ("SOL", 55.0), ("XRP", 0.6), ("BNB", 240.0),
+    ("DOGE", 0.075), ("ADA", 0.37), ("TRX", 0.1), ("AVAX", 21.0), ("DOT", 5.2),
+    ("LINK", 14.0), ("LTC", 70.0), ("ATOM", 9.5), ("UNI", 5.5), ("XLM", 0.12),
+    ("NEAR", 1.8), ("APT", 7.5), ("FIL", 4.3), ("ARB", 1.1), ("OP", 1.6),
+)  # fmt: skip
+_ALWAYS_ACTIVE = 8  # the first markets are never halted
+_INACTIVE_BLOCK = 20  # after them, one inactive market in every block of 20
+_MINUTES_PER_YEAR = 525_600
+# regime -> (drift sign, volatility multiplier); weights of drawing it
+_REGIMES = ((1.0, 1.0), (-1.0, 1.0), (0.0, 0.6), (0.0, 1.6))
+_REGIME_WEIGHTS = (0.27, 0.23, 0.3, 0.2)
+_SWITCH_PER_HOUR = 0.1
+MAX_CANDLES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What never changes about one market's price process."""
+
+    index: int
+    logp0: float  # log price at the anchor day's start
+    sigma: float  # per-minute volatility of log price
+    trend: float  # hourly drift in a trend regime, in hourly sigmas
+    hour_volume: float  # typical base volume per hour
+    half_spread: float  # fraction of price
+    tick: float
+    tick_digits: int
+
+
+@dataclass(slots=True)
+class _Day:
+    """24 hours of one market at hourly resolution; cum[i] is the log price at hour i's start."""
+
+    cum: array
+    ret: array
+    sig: array  # per-minute sigma within each hour
+    vol: array  # base volume per hour
+    qv: array  # quote volume per hour (volume at the hour's mid price)
+
+
+@dataclass(slots=True)
+class _Series:
+    spec: _Spec
+    days: dict[int, _Day] = field(default_factory=dict)
+    hours: dict[int, Candle] = field(default_factory=dict)  # completed hour candles
+    shocks: list[tuple[float, float]] = field(default_factory=list)  # (at, factor)
+    # (hour, its quote volume, that of 24 h before, the sum of the 23 hours between)
+    window: tuple[int, float, float, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Detail:
+    lp: array  # 61 log prices at minute boundaries
+    vol: array  # 60 minute volumes
+    up: array  # 60 upper wicks, log units
+    dn: array  # 60 lower wicks, log units
+
+
+def _pow10(exponent: int) -> float:
+    return float(f"1e{exponent}")
+
+
+def _merge(ts: float, parts: Sequence[Candle]) -> Candle:
+    return Candle(
+        float(ts),
+        parts[0].open,
+        max(p.high for p in parts),
+        min(p.low for p in parts),
+        parts[-1].close,
+        sum(p.volume for p in parts),
+    )
+
+
+class SyntheticFeed:
+    """An offline universe of spot markets with deterministic 1-minute price paths.
+
+    Every result depends only on (seed, markets, quote) and the clock's time, so two feeds built
+    alike answer alike. `shock` moves one market's path from now on, for tests."""
+
+    has_bulk_tickers = True
+
+    def __init__(
+        self, *, seed: int = 1, markets: int = 50, quote: str = "USDT", clock: Clock
+    ) -> None:
+        self._seed = seed
+        self._quote = quote
+        self._clock = clock
+        self._anchor_day = int(clock.time() // 86_400)
+        self._rng = random.Random()  # reseeded before every use: order never matters
+        self._markets: dict[str, Market] = {}
+        self._specs: dict[str, _Spec] = {}
+        self._series: dict[str, _Series] = {}
+        # Tickers read two hours of detail per market; room for an hour's turnover of them.
+        self._lru: OrderedDict[tuple[int, int], _Detail] = OrderedDict()
+        self._lru_size = 4 * markets + 2_048
+        for index, base in enumerate(self._bases(markets)):
+            self._add_market(index, base)
+
+    # -- the universe ---------------------------------------------------------------------
+
+    def _bases(self, count: int) -> list[str]:
+        bases = [base for base, _ in _MAJORS[:count]]
+        taken = {*bases, *(b for b, _ in _MAJORS), self._quote}
+        rng = random.Random(f"{self._seed}|names")
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        while len(bases) < count:
+            name = "".join(rng.choice(letters) for _ in range(rng.choice((3, 4, 4, 5))))
+            if name not in taken:
+                taken.add(name)
+                bases.append(name)
+        return bases
+
+    def _inactive(self, index: int) -> bool:
+        if index < _ALWAYS_ACTIVE:
+            return False
+        block, offset = divmod(index - _ALWAYS_ACTIVE, _INACTIVE_BLOCK)
+        return offset == random.Random(f"{self._seed}|inactive|{block}").randrange(_INACTIVE_BLOCK)
+
+    def _add_market(self, index: int, base: str) -> None:
+        symbol = f"{base}/{self._quote}"
+        rng = random.Random(f"{self._seed}|{symbol}|spec")
+        if index < len(_MAJORS):
+            price = _MAJORS[index][1] * rng.uniform(0.9, 1.1)
+            annual_vol = (0.45, 0.55)[index] if index < 2 else rng.uniform(0.6, 1.1)
+            quote_volume = max(2e9 * 0.6**index, 5e6) * rng.uniform(0.7, 1.4)
+            half_spread = rng.uniform(0.5, 2.0) / 20_000
+        else:
+            price = 10 ** rng.uniform(-4.0, 2.5)
+            annual_vol = rng.uniform(0.7, 2.0)
+            quote_volume = 10 ** rng.uniform(4.3, 8.0)  # about a fifth under 100,000
+            half_spread = rng.uniform(3.0, 25.0) / 20_000
+        step_exp = math.floor(math.log10(1.0 / price))
+        amount_step = _pow10(step_exp) if step_exp < 0 else 1.0
+        tick_exp = math.floor(math.log10(price)) - 4  # five significant digits
+        self._markets[symbol] = Market(
+            symbol=symbol,
+            base=base,
+            quote=self._quote,
+            active=not self._inactive(index),
+            min_amount=amount_step,
+            min_cost=rng.choice((5.0, 10.0)),
+            amount_step=amount_step,
+            price_step=_pow10(tick_exp),
+        )
+        self._specs[symbol] = _Spec(
+            index=index,
+            logp0=math.log(price),
+            sigma=annual_vol / math.sqrt(_MINUTES_PER_YEAR),
+            trend=rng.uniform(0.25, 0.8),
+            hour_volume=quote_volume / 24.0 / price,
+            half_spread=half_spread,
+            tick=_pow10(tick_exp),
+            tick_digits=max(0, -tick_exp),
+        )
+
+    def _get(self, symbol: str) -> _Series:
+        series = self._series.get(symbol)
+        if series is None:
+            spec = self._specs.get(symbol)
+            if spec is None:
+                raise Rejected(f"unknown symbol {symbol}", venue="paper", call="market data")
+            series = self._series[symbol] = _Series(spec)
+        return series
+
+    # -- the feed interface -----------------------------------------------------------------
+
+    async def load_markets(self) -> dict[str, Market]:
+        return dict(self._markets)
+
+    async def fetch_tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
+        wanted = self._markets if symbols is None else symbols
+        now = self._clock.time()
+        return {symbol: self._ticker(symbol, now) for symbol in wanted}
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int) -> list[Candle]:
+        series = self._get(symbol)
+        period = TIMEFRAME_SECONDS.get(timeframe)
+        if period is None:
+            raise Rejected(f"unsupported timeframe {timeframe}", venue="paper", call="fetch_ohlcv")
+        now = self._clock.time()
+        current = int(now // period)
+        first = current - max(1, min(int(limit), MAX_CANDLES)) + 1
+        return [
+            self._span(series, p * period, (p + 1) * period, now) for p in range(first, current + 1)
+        ]
+
+    # -- for tests and the paper exchange ------------------------------------------------------
+
+    def price(self, symbol: str, at: float | None = None) -> float:
+        """The mid price at `at` (default now), unrounded."""
+        return self._price(self._get(symbol), self._clock.time() if at is None else at)
+
+    def shock(self, symbol: str, pct: float) -> None:
+        """Move the market's price path by `pct` percent (-10 = down 10 %) from now on."""
+        if pct <= -100.0:
+            raise ValueError(f"a shock of {pct} % would take the price to zero or below")
+        self._get(symbol).shocks.append((self._clock.time(), 1.0 + pct / 100.0))
+
+    # -- prices --------------------------------------------------------------------------------
+
+    def _ticker(self, symbol: str, now: float) -> Ticker:
+        series = self._get(symbol)
+        spec = series.spec
+        mid = self._price(series, now)
+        day_ago = self._price(series, now - 86_400)
+        tick, digits = spec.tick, spec.tick_digits
+        bid = round(math.floor(mid * (1.0 - spec.half_spread) / tick) * tick, digits)
+        ask = round(math.ceil(mid * (1.0 + spec.half_spread) / tick) * tick, digits)
+        if ask <= bid:
+            ask = round(bid + tick, digits)
+        return Ticker(
+            symbol=symbol,
+            last=round(round(mid / tick) * tick, digits),
+            bid=bid,
+            ask=ask,
+            quote_volume=self._quote_volume(series, now),
+            change_pct=(mid / day_ago - 1.0) * 100.0,
+            timestamp=now,
+        )
+
+    def _price(self, series: _Series, at: float) -> float:
+        minute = math.floor(at / 60)
+        detail = self._detail(series, minute // 60)
+        j = minute % 60
+        frac = (at - minute * 60) / 60
+        log_price = detail.lp[j] + frac * (detail.lp[j + 1] - detail.lp[j])
+        return math.exp(log_price) * self._factor(series, at, inclusive=True)
+
+    def _quote_volume(self, series: _Series, now: float) -> float:
+        hour = math.floor(now / 3600)
+        window = series.window
+        if window is None or window[0] != hour:  # once an hour: tickers are read every minute
+            between = sum(self._hour_qv(series, h) for h in range(hour - 23, hour))
+            window = (hour, self._hour_qv(series, hour), self._hour_qv(series, hour - 24), between)
+            series.window = window
+        inside = (now - hour * 3600) / 3600  # of the current hour, the rest of the oldest
+        return window[1] * inside + window[2] * (1 - inside) + window[3]
+
+    def _hour_qv(self, series: _Series, hour: int) -> float:
+        return self._day(series, hour // 24).qv[hour % 24]
+
+    @staticmethod
+    def _factor(series: _Series, at: float, *, inclusive: bool) -> float:
+        factor = 1.0
+        for when, k in series.shocks:
+            if when < at or (inclusive and when == at):
+                factor *= k
+        return factor
+
+    # -- candles -------------------------------------------------------------------------------
+
+    def _span(self, series: _Series, start: int, end: int, now: float) -> Candle:
+        """The candle of [start, end): whole hours and minutes, then the forming minute."""
+        parts: list[Candle] = []
+        t = start
+        stop = min(end, now)
+        while t + 60 <= stop:
+            if t % 3600 == 0 and t + 3600 <= stop:
+                parts.append(self._hour_candle(series, t // 3600))
+                t += 3600
+            else:
+                parts.append(self._minute(series, t // 60))
+                t += 60
+        if end > now:
+            parts.append(self._minute(series, t // 60, until=now))
+        return _merge(start, parts)
+
+    def _hour_candle(self, series: _Series, hour: int) -> Candle:
+        candle = series.hours.get(hour)
+        if candle is None:
+            minutes = [self._minute(series, hour * 60 + j) for j in range(60)]
+            candle = series.hours[hour] = _merge(hour * 3600, minutes)
+        return candle
+
+    def _minute(self, series: _Series, minute: int, until: float | None = None) -> Candle:
+        """A completed 1m candle, or the one forming at `until`."""
+        detail = self._detail(series, minute // 60)
+        j = minute % 60
+        start = minute * 60
+        frac = 1.0 if until is None else (until - start) / 60
+        lp_open = detail.lp[j]
+        lp_close = lp_open + frac * (detail.lp[j + 1] - lp_open)
+        f_open = f_close = 1.0
+        if series.shocks:
+            f_open = self._factor(series, start, inclusive=True)
+            if until is None:
+                f_close = self._factor(series, start + 60, inclusive=False)
+            else:
+                f_close = self._factor(series, until, inclusive=True)
+        o = math.exp(lp_open)
+        c = math.exp(lp_close)
+        high = max(o, c) * math.exp(frac * detail.up[j]) * max(f_open, f_close)
+        low = min(o, c) * math.exp(-frac * detail.dn[j]) * min(f_open, f_close)
+        return Candle(float(start), o * f_open, high, low, c * f_close, detail.vol[j] * frac)
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def _detail(self, series: _Series, hour: int) -> _Detail:
+        key = (series.spec.index, hour)
+        detail = self._lru.get(key)
+        if detail is not None:
+            self._lru.move_to_end(key)
+            return detail
+        day = self._day(series, hour // 24)
+        i = hour % 24
+        base, ret, sig = day.cum[i], day.ret[i], day.sig[i]
+        rng = self._rng
+        rng.seed(f"{self._seed}|{series.spec.index}|h{hour}")
+        gauss, uniform = rng.gauss, rng.random
+        walk = [0.0] * 61
+        acc = 0.0
+        for j in range(1, 61):
+            acc += gauss(0.0, sig)
+            walk[j] = acc
+        pull = (acc - ret) / 60  # pins the walk to the hour's return: a Brownian bridge
+        weights = [0.4 + uniform() for _ in range(60)]
+        scale = day.vol[i] / sum(weights)
+        detail = _Detail(
+            lp=array("d", [base + w - j * pull for j, w in enumerate(walk)]),
+            vol=array("d", [w * scale for w in weights]),
+            up=array("d", [1.2 * sig * uniform() for _ in range(60)]),
+            dn=array("d", [1.2 * sig * uniform() for _ in range(60)]),
+        )
+        self._lru[key] = detail
+        if len(self._lru) > self._lru_size:
+            self._lru.popitem(last=False)
+        return detail
+
+    def _day(self, series: _Series, day: int) -> _Day:
+        """Day blocks chain from the anchor day outwards, so each is built once, in order."""
+        block = series.days.get(day)
+        if block is not None:
+            return block
+        step = 1 if day >= self._anchor_day else -1
+        first = day
+        while first != self._anchor_day and first - step not in series.days:
+            first -= step
+        for d in range(first, day + step, step):
+            series.days[d] = self._make_day(series, d, step)
+        return series.days[day]
+
+    def _make_day(self, series: _Series, day: int, step: int) -> _Day:
+        spec = series.spec
+        rng = self._rng
+        rng.seed(f"{self._seed}|{spec.index}|d{day}")
+        hour_sigma = spec.sigma * math.sqrt(60)
+        regime = rng.choices(range(len(_REGIMES)), _REGIME_WEIGHTS)[0]
+        ret, sig, vol = array("d"), array("d"), array("d")
+        for _ in range(24):
+            if rng.random() < _SWITCH_PER_HOUR:
+                regime = rng.choices(range(len(_REGIMES)), _REGIME_WEIGHTS)[0]
+            drift, vol_mult = _REGIMES[regime]
+            z = rng.gauss(0.0, 1.0)
+            ret.append(hour_sigma * (drift * spec.trend + vol_mult * z))
+            sig.append(spec.sigma * vol_mult)
+            vol.append(spec.hour_volume * math.exp(rng.gauss(0.0, 0.35)) * (0.6 + 0.4 * abs(z)))
+        if day == self._anchor_day:
+            start = spec.logp0
+        elif step == 1:
+            start = series.days[day - 1].cum[24]
+        else:
+            start = series.days[day + 1].cum[0] - sum(ret)
+        cum = array("d", [start])
+        for r in ret:
+            cum.append(cum[-1] + r)
+        qv = array("d", [v * math.exp(cum[i] + ret[i] / 2) for i, v in enumerate(vol)])
+        return _Day(cum=cum, ret=ret, sig=sig, vol=vol, qv=qv)
