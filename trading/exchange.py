@@ -1,13 +1,464 @@
 """The ccxt connector: the only module that talks to ccxt.
 
-(Being filled in: metadata helpers used by configuration validation come first.)
+`CcxtVenue` is one exchange account over `ccxt.async_support`, implementing the Venue protocol
+of `trading/models.py`: it converts ccxt's structures into our dataclasses, and every call goes
+through one wrapper that turns any exception into a fault of `trading/errors.py` with
+`classify`. Resilience (retries, circuit breaker, sync escalation) is not here: it is layered on
+top of any Venue by `trading/connector.py`.
+
+`classify` reads one explicit table, `FAULTS`, holding every class of ccxt's exception tree; the
+most specific class of the exception's MRO wins, and anything else is Fatal:
+
+    BaseError                              Fatal
+    ├── ExchangeError                      Fatal (also: an exchange code ccxt does not know)
+    │   ├── AuthenticationError ...        Fatal (PermissionDenied, AccountNotEnabled, -Suspended)
+    │   ├── BadRequest, BadSymbol          Rejected
+    │   ├── OperationRejected, NoChange,   Rejected
+    │   │   MarketClosed ...               (ManualInteractionNeeded, RestrictedLocation: Fatal)
+    │   ├── InsufficientFunds              Rejected
+    │   ├── InvalidOrder and children      Rejected (OrderNotFound, DuplicateOrderId, ...)
+    │   └── NotSupported, ArgumentsRequired, InvalidAddress, proxy, closed-by-user: Fatal
+    ├── OperationFailed                    Fatal (Binance -1000 "unknown error")
+    │   ├── NetworkError                   Transient (connection refused, reset)
+    │   │   ├── DDoSProtection             RateLimited (Binance 418/429), with Retry-After
+    │   │   ├── RateLimitExceeded          RateLimited (a sibling of DDoSProtection)
+    │   │   ├── ExchangeNotAvailable       Transient (HTTP 400/403/404/410/5xx, maintenance)
+    │   │   ├── InvalidNonce               ClockRejected (Binance -1021)
+    │   │   └── RequestTimeout             Transient
+    │   ├── BadResponse, NullResponse      Transient (a garbled answer; the read is repeated)
+    │   └── CancelPending                  Transient
+    └── UnsubscribeError                   Fatal (websockets: never used here)
 """
 
 from __future__ import annotations
 
+import email.utils
 import functools
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt
+from ccxt.base import errors as ce
+from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
+
+from trading.errors import (
+    ClockRejected,
+    Fatal,
+    Fault,
+    OrderNotFound,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from trading.models import (
+    Balance,
+    Candle,
+    Market,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    Ticker,
+    account_label,
+)
+
+T = TypeVar("T")
+
+FAULTS: dict[type[BaseException], type[Fault]] = {
+    ce.BaseError: Fatal,
+    ce.ExchangeError: Fatal,
+    ce.AuthenticationError: Fatal,
+    ce.PermissionDenied: Fatal,
+    ce.AccountNotEnabled: Fatal,
+    ce.AccountSuspended: Fatal,
+    ce.ArgumentsRequired: Fatal,  # our call is malformed: a bug, not a market condition
+    ce.BadRequest: Rejected,
+    ce.BadSymbol: Rejected,
+    ce.OperationRejected: Rejected,
+    ce.NoChange: Rejected,
+    ce.MarginModeAlreadySet: Rejected,
+    ce.MarketClosed: Rejected,
+    ce.ManualInteractionNeeded: Fatal,  # a human must act on the account first
+    ce.RestrictedLocation: Fatal,  # geo-blocked: nothing else will work either
+    ce.InsufficientFunds: Rejected,
+    ce.InvalidAddress: Fatal,  # withdrawals only: the bot never withdraws
+    ce.AddressPending: Fatal,
+    ce.InvalidOrder: Rejected,
+    ce.OrderNotFound: OrderNotFound,
+    ce.OrderNotCached: Rejected,
+    ce.OrderImmediatelyFillable: Rejected,
+    ce.OrderNotFillable: Rejected,
+    ce.DuplicateOrderId: Rejected,
+    ce.ContractUnavailable: Rejected,
+    ce.NotSupported: Fatal,
+    ce.InvalidProxySettings: Fatal,
+    ce.ExchangeClosedByUser: Fatal,
+    ce.OperationFailed: Fatal,
+    ce.NetworkError: Transient,
+    ce.DDoSProtection: RateLimited,
+    ce.RateLimitExceeded: RateLimited,
+    ce.ExchangeNotAvailable: Transient,  # the connector escalates a sync that stays like this
+    ce.OnMaintenance: Transient,
+    ce.InvalidNonce: ClockRejected,
+    ce.ChecksumError: Transient,  # an order book checksum (websockets), not a clock problem
+    ce.RequestTimeout: Transient,
+    ce.BadResponse: Transient,
+    ce.NullResponse: Transient,
+    ce.CancelPending: Transient,
+    ce.UnsubscribeError: Fatal,
+}
+
+MAX_MESSAGE = 300
+_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
+# Exchanges whose fetch_order finds an order by our client id (binance: origClientOrderId).
+_FETCH_BY_CLIENT_ID = frozenset({"binance", "binanceus"})
+_STATUSES = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.CLOSED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+# ccxt logs every request's headers at DEBUG, API key included: its lines go to a logger of
+# ours that never emits DEBUG, whatever LOG_LEVEL says.
+_wire_log = logging.getLogger("trading.exchange.wire")
+_wire_log.setLevel(logging.INFO)
+
+
+def classify(
+    exc: BaseException,
+    venue: str,
+    call: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+) -> Fault:
+    """The fault an exception from an exchange call means (`headers`: the last response's, for
+    Retry-After; `secrets`: values scrubbed from the message)."""
+    if isinstance(exc, Fault):
+        return exc
+    kind = next((FAULTS[c] for c in type(exc).__mro__ if c in FAULTS), Fatal)
+    message = _message(exc, secrets)
+    if kind is RateLimited:
+        return RateLimited(message, venue=venue, call=call, retry_after=retry_after(headers))
+    return kind(message, venue=venue, call=call)
+
+
+def retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), if there is one."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _message(exc: BaseException, secrets: Iterable[str]) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    text = _QUERY.sub(r"\1?...", text)  # signed query strings carry signatures, maybe keys
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 3] + "..."
+    return f"{type(exc).__name__}: {text}"
+
+
+class CcxtVenue:
+    """One exchange account over ccxt. Without credentials it is public-only (market data):
+    the live feed of the paper exchange in DRY_RUN."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        account: str,
+        *,
+        api_key: str | None = None,
+        secret: str | None = None,
+        password: str | None = None,
+        sandbox: bool = False,
+        recv_window_ms: int = 10_000,
+        config: dict | None = None,
+    ) -> None:
+        self.name = exchange_id
+        self.account = account
+        self.label = account_label(exchange_id, account)
+        self.sandbox = sandbox
+        self._secrets = tuple(s for s in (api_key, secret, password) if s)
+        self.public_only = not (api_key or secret)
+        self._markets: dict[str, Market] = {}
+        credentials = {"apiKey": api_key, "secret": secret, "password": password}
+        try:
+            self._exchange = _build(exchange_id, credentials, recv_window_ms, config or {})
+            if sandbox:
+                self._exchange.set_sandbox_mode(True)
+        except Exception as e:
+            raise classify(e, self.label, "connect", secrets=self._secrets) from e
+        has = self._exchange.has
+        self.has_bulk_tickers = bool(has.get("fetchTickers"))
+        self.has_cancel_all_after = bool(has.get("cancelAllOrdersAfter")) and not self.public_only
+
+    def __repr__(self) -> str:
+        return f"CcxtVenue({self.label})"
+
+    async def _call(self, call: str, action: Callable[[], Awaitable[T]]) -> T:
+        """Every ccxt call goes through here: the one place faults are translated."""
+        try:
+            return await action()
+        except Fault:
+            raise
+        except Exception as e:
+            # Shared by concurrent calls: at worst a Retry-After is missed, never invented.
+            headers = getattr(self._exchange, "last_response_headers", None)
+            raise classify(e, self.label, call, headers=headers, secrets=self._secrets) from e
+
+    async def load_markets(self) -> dict[str, Market]:
+        async def run() -> dict[str, Market]:
+            raw = await self._exchange.load_markets(reload=True)
+            mode = self._exchange.precisionMode
+            markets = (_market(m, mode) for m in raw.values())
+            return {m.symbol: m for m in markets if m is not None}
+
+        self._markets = await self._call("load_markets", run)
+        return dict(self._markets)
+
+    async def fetch_tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
+        async def run() -> dict[str, Ticker]:
+            ex = self._exchange
+            if symbols is not None and not symbols:
+                return {}
+            # Without bulk tickers the scanner names its symbols; asking for all of them is
+            # then ccxt's NotSupported, i.e. Fatal.
+            if symbols is None or self.has_bulk_tickers:
+                raw = await ex.fetch_tickers(list(symbols) if symbols is not None else None)
+            else:
+                raw = {s: await ex.fetch_ticker(s) for s in symbols}
+            tickers = (_ticker(t) for t in raw.values())
+            known = self._markets
+            return {t.symbol: t for t in tickers if t and (not known or t.symbol in known)}
+
+        return await self._call("fetch_tickers", run)
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int) -> list[Candle]:
+        async def run() -> list[Candle]:
+            rows = await self._exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
+            return [
+                Candle(r[0] / 1000, *map(float, r[1:6]))
+                for r in rows
+                if len(r) >= 6 and None not in r[:6]
+            ]
+
+        return await self._call("fetch_ohlcv", run)
+
+    async def fetch_balance(self) -> Balance:
+        async def run() -> Balance:
+            raw = await self._exchange.fetch_balance()
+            return Balance(free=_amounts(raw.get("free")), total=_amounts(raw.get("total")))
+
+        return await self._call("fetch_balance", run)
+
+    async def fetch_open_orders(self) -> list[Order]:
+        async def run() -> list[Order]:
+            return [_order(o) for o in await self._exchange.fetch_open_orders()]
+
+        return await self._call("fetch_open_orders", run)
+
+    async def fetch_order(self, order_id: str, symbol: str) -> Order:
+        async def run() -> Order:
+            return _order(await self._exchange.fetch_order(order_id, symbol))
+
+        return await self._call("fetch_order", run)
+
+    async def find_order(self, client_order_id: str, symbol: str) -> Order | None:
+        async def run() -> Order | None:
+            ex = self._exchange
+            if ex.id in _FETCH_BY_CLIENT_ID:
+                try:
+                    raw = await ex.fetch_order(None, symbol, {"clientOrderId": client_order_id})
+                except ce.OrderNotFound:
+                    return None
+                return _order(raw)
+            for raw in await self._recent_orders(symbol):
+                if raw.get("clientOrderId") == client_order_id:
+                    return _order(raw)
+            return None
+
+        return await self._call("find_order", run)
+
+    async def _recent_orders(self, symbol: str) -> list[dict]:
+        ex = self._exchange
+        orders = list(await ex.fetch_open_orders(symbol))
+        if ex.has.get("fetchClosedOrders"):
+            orders += await ex.fetch_closed_orders(symbol, limit=100)
+        elif ex.has.get("fetchOrders"):
+            orders += await ex.fetch_orders(symbol, limit=100)
+        return orders
+
+    async def create_order(self, request: OrderRequest) -> Order:
+        async def run() -> Order:
+            raw = await self._exchange.create_order(
+                request.symbol,
+                request.type.value,
+                request.side.value,
+                request.amount,
+                request.price,
+                {"clientOrderId": request.client_order_id},
+            )
+            return _order(raw, request)
+
+        return await self._call("create_order", run)
+
+    async def cancel_order(self, order_id: str, symbol: str) -> None:
+        async def run() -> None:
+            await self._exchange.cancel_order(order_id, symbol)
+
+        await self._call("cancel_order", run)
+
+    async def cancel_all_after(self, timeout_seconds: float) -> None:
+        async def run() -> None:
+            await self._exchange.cancel_all_orders_after(int(timeout_seconds * 1000))
+
+        await self._call("cancel_all_after", run)
+
+    async def sync_time(self) -> float:
+        async def run() -> float:
+            if self._exchange.has.get("fetchTime"):
+                await self._exchange.load_time_difference()
+            return self.clock_offset_ms
+
+        return await self._call("sync_time", run)
+
+    @property
+    def clock_offset_ms(self) -> float:
+        """Exchange clock minus ours; ccxt's timeDifference is the opposite (ours - theirs)."""
+        return -float(self._exchange.options.get("timeDifference") or 0)
+
+    async def close(self) -> None:
+        await self._call("close", self._exchange.close)
+
+
+def _build(exchange_id: str, credentials: dict, recv_window_ms: int, config: dict) -> Any:
+    settings = ccxt.Exchange.deep_extend(
+        {
+            **{k: v for k, v in credentials.items() if v},
+            "options": {"adjustForTimeDifference": True},
+            "logger": _wire_log,
+        },
+        config,
+    )
+    settings["enableRateLimit"] = True  # always: ccxt's limiter paces each exchange
+    exchange = getattr(ccxt, exchange_id)(settings)
+    _spot_only(exchange.options, recv_window_ms, config.get("options", {}))
+    return exchange
+
+
+def _spot_only(options: dict, recv_window_ms: int, explicit: Mapping[str, Any]) -> None:
+    """Tune ccxt's options for a spot bot, where the exchange has them and the caller's config
+    did not set them: load spot markets only, one open-orders call for every symbol."""
+    wanted: dict[str, Any] = {"recvWindow": recv_window_ms, "defaultType": "spot"}
+    if isinstance(options.get("fetchOpenOrders"), dict):
+        wanted["fetchOpenOrders"] = {**options["fetchOpenOrders"], "warnWithoutSymbol": False}
+    if isinstance(options.get("fetchMarkets"), dict) and "types" in options["fetchMarkets"]:
+        wanted["fetchMarkets"] = {**options["fetchMarkets"], "types": ["spot"]}
+    for flag in ("fetchCurrencies", "fetchMargins"):  # bools here; dicts elsewhere are settings
+        if isinstance(options.get(flag), bool):
+            wanted[flag] = False
+    for key, value in wanted.items():
+        if key in options and key not in explicit:
+            options[key] = value
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _step(precision: Any, mode: int) -> float | None:
+    if precision is None:
+        return None
+    if mode == TICK_SIZE:
+        return float(precision)
+    if mode == DECIMAL_PLACES:
+        return 10.0 ** -int(precision)
+    return None  # SIGNIFICANT_DIGITS: the step depends on the price
+
+
+def _market(raw: dict, mode: int) -> Market | None:
+    if not raw.get("spot"):
+        return None
+    limits, precision = raw.get("limits") or {}, raw.get("precision") or {}
+    return Market(
+        symbol=raw["symbol"],
+        base=raw["base"],
+        quote=raw["quote"],
+        active=raw.get("active") is not False,  # None: the exchange does not say
+        spot=True,
+        min_amount=_num((limits.get("amount") or {}).get("min")) or 0.0,
+        min_cost=_num((limits.get("cost") or {}).get("min")) or 0.0,
+        amount_step=_step(precision.get("amount"), mode),
+        price_step=_step(precision.get("price"), mode),
+    )
+
+
+def _ticker(raw: dict) -> Ticker | None:
+    last = _num(raw.get("last")) or _num(raw.get("close"))
+    if not last:
+        return None  # no price, nothing to trade on
+    quote_volume = _num(raw.get("quoteVolume"))
+    if quote_volume is None:
+        quote_volume = (_num(raw.get("baseVolume")) or 0.0) * last
+    timestamp = raw.get("timestamp")
+    return Ticker(
+        symbol=raw["symbol"],
+        last=last,
+        bid=_num(raw.get("bid")) or last,
+        ask=_num(raw.get("ask")) or last,
+        quote_volume=quote_volume,
+        change_pct=_num(raw.get("percentage")) or 0.0,
+        timestamp=timestamp / 1000 if timestamp else time.time(),
+    )
+
+
+def _amounts(raw: Mapping[str, Any] | None) -> dict[str, float]:
+    return {c: float(v) for c, v in (raw or {}).items() if v is not None}
+
+
+def _order(raw: dict, request: OrderRequest | None = None) -> Order:
+    """ccxt's order, with what the exchange did not echo back taken from our request."""
+    if raw.get("id") is None:
+        raise ValueError("the exchange answered without an order id")
+    fee = raw.get("fee") or next(iter(raw.get("fees") or []), None) or {}
+    side = raw.get("side") or (request.side.value if request else None)
+    kind = raw.get("type") or (request.type.value if request else "limit")
+    amount = _num(raw.get("amount"))
+    return Order(
+        id=str(raw["id"]),
+        symbol=raw.get("symbol") or (request.symbol if request else ""),
+        side=Side(side),
+        type=OrderType.MARKET if kind == "market" else OrderType.LIMIT,
+        amount=amount if amount is not None else (request.amount if request else 0.0),
+        filled=_num(raw.get("filled")) or 0.0,
+        # Unknown ("canceling", None) counts as live: the bot checks again before trusting it.
+        status=_STATUSES.get(raw.get("status") or "", OrderStatus.OPEN),
+        timestamp=raw["timestamp"] / 1000 if raw.get("timestamp") else time.time(),
+        client_order_id=raw.get("clientOrderId") or (request.client_order_id if request else None),
+        price=_num(raw.get("price")) or (request.price if request else None),
+        average=_num(raw.get("average")),
+        fee_cost=_num(fee.get("cost")) or 0.0,
+        fee_currency=fee.get("currency"),
+    )
 
 
 def known_exchange_ids() -> frozenset[str]:
@@ -15,11 +466,11 @@ def known_exchange_ids() -> frozenset[str]:
 
 
 @functools.cache
-def _metadata(exchange_id: str) -> tuple[frozenset[str], bool]:
+def _metadata(exchange_id: str) -> tuple[frozenset[str], bool, bool]:
     inst = getattr(ccxt, exchange_id)()
     required = frozenset(k for k, v in inst.requiredCredentials.items() if v)
     has_testnet = bool(inst.urls.get("test"))
-    return required, has_testnet
+    return required, has_testnet, bool(inst.has.get("cancelAllOrdersAfter"))
 
 
 def required_credentials(exchange_id: str) -> frozenset[str]:
@@ -30,3 +481,8 @@ def required_credentials(exchange_id: str) -> frozenset[str]:
 def supports_sandbox(exchange_id: str) -> bool:
     """Whether ccxt has testnet URLs (set_sandbox_mode raises TypeError for kraken, coinbase)."""
     return _metadata(exchange_id)[1]
+
+
+def supports_cancel_all_after(exchange_id: str) -> bool:
+    """Whether ccxt offers this exchange's dead man's switch (cancelAllOrdersAfter)."""
+    return _metadata(exchange_id)[2]

@@ -1,0 +1,534 @@
+"""A loopback fake of Binance's spot REST API that ccxt's real binance client can talk to.
+
+It serves the handful of endpoints the bot uses (exchangeInfo, ticker/24hr, klines, time,
+account, openOrders, order), checks the API key, the HMAC signature and the timestamp window
+like Binance does (a skewed server clock answers -1021), keeps a tiny order book of its own
+(market orders fill at once, limit orders rest until the price crosses) and can be scripted
+to fail: an HTML 404 for a retired endpoint, an unknown error code, a 429 with Retry-After, 5xx.
+
+    async with FakeBinance() as fake:
+        venue = CcxtVenue("binance", "MASTER", api_key=fake.api_key, secret=fake.secret,
+                          config=fake.ccxt_config())
+        fake.fail_html(ACCOUNT)               # next GET /api/v3/account is a 404 page
+        fake.clock_skew_ms = 15_000           # the exchange's clock runs 15 s ahead
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+import ccxt.async_support as ccxt
+from aiohttp import web
+
+EXCHANGE_INFO = "/api/v3/exchangeInfo"
+TICKER_24HR = "/api/v3/ticker/24hr"
+KLINES = "/api/v3/klines"
+TIME = "/api/v3/time"
+ACCOUNT = "/api/v3/account"
+OPEN_ORDERS = "/api/v3/openOrders"
+ORDER = "/api/v3/order"
+
+INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
+
+
+@dataclass
+class FakeMarket:
+    """One spot market as exchangeInfo describes it; filters are strings as Binance sends them."""
+
+    base: str
+    quote: str = "USDT"
+    price: float = 100.0
+    step_size: str = "0.00001"
+    tick_size: str = "0.01"
+    min_qty: str = "0.00001"
+    min_notional: str = "5"
+    status: str = "TRADING"
+    quote_volume: float = 5_000_000.0
+    change_pct: float = 1.5
+
+    @property
+    def id(self) -> str:
+        return self.base + self.quote
+
+
+def default_markets() -> list[FakeMarket]:
+    return [
+        FakeMarket("BTC", price=50_000.0, step_size="0.00001", tick_size="0.01"),
+        FakeMarket("ETH", price=3_000.0, step_size="0.0001", tick_size="0.01"),
+        FakeMarket("DOGE", price=0.1, step_size="1", tick_size="0.00001", min_qty="1"),
+        FakeMarket("OLD", price=1.0, status="BREAK", quote_volume=0.0),
+    ]
+
+
+@dataclass
+class Failure:
+    """A scripted answer that replaces the real one `times` times (-1: until cleared)."""
+
+    status: int
+    body: str
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str | None = None  # None: any method
+    times: int = 1
+
+
+class BinanceError(Exception):
+    """Raised inside a handler to answer with Binance's {"code", "msg"} error body."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+class FakeBinance:
+    """The fake server. Start it with `async with`, or `await start()` and `await stop()`."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "fake-api-key-0123456789",
+        secret: str = "fake-secret-abcdefghij",
+        markets: list[FakeMarket] | None = None,
+        balances: dict[str, float] | None = None,
+        clock_skew_ms: float = 0.0,
+    ) -> None:
+        self.api_key = api_key
+        self.secret = secret
+        self.markets = {m.id: m for m in (markets or default_markets())}
+        self.free: dict[str, float] = dict(balances or {"USDT": 10_000.0, "BTC": 0.5})
+        self.locked: dict[str, float] = {}
+        self.clock_skew_ms = clock_skew_ms  # server clock minus real clock
+        self.orders: dict[int, dict] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
+        self.failures: dict[str, list[Failure]] = {}
+        self._ids = itertools.count(1000)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeBinance:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def ccxt_config(self, *, rate_limit_ms: float = 1.0) -> dict:
+        """Constructor settings that point ccxt's binance at this server. ccxt's limiter stays
+        on, but paced for a loopback peer (real Binance weights would make tests sleep), and
+        close() skips its wait for TLS connections to shut down (plain http here)."""
+        return {
+            "urls": loopback_urls("binance", self.url),
+            "rateLimit": rate_limit_ms,
+            "timeout_on_exit": 0,
+        }
+
+    # --- scripting -------------------------------------------------------------------------
+
+    def fail(self, path: str, failure: Failure) -> None:
+        self.failures.setdefault(path, []).append(failure)
+
+    def fail_html(self, path: str, *, status: int = 404, times: int = 1) -> None:
+        """A retired endpoint behind a CDN: an HTML error page, not JSON."""
+        body = f"<html><head><title>{status} Not Found</title></head><body>gone</body></html>"
+        self.fail(path, Failure(status, body, "text/html", times=times))
+
+    def fail_code(
+        self,
+        path: str,
+        *,
+        code: int = -9999,
+        msg: str = "Something new.",
+        status: int = 400,
+        times: int = 1,
+    ) -> None:
+        body = json.dumps({"code": code, "msg": msg})
+        self.fail(path, Failure(status, body, times=times))
+
+    def fail_rate_limit(
+        self, path: str, *, retry_after: float | None = 7, status: int = 429, times: int = 1
+    ) -> None:
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        body = json.dumps({"code": -1003, "msg": "Too many requests; please use the websocket."})
+        self.fail(path, Failure(status, body, headers=headers, times=times))
+
+    def fail_server_error(self, path: str, *, status: int = 503, times: int = 1) -> None:
+        self.fail(path, Failure(status, "Service Unavailable", "text/plain", times=times))
+
+    def clear_failures(self) -> None:
+        self.failures.clear()
+
+    def calls(self, path: str, method: str | None = None) -> int:
+        return sum(1 for m, p in self.requests if p == path and method in (None, m))
+
+    def server_ms(self) -> int:
+        return int(time.time() * 1000 + self.clock_skew_ms)
+
+    def set_price(self, symbol_id: str, price: float) -> None:
+        """Move a market's price; resting limit orders that it crosses fill."""
+        self.markets[symbol_id].price = price
+        for order in self.orders.values():
+            if order["symbol"] == symbol_id and order["status"] == "NEW" and _crosses(order, price):
+                self._fill(order, self.markets[symbol_id], price)
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        self.requests.append((request.method, path))
+        scripted = self._scripted(path, request.method)
+        if scripted is not None:
+            return scripted
+        route = self._routes().get((request.method, path))
+        if route is None:
+            return web.Response(
+                status=404, text="<html>404 Not Found</html>", content_type="text/html"
+            )
+        handler, signed = route
+        try:
+            params = await self._params(request, signed)
+            return web.json_response(handler(params))
+        except KeyError as e:
+            error = {"code": -1102, "msg": f"Mandatory parameter {e} was not sent."}
+            return web.json_response(error, status=400)
+        except BinanceError as e:
+            return web.json_response({"code": e.code, "msg": e.msg}, status=e.status)
+
+    def _routes(self) -> dict[tuple[str, str], tuple]:
+        return {
+            ("GET", EXCHANGE_INFO): (self._exchange_info, False),
+            ("GET", TICKER_24HR): (self._ticker_24hr, False),
+            ("GET", KLINES): (self._klines, False),
+            ("GET", TIME): (lambda p: {"serverTime": self.server_ms()}, False),
+            ("GET", ACCOUNT): (self._account, True),
+            ("GET", OPEN_ORDERS): (self._open_orders, True),
+            ("POST", ORDER): (self._create_order, True),
+            ("GET", ORDER): (self._get_order, True),
+            ("DELETE", ORDER): (self._cancel_order, True),
+        }
+
+    def _scripted(self, path: str, method: str) -> web.Response | None:
+        for failure in self.failures.get(path, []):
+            if failure.method not in (None, method) or failure.times == 0:
+                continue
+            if failure.times > 0:
+                failure.times -= 1
+            return web.Response(
+                status=failure.status,
+                text=failure.body,
+                content_type=failure.content_type,
+                headers=failure.headers,
+            )
+        return None
+
+    async def _params(self, request: web.Request, signed: bool) -> dict[str, str]:
+        query = request.rel_url.raw_query_string
+        body = await request.text()
+        params = dict(parse_qsl(query)) | dict(parse_qsl(body))
+        if signed:
+            self._authenticate(request, query + body, params)
+        return params
+
+    def _authenticate(self, request: web.Request, payload: str, params: dict[str, str]) -> None:
+        if request.headers.get("X-MBX-APIKEY") != self.api_key:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signed_part, sep, signature = payload.rpartition("&signature=")
+        expected = hmac.new(self.secret.encode(), signed_part.encode(), hashlib.sha256).hexdigest()
+        if not sep or not hmac.compare_digest(signature, expected):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        timestamp = int(params.get("timestamp", "0"))
+        recv_window = int(params.get("recvWindow", "5000"))
+        now = self.server_ms()
+        if timestamp >= now + 1000 or now - timestamp > recv_window:
+            raise BinanceError(
+                400, -1021, "Timestamp for this request is outside of the recvWindow."
+            )
+
+    # --- market data -----------------------------------------------------------------------
+
+    def _exchange_info(self, params: dict) -> dict:
+        return {
+            "timezone": "UTC",
+            "serverTime": self.server_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": [_symbol_info(m) for m in self.markets.values()],
+        }
+
+    def _ticker_24hr(self, params: dict) -> dict | list:
+        if "symbol" in params:
+            return self._ticker(self._market(params["symbol"]))
+        wanted = set(json.loads(params["symbols"])) if "symbols" in params else None
+        return [self._ticker(m) for m in self.markets.values() if wanted is None or m.id in wanted]
+
+    def _ticker(self, m: FakeMarket) -> dict:
+        now = self.server_ms()
+        tick = float(m.tick_size)
+        open_price = m.price / (1 + m.change_pct / 100)
+        return {
+            "symbol": m.id,
+            "priceChange": f"{m.price - open_price:.8f}",
+            "priceChangePercent": f"{m.change_pct:.3f}",
+            "weightedAvgPrice": f"{m.price:.8f}",
+            "lastPrice": f"{m.price:.8f}",
+            "bidPrice": f"{m.price - tick:.8f}",
+            "askPrice": f"{m.price + tick:.8f}",
+            "openPrice": f"{open_price:.8f}",
+            "highPrice": f"{m.price * 1.02:.8f}",
+            "lowPrice": f"{open_price * 0.98:.8f}",
+            "volume": f"{m.quote_volume / m.price:.8f}",
+            "quoteVolume": f"{m.quote_volume:.8f}",
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+            "count": 1000,
+        }
+
+    def _klines(self, params: dict) -> list[list]:
+        m = self._market(params["symbol"])
+        step = INTERVAL_SECONDS[params["interval"]] * 1000
+        limit = int(params.get("limit", "500"))
+        last_open = self.server_ms() // step * step
+        rows = []
+        for i in range(limit - 1, -1, -1):
+            t = last_open - i * step
+            wave = 1 + 0.01 * math.sin(t / step / 7)  # deterministic from the open time
+            o, c = m.price * wave, m.price * (1 + 0.01 * math.sin((t + step) / step / 7))
+            hi, lo = max(o, c) * 1.001, min(o, c) * 0.999
+            prices = [f"{x:.8f}" for x in (o, hi, lo, c)]
+            rows.append([t, *prices, "12.5", t + step - 1, "1000.0", 10, "6.0", "500.0", "0"])
+        return rows
+
+    # --- account and orders ----------------------------------------------------------------
+
+    def _account(self, params: dict) -> dict:
+        assets = sorted(set(self.free) | set(self.locked))
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "updateTime": self.server_ms(),
+            "accountType": "SPOT",
+            "balances": [
+                {
+                    "asset": a,
+                    "free": f"{self.free.get(a, 0.0):.8f}",
+                    "locked": f"{self.locked.get(a, 0.0):.8f}",
+                }
+                for a in assets
+            ],
+            "permissions": ["SPOT"],
+        }
+
+    def _open_orders(self, params: dict) -> list[dict]:
+        symbol = params.get("symbol")
+        return [
+            o
+            for o in self.orders.values()
+            if o["status"] == "NEW" and symbol in (None, o["symbol"])
+        ]
+
+    def _create_order(self, params: dict) -> dict:
+        m = self._market(params["symbol"])
+        client_id = params.get("newClientOrderId") or f"fake-{next(self._ids)}"
+        if any(o["clientOrderId"] == client_id for o in self.orders.values()):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        qty = float(params["quantity"])
+        if qty < float(m.min_qty) or not _on_step(qty, float(m.step_size)):
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        kind, side = params["type"], params["side"]
+        limit = float(params["price"]) if kind == "LIMIT" else None
+        if qty * (limit or m.price) < float(m.min_notional):
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+        spend_asset, spend = (m.quote, qty * (limit or m.price)) if side == "BUY" else (m.base, qty)
+        if self.free.get(spend_asset, 0.0) < spend - 1e-12:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        now = self.server_ms()
+        order = {
+            "symbol": m.id,
+            "orderId": next(self._ids),
+            "orderListId": -1,
+            "clientOrderId": client_id,
+            "transactTime": now,
+            "time": now,
+            "updateTime": now,
+            "price": f"{limit or 0:.8f}",
+            "origQty": f"{qty:.8f}",
+            "executedQty": "0.00000000",
+            "cummulativeQuoteQty": "0.00000000",
+            "status": "NEW",
+            "timeInForce": "GTC",
+            "type": kind,
+            "side": side,
+            "isWorking": True,
+            "workingTime": now,
+            "selfTradePreventionMode": "NONE",
+        }
+        self.orders[order["orderId"]] = order
+        self._move(spend_asset, spend, to_locked=True)
+        if limit is None or _crosses(order, m.price):
+            self._fill(order, m, m.price)
+        return dict(order, fills=[])
+
+    def _get_order(self, params: dict) -> dict:
+        return self._find(params)
+
+    def _cancel_order(self, params: dict) -> dict:
+        try:
+            order = self._find(params)
+        except BinanceError:
+            raise BinanceError(400, -2011, "Unknown order sent.") from None
+        if order["status"] != "NEW":
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        m = self.markets[order["symbol"]]
+        qty, limit = float(order["origQty"]), float(order["price"])
+        asset, amount = (m.quote, qty * limit) if order["side"] == "BUY" else (m.base, qty)
+        self._move(asset, amount, to_locked=False)
+        order["status"] = "CANCELED"
+        order["updateTime"] = self.server_ms()
+        return dict(order, origClientOrderId=order["clientOrderId"])
+
+    def _find(self, params: dict) -> dict:
+        self._market(params["symbol"])
+        if "orderId" in params:
+            order = self.orders.get(int(params["orderId"]))
+        else:
+            client_id = params.get("origClientOrderId")
+            order = next((o for o in self.orders.values() if o["clientOrderId"] == client_id), None)
+        if order is None or order["symbol"] != params["symbol"]:
+            raise BinanceError(400, -2013, "Order does not exist.")
+        return order
+
+    def _fill(self, order: dict, m: FakeMarket, price: float) -> None:
+        qty = float(order["origQty"])
+        reserved_price = float(order["price"]) or price
+        if order["side"] == "BUY":
+            self.locked[m.quote] = self.locked.get(m.quote, 0.0) - qty * reserved_price
+            self.free[m.quote] = self.free.get(m.quote, 0.0) + qty * (reserved_price - price)
+            self.free[m.base] = self.free.get(m.base, 0.0) + qty
+        else:
+            self.locked[m.base] = self.locked.get(m.base, 0.0) - qty
+            self.free[m.quote] = self.free.get(m.quote, 0.0) + qty * price
+        order.update(
+            status="FILLED",
+            executedQty=f"{qty:.8f}",
+            cummulativeQuoteQty=f"{qty * price:.8f}",
+            updateTime=self.server_ms(),
+        )
+
+    def _move(self, asset: str, amount: float, *, to_locked: bool) -> None:
+        sign = 1 if to_locked else -1
+        self.free[asset] = self.free.get(asset, 0.0) - sign * amount
+        self.locked[asset] = self.locked.get(asset, 0.0) + sign * amount
+
+    def _market(self, symbol_id: str) -> FakeMarket:
+        if symbol_id not in self.markets:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return self.markets[symbol_id]
+
+
+def loopback_urls(exchange_id: str, base_url: str) -> dict:
+    """ccxt's `urls` for this exchange with the host of every API entry (live and testnet)
+    replaced by `base_url`, paths kept, so the real client talks to a local fake."""
+    urls = getattr(ccxt, exchange_id)().urls  # never opened: no session to close
+
+    def rehost(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: rehost(v) for k, v in value.items()}
+        if isinstance(value, str) and value.startswith("http"):
+            return base_url + urlsplit(value).path
+        return value
+
+    return {key: rehost(urls[key]) for key in ("api", "test") if key in urls}
+
+
+def _symbol_info(m: FakeMarket) -> dict:
+    return {
+        "symbol": m.id,
+        "status": m.status,
+        "baseAsset": m.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": m.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": m.tick_size,
+                "maxPrice": "1000000.00",
+                "tickSize": m.tick_size,
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": m.min_qty,
+                "maxQty": "9000000.00",
+                "stepSize": m.step_size,
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": m.min_notional,
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+        ],
+    }
+
+
+def _crosses(order: dict, price: float) -> bool:
+    limit = float(order["price"])
+    return price <= limit if order["side"] == "BUY" else price >= limit
+
+
+def _on_step(qty: float, step: float) -> bool:
+    return abs(qty / step - round(qty / step)) < 1e-6
+
+
+__all__ = [
+    "ACCOUNT",
+    "EXCHANGE_INFO",
+    "KLINES",
+    "OPEN_ORDERS",
+    "ORDER",
+    "TICKER_24HR",
+    "TIME",
+    "BinanceError",
+    "Failure",
+    "FakeBinance",
+    "FakeMarket",
+    "default_markets",
+    "loopback_urls",
+]

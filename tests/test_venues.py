@@ -1,0 +1,159 @@
+"""Which venue each configured account gets, and what the wiring tells the operator."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from chatbot.config import load_settings
+from chatbot.venues import build_venues
+from tests.fakes.binance import ORDER, FakeBinance
+from trading.clock import FakeClock
+from trading.exchange import CcxtVenue
+from trading.models import OrderRequest, OrderStatus, OrderType, Side
+from trading.paper import PaperExchange
+
+LOG = logging.getLogger("test.venues")
+NO_WAIT = {"timeout_on_exit": 0}  # venues never opened need not wait for TLS shutdown on close
+KRAKEN_KEYS = {
+    "KRAKEN_MASTER_API_KEY": "kraken-key-abcdefghijkl",
+    "KRAKEN_MASTER_API_SECRET": "kraken-secret-abcdefghijkl",
+}
+
+
+@pytest.fixture
+async def fake():
+    async with FakeBinance() as server:
+        yield server
+
+
+@pytest.fixture
+async def built():
+    """Builds venues and closes them after the test."""
+    venues = []
+
+    def build(env: dict[str, str], **kwargs):
+        result = build_venues(load_settings(env), log=LOG, **kwargs)
+        venues.extend(result)
+        return result
+
+    yield build
+    for v in venues:
+        await v.close()
+
+
+def binance_keys(fake: FakeBinance, account: str = "MASTER") -> dict[str, str]:
+    return {
+        f"BINANCE_{account}_API_KEY": fake.api_key,
+        f"BINANCE_{account}_API_SECRET": fake.secret,
+    }
+
+
+def messages(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records]
+
+
+async def test_the_default_is_one_paper_account_with_the_configured_balance(built):
+    env = {"PAPER_BALANCE": "2500", "QUOTE_CURRENCY": "USDC", "PAPER_MARKETS": "5"}
+    (venue,) = built(env, paper_clock=FakeClock())
+    assert isinstance(venue, PaperExchange)
+    assert (venue.name, venue.account) == ("paper", "MAIN")
+    assert (await venue.fetch_balance()).free_of("USDC") == 2500.0
+    assert len(await venue.load_markets()) == 5
+
+
+async def test_dry_run_on_a_real_exchange_trades_on_paper_with_its_live_prices(built, fake, caplog):
+    caplog.set_level(logging.INFO)
+    env = {"EXCHANGES": "binance", "DRY_RUN": "true", **binance_keys(fake)}
+    (venue,) = built(env, ccxt_config=fake.ccxt_config())
+    assert isinstance(venue, PaperExchange)
+    assert (venue.name, venue.account) == ("binance", "MASTER")
+    await venue.load_markets()
+    assert (await venue.fetch_tickers(["BTC/USDT"]))["BTC/USDT"].last == 50_000.0
+    order = await venue.create_order(
+        OrderRequest("BTC/USDT", Side.BUY, OrderType.MARKET, 0.01, "dry-1")
+    )
+    assert order.status is OrderStatus.CLOSED
+    assert fake.calls(ORDER) == 0 and fake.orders == {}  # the real account is never touched
+    assert "binance MASTER: DRY_RUN - live binance prices, simulated orders and balance" in (
+        messages(caplog)
+    )
+
+
+async def test_dry_run_needs_no_credentials(built):
+    (venue,) = built({"EXCHANGES": "kraken", "DRY_RUN": "true"}, ccxt_config=NO_WAIT)
+    assert isinstance(venue, PaperExchange) and venue.name == "kraken"
+
+
+async def test_live_with_credentials_is_the_real_account_through_ccxt(built, fake):
+    env = {"EXCHANGES": "binance", "DRY_RUN": "false", **binance_keys(fake, "USER_ALICE")}
+    (venue,) = built(env, ccxt_config=fake.ccxt_config())
+    assert isinstance(venue, CcxtVenue)
+    assert (venue.name, venue.account, venue.sandbox) == ("binance", "USER_ALICE", False)
+    assert (await venue.fetch_balance()).free_of("USDT") == 10_000.0
+
+
+async def test_live_with_sandbox_configured_uses_the_testnet(built, fake):
+    env = {"EXCHANGES": "binance", "DRY_RUN": "false", "BINANCE_SANDBOX": "true"}
+    (venue,) = built(env | binance_keys(fake), ccxt_config=fake.ccxt_config())
+    assert isinstance(venue, CcxtVenue) and venue.sandbox
+
+
+async def test_live_without_credentials_is_skipped_with_one_clear_line(built, caplog):
+    env = {"EXCHANGES": "kraken", "DRY_RUN": "false"}
+    assert built(env) == []
+    assert (
+        "kraken MASTER: credentials not configured "
+        "(KRAKEN_MASTER_API_KEY, KRAKEN_MASTER_API_SECRET) - skipping"
+    ) in messages(caplog)
+
+
+async def test_one_real_exchange_only_warns_that_load_is_not_spread(built, caplog):
+    env = {"EXCHANGES": "paper,kraken", "DRY_RUN": "false", **KRAKEN_KEYS}
+    venues = built(env, ccxt_config=NO_WAIT, paper_clock=FakeClock())
+    assert [v.name for v in venues] == ["paper", "kraken"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "every account trades on kraken" in warnings[0]
+
+
+async def test_the_single_exchange_warning_can_be_suppressed(built, caplog):
+    env = {"EXCHANGES": "kraken", "DRY_RUN": "false", "SUPPRESS_SINGLE_EXCHANGE_WARNING": "true"}
+    built(env | KRAKEN_KEYS, ccxt_config=NO_WAIT)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_two_real_exchanges_do_not_warn(built, caplog):
+    env = {"EXCHANGES": "kraken,binance", "DRY_RUN": "true"}
+    assert len(built(env, ccxt_config=NO_WAIT)) == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_the_dead_man_switch_of_every_account_is_logged(built, caplog, fake):
+    caplog.set_level(logging.INFO)
+    env = {"EXCHANGES": "kraken,binance", "DRY_RUN": "false", **KRAKEN_KEYS}
+    built(env | binance_keys(fake), ccxt_config=NO_WAIT)
+    lines = messages(caplog)
+    assert "kraken:master: exchange-side cancel-all-after (dead man's switch): available" in lines
+    assert (
+        "binance:master: exchange-side cancel-all-after (dead man's switch): "
+        "not available (only the in-process dead switch)"
+    ) in lines
+
+
+async def test_a_dry_run_dead_man_switch_is_simulated_and_says_what_live_would_have(built, caplog):
+    caplog.set_level(logging.INFO)
+    built({"EXCHANGES": "binance", "DRY_RUN": "true"}, ccxt_config=NO_WAIT)
+    assert (
+        "binance:master: exchange-side cancel-all-after (dead man's switch): "
+        "simulated (live binance: not available)"
+    ) in messages(caplog)
+
+
+async def test_no_credential_ever_reaches_the_log(built, caplog, fake):
+    caplog.set_level(logging.DEBUG)
+    env = {"EXCHANGES": "kraken,binance", "DRY_RUN": "false", **KRAKEN_KEYS}
+    venues = built(env | binance_keys(fake), ccxt_config=fake.ccxt_config())
+    await venues[1].fetch_balance()
+    for secret in (*KRAKEN_KEYS.values(), fake.api_key, fake.secret):
+        assert secret not in caplog.text
