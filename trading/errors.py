@@ -15,6 +15,8 @@ exactly one of these. Vendor errors are translated at the boundary, in one place
     │                             else exponentially; the circuit breaker counts it
     ├── Rejected               invalid order, insufficient funds, bad symbol, order not found
     │                          -> this one request failed; nothing else changes
+    │   ├── OrderNotFound      the order is unknown (already filled, cancelled or never placed)
+    │   │                      -> a cancel of it is done; a lookup of it answers "gone"
     │   └── ClockRejected      timestamp / nonce outside the window (Binance -1021)
     │                          -> resync the exchange clock once and retry once
     └── Fatal                  authentication, permission, account suspended, not supported,
@@ -73,6 +75,12 @@ class Rejected(Fault):
     kind = "rejected"
 
 
+class OrderNotFound(Rejected):
+    """The exchange does not know this order (any more)."""
+
+    kind = "order_not_found"
+
+
 class ClockRejected(Rejected):
     """The request's timestamp or nonce was outside the exchange's window."""
 
@@ -85,4 +93,11 @@ class Fatal(Fault):
     kind = "fatal"
 
 
-FAULT_CLASSES: tuple[type[Fault], ...] = (Transient, RateLimited, Rejected, ClockRejected, Fatal)
+FAULT_CLASSES: tuple[type[Fault], ...] = (
+    Transient,
+    RateLimited,
+    Rejected,
+    OrderNotFound,
+    ClockRejected,
+    Fatal,
+)

@@ -1,0 +1,446 @@
+"""The resilience layer over one Venue: the only thing the engine talks to.
+
+All retrying, health scoring, circuit breaking, clock resync and sync escalation live here,
+once, so the paper exchange exercises exactly the code that runs live. What a caller still
+sees is a fault that could not be absorbed:
+
+- reads (markets, tickers, candles, fetch_order, find_order) retry Transient and RateLimited
+  with capped backoff; while the circuit is open they fail fast with `CircuitOpen`
+  (a Transient);
+- `sync()` retries like a read, and a streak of failing syncs longer than
+  `sync_failure_limit` becomes Fatal (ccxt reports a retired endpoint's 404 as transient);
+- `place()` is never retried blindly: after an unknown outcome it asks the exchange for the
+  client order id first; orders and cancels bypass an open circuit so exits still go out;
+- a ClockRejected on a signed call resyncs the exchange clock and retries once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from trading.breaker import ApiHealth, Circuit, Quiet
+from trading.clock import Clock
+from trading.errors import (
+    ClockRejected,
+    Fatal,
+    Fault,
+    OrderNotFound,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from trading.events import Notify, discard
+from trading.models import (
+    AccountState,
+    Candle,
+    Market,
+    Order,
+    OrderRequest,
+    Ticker,
+    Venue,
+    account_label,
+)
+from trading.retry import retry
+
+T = TypeVar("T")
+
+# How exchanges word "that order does not exist" (paper, binance -2011, kraken, okx, ...).
+GONE_MARKERS = ("not found", "unknown order", "does not exist", "already closed", "not exist")
+
+
+class CircuitOpen(Transient):
+    """A read refused locally because this connector's circuit is open; the venue was not
+    touched. A Transient to callers (skip this part of the cycle), but never retried."""
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    """A point-in-time view of one connector, for /healthz, /debug and /metrics."""
+
+    score: float  # 0..1, recent success ratio
+    circuit: str  # "closed" | "open" | "half_open"
+    open_until: float | None  # epoch
+    consecutive_faults: int
+    requests: int  # venue requests made, faults included
+    faults_by_kind: dict[str, int]
+    last_fault: str | None
+    sync_failing_since: float | None  # epoch
+    clock_offset_ms: float
+    has_dead_man: bool
+    dead_man_armed_until: float | None  # epoch
+    account: str = ""
+    budget: int = 0
+
+
+def _transport_fault(exc: BaseException) -> bool:
+    return isinstance(exc, Transient | RateLimited)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return _transport_fault(exc) and not isinstance(exc, CircuitOpen)
+
+
+def _any_rejection(fault: Rejected) -> bool:
+    return True
+
+
+def _looks_gone(fault: Rejected) -> bool:
+    if isinstance(fault, OrderNotFound):
+        return True
+    # Some exchanges answer a cancel of a finished order with a generic invalid-order error.
+    text = fault.message.lower()
+    return any(marker in text for marker in GONE_MARKERS)
+
+
+class Connector:
+    """One exchange account behind health scoring, a circuit breaker and safe retries."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        *,
+        clock: Clock,
+        notify: Notify = discard,
+        sync_failure_limit: float = 300.0,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 30.0,
+        max_budget: int = 20,
+        read_attempts: int = 3,
+        time_resync_seconds: float = 600.0,
+        cancel_all_after_seconds: float = 60.0,
+        breaker_max_cooldown: float = 300.0,
+    ) -> None:
+        self.venue = venue
+        self.label = account_label(venue.name, venue.account)
+        self.markets: dict[str, Market] = {}
+        self._clock = clock
+        self._sync_failure_limit = sync_failure_limit
+        self._max_budget = max_budget
+        self._read_attempts = read_attempts
+        self._time_resync_seconds = time_resync_seconds
+        self._cancel_all_after_seconds = cancel_all_after_seconds
+        self.log = logging.getLogger(f"trading.{venue.name}.{venue.account}".lower())
+        self._health = ApiHealth(
+            clock=clock,
+            label=self.label,
+            notify=notify,
+            log=self.log,
+            threshold=breaker_threshold,
+            cooldown=breaker_cooldown,
+            max_cooldown=breaker_max_cooldown,
+        )
+        self._breaker = self._health.breaker
+        self._sync_failing_since: tuple[float, float] | None = None  # (monotonic, epoch)
+        self._escalation_reported = False
+        self._last_time_sync: float | None = None  # monotonic
+        self._dead_man_until: float | None = None  # epoch
+
+    # ----------------------------------------------------------------- reads
+
+    async def load_markets(self) -> dict[str, Market]:
+        self.markets = await self._read("load_markets", self.venue.load_markets)
+        return self.markets
+
+    async def tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
+        fetch = functools.partial(self.venue.fetch_tickers, symbols)
+        return await self._read("fetch_tickers", fetch)
+
+    async def candles(self, symbol: str, timeframe: str, limit: int) -> list[Candle]:
+        fetch = functools.partial(self.venue.fetch_ohlcv, symbol, timeframe, limit)
+        return await self._read("fetch_ohlcv", fetch)
+
+    async def fetch_order(self, order_id: str, symbol: str) -> Order:
+        fetch = functools.partial(self.venue.fetch_order, order_id, symbol)
+        return await self._read("fetch_order", fetch, signed=True)
+
+    async def find_order(self, client_order_id: str, symbol: str) -> Order | None:
+        """The order placed with this client order id, if the exchange has it (a read)."""
+        find = functools.partial(self.venue.find_order, client_order_id, symbol)
+        return await self._read("find_order", find, signed=True)
+
+    async def sync(self) -> AccountState:
+        """Balance and open orders, the source of truth; escalates a long failing streak."""
+        started = (self._clock.monotonic(), self._clock.time())
+        try:
+            await self._refresh_time_if_due()
+            balance = await self._read("fetch_balance", self.venue.fetch_balance, signed=True)
+            orders = await self._read(
+                "fetch_open_orders", self.venue.fetch_open_orders, signed=True
+            )
+        except (Transient, RateLimited, ClockRejected) as fault:
+            # A clock still rejected after a resync is as much a failing sync as a timeout.
+            self._sync_failed(fault, started)
+            raise
+        if self._sync_failing_since is not None:
+            self.log.info("sync works again")
+        self._sync_failing_since = None
+        self._escalation_reported = False
+        return AccountState(balance=balance, open_orders=tuple(orders), timestamp=started[1])
+
+    # ---------------------------------------------------------------- writes
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Place an order; after an unknown outcome, look for it before placing once more."""
+        create = functools.partial(self.venue.create_order, request)
+        try:
+            return await self._call("create_order", create, signed=True, gated=False)
+        except (Transient, RateLimited) as fault:
+            first = fault
+        self.log.warning(
+            "create %s %s: outcome unknown (%s); checking before placing again",
+            request.client_order_id,
+            request.symbol,
+            first.kind,
+        )
+        existing = await self._find_placed(request, first)
+        if existing is not None:
+            return existing
+        try:
+            return await self._call("create_order", create, signed=True, gated=False)
+        except (Transient, RateLimited) as fault:
+            # Unknown again: one more look, never a third placement.
+            again = await self._find_placed(request, fault)
+            if again is not None:
+                return again
+            raise
+
+    async def cancel(self, order_id: str, symbol: str) -> bool:
+        """Cancel an order; False when it was already gone (filled, cancelled, unknown)."""
+        cancel = functools.partial(self.venue.cancel_order, order_id, symbol)
+        try:
+            await self._call("cancel_order", cancel, signed=True, gated=False, quiet=_looks_gone)
+        except ClockRejected:
+            raise
+        except Rejected as fault:
+            if _looks_gone(fault) or await self._is_gone(order_id, symbol):
+                self.log.info("cancel %s %s: already gone", order_id, symbol)
+                return False
+            raise
+        return True
+
+    async def refresh_dead_man(self) -> bool:
+        """Arm or refresh the exchange-side cancel-all-after; whether it is armed now."""
+        if not self.venue.has_cancel_all_after:
+            return False
+        seconds = self._cancel_all_after_seconds
+        armed_at = self._clock.time()
+        try:
+            arm = functools.partial(self.venue.cancel_all_after, seconds)
+            await self._call("cancel_all_after", arm, signed=True, gated=False)
+        except Fatal:
+            raise
+        except Fault as fault:
+            # A safety extra: reported through _call, never fatal to the cycle.
+            self.log.warning("dead man's switch not refreshed: %s", fault.kind)
+        else:
+            self._dead_man_until = armed_at + seconds
+        return self._dead_man_until is not None and self._clock.time() < self._dead_man_until
+
+    async def close(self) -> None:
+        await self.venue.close()
+
+    # ---------------------------------------------------------------- health
+
+    def budget(self) -> int:
+        """Requests the scanner may spend this cycle, scaled by health."""
+        state = self._breaker.state
+        if state is Circuit.OPEN:
+            return 0
+        if state is Circuit.HALF_OPEN:
+            return 1
+        return max(1, round(self._max_budget * self._health.score.value))
+
+    @property
+    def health(self) -> HealthSnapshot:
+        now, mono = self._clock.time(), self._clock.monotonic()
+        open_until = self._breaker.open_until
+        armed = (
+            self._dead_man_until if self._dead_man_until and now < self._dead_man_until else None
+        )
+        failing = self._sync_failing_since
+        ledger = self._health
+        return HealthSnapshot(
+            score=ledger.score.value,
+            circuit=self._breaker.state.value,
+            open_until=None if open_until is None else now + (open_until - mono),
+            consecutive_faults=self._breaker.consecutive_faults,
+            requests=ledger.requests,
+            faults_by_kind=dict(ledger.faults),
+            last_fault=ledger.last_fault,
+            sync_failing_since=None if failing is None else failing[1],
+            clock_offset_ms=self.clock_offset_ms,
+            has_dead_man=bool(self.venue.has_cancel_all_after),
+            dead_man_armed_until=armed,
+            account=self.label,
+            budget=self.budget(),
+        )
+
+    @property
+    def clock_offset_ms(self) -> float:
+        return float(self.venue.clock_offset_ms)
+
+    # -------------------------------------------------------------- plumbing
+
+    async def _read(
+        self,
+        call: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        signed: bool = False,
+        quiet: Quiet | None = None,
+    ) -> T:
+        attempt = functools.partial(self._call, call, fn, signed=signed, gated=True, quiet=quiet)
+        return await self._retry(attempt, call)
+
+    async def _retry(self, attempt: Callable[[], Awaitable[T]], call: str) -> T:
+        def on_retry(fault: BaseException, n: int, delay: float) -> None:
+            kind = getattr(fault, "kind", type(fault).__name__)
+            self.log.info(
+                "%s failed (%s), attempt %d/%d, retrying in %.1f s",
+                call,
+                kind,
+                n,
+                self._read_attempts,
+                delay,
+            )
+
+        return await retry(
+            attempt,
+            clock=self._clock,
+            attempts=self._read_attempts,
+            should_retry=_retryable,
+            on_retry=on_retry,
+        )
+
+    async def _call(
+        self,
+        call: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        signed: bool,
+        gated: bool,
+        quiet: Quiet | None = None,
+    ) -> T:
+        """One venue request: circuit gate, clock resync on a signed call, accounting."""
+        probe = False
+        if gated:
+            probe = self._breaker.state is Circuit.HALF_OPEN
+            if not self._breaker.admit():
+                raise CircuitOpen(self._open_message(), venue=self.label, call=call)
+        try:
+            result = await self._request(call, fn, signed=signed, quiet=quiet)
+        except (Transient, RateLimited, Rejected):
+            raise  # the breaker has its verdict
+        except BaseException:
+            if probe:
+                self._breaker.release_probe()
+            raise
+        return result
+
+    async def _request(
+        self,
+        call: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        signed: bool,
+        quiet: Quiet | None,
+    ) -> T:
+        try:
+            result = await self._counted(call, fn, quiet)
+        except ClockRejected as fault:
+            if not signed:
+                raise
+            await self._resync_after(fault)
+            self.log.info("%s: clock rejected, resynced, retrying once", call)
+            result = await self._counted(call, fn, quiet)
+        return result
+
+    async def _counted(
+        self,
+        call: str,
+        fn: Callable[[], Awaitable[T]],
+        quiet: Quiet | None,
+    ) -> T:
+        self._health.requests += 1
+        try:
+            result = await fn()
+        except Fault as fault:
+            self._health.fault(call, fault, quiet)
+            raise
+        except Exception as exc:
+            self._health.unclassified(call, exc)
+            raise
+        self._health.success(call)
+        return result
+
+    async def _resync_after(self, fault: ClockRejected) -> None:
+        try:
+            await self._counted("sync_time", self.venue.sync_time, None)
+        except (Transient, RateLimited, Rejected) as resync_fault:
+            raise fault from resync_fault
+        self._last_time_sync = self._clock.monotonic()
+
+    async def _refresh_time_if_due(self) -> None:
+        last = self._last_time_sync
+        if last is not None and self._clock.monotonic() - last < self._time_resync_seconds:
+            return
+        try:
+            await self._read("sync_time", self.venue.sync_time)
+        except (Transient, RateLimited) as fault:
+            # Signed calls still resync on a clock rejection; try again next sync.
+            self.log.warning("clock offset not refreshed: %s", fault.kind)
+            return
+        self._last_time_sync = self._clock.monotonic()
+        self.log.debug("clock offset %.0f ms", self.clock_offset_ms)
+
+    def _sync_failed(self, fault: Fault, started: tuple[float, float]) -> None:
+        if self._sync_failing_since is None:
+            self._sync_failing_since = started
+        elapsed = self._clock.monotonic() - self._sync_failing_since[0]
+        if elapsed <= self._sync_failure_limit:
+            return
+        # A fast-failing circuit says nothing new: name the fault that opened it.
+        opened_by = self._health.last_transport_fault if isinstance(fault, CircuitOpen) else ""
+        cause = opened_by or str(fault)
+        escalated = Fatal(
+            f"sync failing for {elapsed:.0f} s: {cause}", venue=self.label, call="sync"
+        )
+        self._health.escalated("sync", escalated, report=not self._escalation_reported)
+        self._escalation_reported = True
+        raise escalated from fault
+
+    async def _find_placed(self, request: OrderRequest, original: Fault) -> Order | None:
+        """The order the exchange holds for this client id; on any doubt, the original fault."""
+        find = functools.partial(self.venue.find_order, request.client_order_id, request.symbol)
+        try:
+            attempt = functools.partial(self._call, "find_order", find, signed=True, gated=False)
+            found = await self._retry(attempt, "find_order")
+        except Fatal:
+            raise
+        except Fault as check_fault:
+            self.log.warning("check of %s failed (%s)", request.client_order_id, check_fault.kind)
+            raise original from check_fault
+        if found is not None:
+            self.log.info("order %s was accepted after all", request.client_order_id)
+        return found
+
+    async def _is_gone(self, order_id: str, symbol: str) -> bool:
+        fetch = functools.partial(self.venue.fetch_order, order_id, symbol)
+        try:
+            order = await self._read("fetch_order", fetch, signed=True, quiet=_any_rejection)
+        except Rejected:
+            return True  # the exchange does not know it
+        except (Transient, RateLimited):
+            return False  # cannot tell: the original rejection stands
+        return not order.is_open
+
+    def _open_message(self) -> str:
+        if self._breaker.state is Circuit.HALF_OPEN:
+            return "circuit half-open, a probe is in flight"
+        until = self._breaker.open_until
+        left = 0.0 if until is None else max(0.0, until - self._clock.monotonic())
+        return f"circuit open ({left:.0f} s left)"
