@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from trading.exchange import known_exchange_ids, required_credentials, supports_sandbox
 from trading.settings import PaperSettings, TradingSettings
+from trading.strategies import available_strategies
 
 T = TypeVar("T")
 
@@ -355,7 +356,7 @@ def _trading(r: _Reader) -> TradingSettings:
         reentry_cooldown_seconds=r.number("REENTRY_COOLDOWN_SECONDS", 1800.0, low=0),
         loop_guard_round_trips=r.int("LOOP_GUARD_ROUND_TRIPS", 3, low=1),
         loop_guard_window_seconds=r.number("LOOP_GUARD_WINDOW_SECONDS", 3600.0, low=1),
-        strategy=(r.raw("STRATEGY") or "trend").lower(),
+        strategy=_strategy(r),
         scan_interval_seconds=scan,
         sync_interval_seconds=r.number("SYNC_INTERVAL_SECONDS", 120.0, low=1),
         sync_failure_limit_seconds=r.number("SYNC_FAILURE_LIMIT_SECONDS", 300.0, low=1),
@@ -364,6 +365,15 @@ def _trading(r: _Reader) -> TradingSettings:
         cancel_all_after_seconds=r.number("CANCEL_ALL_AFTER_SECONDS", 60.0, low=0, high=86_400),
         recv_window_ms=r.int("RECV_WINDOW_MS", 10_000, low=1000, high=60_000),
     )
+
+
+def _strategy(r: _Reader) -> str:
+    name = (r.raw("STRATEGY") or "trend").lower()
+    known = available_strategies()
+    if name not in known:
+        r.fail("STRATEGY", name, f"unknown strategy (available: {', '.join(known)})")
+        return "trend"
+    return name
 
 
 def _notify(r: _Reader) -> NotifySettings:

@@ -43,6 +43,7 @@ def test_every_bad_variable_is_reported_in_one_run():
             "DAILY_SUMMARY_TIME": "25:00",
             "NOTIFY_ENTRIES": "sometimes",
             "TELEGRAM_CHAT_ID": "me",
+            "STRATEGY": "moon",
         }
     )
     names = [p.split("=")[0].split(":")[0] for p in found]
@@ -57,6 +58,7 @@ def test_every_bad_variable_is_reported_in_one_run():
             "DAILY_SUMMARY_TIME",
             "NOTIFY_ENTRIES",
             "TELEGRAM_CHAT_ID",
+            "STRATEGY",
         ]
     )
 

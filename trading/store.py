@@ -1,0 +1,373 @@
+"""What a restart needs, in one SQLite file: positions, orders, bans, trader modes, equity
+snapshots, closed trades and the audit log of every command.
+
+The exchange stays the source of truth; the store is what the bot remembers of it, so that a
+restart reconciles instead of starting blind (a pause or a kill survives, an order placed just
+before a crash is found again by its client order id). One explicit connection, no globals:
+tests pass ":memory:" or a temporary file. Timestamps are epoch seconds given by the caller, so
+simulated time reaches the store exactly as it reaches the rest of the core.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from trading.models import Order, OrderStatus, OrderType, Position, Side
+
+SCHEMA_VERSION = 1
+FILE_NAME = "bot.sqlite3"
+# Why an order was placed. Not enforced: a record with an odd purpose is better than a failed
+# write after the order already went out.
+PURPOSES = ("entry", "exit", "stop", "kill", "manual", "failsafe")
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE positions (
+    account TEXT NOT NULL, symbol TEXT NOT NULL, amount REAL NOT NULL,
+    entry_price REAL NOT NULL, opened_at REAL NOT NULL, stop_loss REAL, take_profit REAL,
+    entry_order_id TEXT, PRIMARY KEY (account, symbol));
+CREATE TABLE orders (
+    account TEXT NOT NULL, id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    type TEXT NOT NULL, amount REAL NOT NULL, filled REAL NOT NULL, status TEXT NOT NULL,
+    timestamp REAL NOT NULL, client_order_id TEXT, price REAL, average REAL,
+    fee_cost REAL NOT NULL, fee_currency TEXT, purpose TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (account, id));
+CREATE INDEX orders_open ON orders (account, status);
+CREATE INDEX orders_client ON orders (client_order_id);
+CREATE TABLE trades (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, symbol TEXT NOT NULL,
+    amount REAL NOT NULL, entry_price REAL NOT NULL, exit_price REAL NOT NULL,
+    opened_at REAL NOT NULL, closed_at REAL NOT NULL, pnl REAL NOT NULL, fees REAL NOT NULL,
+    reason TEXT NOT NULL);
+CREATE INDEX trades_closed ON trades (closed_at);
+CREATE TABLE bans (
+    account TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
+    auto INTEGER NOT NULL, PRIMARY KEY (account, symbol));
+CREATE TABLE modes (account TEXT PRIMARY KEY, mode TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE equity (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, at REAL NOT NULL,
+    equity REAL NOT NULL, exposure REAL NOT NULL);
+CREATE INDEX equity_at ON equity (account, at);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL,
+    command TEXT NOT NULL, args TEXT NOT NULL, result TEXT NOT NULL);
+"""
+
+# MIGRATIONS[n] upgrades a file from version n to n + 1, inside one transaction with the version
+# bump; a new file is created at version 1 and migrated like any other. A file newer than this
+# code is refused rather than guessed at: an older release must not half-understand a newer
+# one's records.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+class StoreError(Exception):
+    """The file cannot be used: written by a newer version, or not this bot's database."""
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    """An order as last seen, with why the bot placed it."""
+
+    account: str
+    order: Order
+    purpose: str  # entry | exit | stop | kill | manual | failsafe
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ClosedTrade:
+    """A finished round trip: bought, then sold."""
+
+    account: str
+    symbol: str
+    amount: float
+    entry_price: float
+    exit_price: float
+    opened_at: float
+    closed_at: float
+    pnl: float  # in quote, after fees
+    fees: float  # in quote
+    reason: str  # "take-profit", "stop-loss", "kill", "1h trend turned down", ...
+
+
+@dataclass(frozen=True)
+class Ban:
+    """A symbol the trader must never enter; `auto` when the loop guard set it."""
+
+    symbol: str
+    reason: str
+    at: float
+    auto: bool = False
+
+
+@dataclass(frozen=True)
+class EquityPoint:
+    """One equity snapshot; exposure is the fraction of equity held in positions."""
+
+    account: str
+    at: float
+    equity: float
+    exposure: float
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One command as received and what it did."""
+
+    at: float
+    who: str
+    command: str
+    args: str
+    result: str
+
+
+class Store:
+    """The bot's SQLite repository: one explicit connection, one method per question."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        try:
+            if self.path != ":memory:":
+                # WAL: readers never block the writer; FULL: a committed order record survives
+                # a power cut, which is worth a few milliseconds per write.
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> Store:
+        """The bot's store under DATA_DIR."""
+        return cls(Path(data_dir) / FILE_NAME)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema
+
+    @property
+    def schema_version(self) -> int:
+        value = self.get_meta("schema_version")
+        return int(value) if value is not None else 0
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if not tables:  # a new file: version 1, then every migration, like any old file
+            self._db.executescript(
+                f"BEGIN; {_SCHEMA_V1} INSERT INTO meta VALUES ('schema_version', '1'); COMMIT;"
+            )
+        elif "meta" not in tables:
+            raise StoreError(f"{self.path} is not this bot's database (no meta table)")
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}; this code knows up to "
+                f"{SCHEMA_VERSION}: upgrade the bot instead of downgrading the data"
+            )
+        while version < SCHEMA_VERSION:
+            # An explicit BEGIN: sqlite3 would otherwise autocommit each DDL statement, and a
+            # migration half applied under the old version number could not be re-run.
+            self._db.execute("BEGIN")
+            try:
+                MIGRATIONS[version](self._db)
+                self._set_version(version + 1)
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+            version += 1
+
+    def _set_version(self, version: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(version),),
+        )
+
+    def _write(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        with self._db:  # one committed transaction per write
+            return self._db.execute(sql, tuple(params))
+
+    # -- positions
+
+    def positions(self, account: str) -> list[Position]:
+        rows = self._db.execute(
+            "SELECT account, symbol, amount, entry_price, opened_at, stop_loss, take_profit, "
+            "entry_order_id FROM positions WHERE account = ? ORDER BY opened_at, symbol",
+            (account,),
+        )
+        return [Position(*row) for row in rows]
+
+    def save_position(self, position: Position) -> None:
+        p = position
+        self._write(
+            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (p.account, p.symbol, p.amount, p.entry_price, p.opened_at, p.stop_loss,
+             p.take_profit, p.entry_order_id),
+        )  # fmt: skip
+
+    def delete_position(self, account: str, symbol: str) -> None:
+        self._write("DELETE FROM positions WHERE account = ? AND symbol = ?", (account, symbol))
+
+    # -- orders
+
+    def save_order(
+        self, account: str, order: Order, purpose: str, *, at: float | None = None
+    ) -> None:
+        """Upsert by (account, order.id). `at` defaults to the order's own timestamp."""
+        o = order
+        self._write(
+            "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account, o.id, o.symbol, o.side.value, o.type.value, o.amount, o.filled,
+             o.status.value, o.timestamp, o.client_order_id, o.price, o.average, o.fee_cost,
+             o.fee_currency, purpose, o.timestamp if at is None else at),
+        )  # fmt: skip
+
+    def orders(self, account: str, *, open_only: bool = False) -> list[StoredOrder]:
+        sql = "SELECT * FROM orders WHERE account = ?"
+        params: tuple[object, ...] = (account,)
+        if open_only:
+            sql += " AND status = ?"
+            params += (OrderStatus.OPEN.value,)
+        rows = self._db.execute(sql + " ORDER BY timestamp, id", params)
+        return [_stored_order(row) for row in rows]
+
+    def order_by_client_id(self, account: str, client_order_id: str) -> StoredOrder | None:
+        """The order the bot placed with this client order id, if it recorded one."""
+        row = self._db.execute(
+            "SELECT * FROM orders WHERE account = ? AND client_order_id = ? "
+            "ORDER BY updated_at DESC LIMIT 1",
+            (account, client_order_id),
+        ).fetchone()
+        return _stored_order(row) if row else None
+
+    # -- trades
+
+    def add_trade(self, trade: ClosedTrade) -> None:
+        t = trade
+        self._write(
+            "INSERT INTO trades (account, symbol, amount, entry_price, exit_price, opened_at, "
+            "closed_at, pnl, fees, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (t.account, t.symbol, t.amount, t.entry_price, t.exit_price, t.opened_at,
+             t.closed_at, t.pnl, t.fees, t.reason),
+        )  # fmt: skip
+
+    def trades(self, account: str | None = None, since: float = 0.0) -> list[ClosedTrade]:
+        """Closed trades, oldest first, closed at or after `since`."""
+        sql, params = _where_account("closed_at", account, since)
+        rows = self._db.execute(
+            "SELECT account, symbol, amount, entry_price, exit_price, opened_at, closed_at, pnl, "
+            f"fees, reason FROM trades {sql} ORDER BY closed_at, seq",
+            params,
+        )
+        return [ClosedTrade(*row) for row in rows]
+
+    # -- bans
+
+    def bans(self, account: str) -> dict[str, Ban]:
+        rows = self._db.execute(
+            "SELECT symbol, reason, at, auto FROM bans WHERE account = ? ORDER BY at, symbol",
+            (account,),
+        )
+        return {s: Ban(s, reason, at, bool(auto)) for s, reason, at, auto in rows}
+
+    def ban(self, account: str, symbol: str, reason: str, at: float, auto: bool = False) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO bans VALUES (?, ?, ?, ?, ?)",
+            (account, symbol, reason, at, int(auto)),
+        )
+
+    def unban(self, account: str, symbol: str) -> bool:
+        """Lift a ban; False if the symbol was not banned."""
+        cur = self._write("DELETE FROM bans WHERE account = ? AND symbol = ?", (account, symbol))
+        return cur.rowcount > 0
+
+    # -- trader modes
+
+    def mode(self, account: str) -> str | None:
+        row = self._db.execute("SELECT mode FROM modes WHERE account = ?", (account,)).fetchone()
+        return row[0] if row else None
+
+    def set_mode(self, account: str, mode: str, at: float) -> None:
+        self._write("INSERT OR REPLACE INTO modes VALUES (?, ?, ?)", (account, mode, at))
+
+    # -- equity
+
+    def add_equity(self, account: str, at: float, equity: float, exposure: float) -> None:
+        self._write(
+            "INSERT INTO equity (account, at, equity, exposure) VALUES (?, ?, ?, ?)",
+            (account, at, equity, exposure),
+        )
+
+    def equity(self, account: str | None = None, since: float = 0.0) -> list[EquityPoint]:
+        """Equity snapshots, oldest first, taken at or after `since`."""
+        sql, params = _where_account("at", account, since)
+        rows = self._db.execute(
+            f"SELECT account, at, equity, exposure FROM equity {sql} ORDER BY at, seq", params
+        )
+        return [EquityPoint(*row) for row in rows]
+
+    # -- audit
+
+    def audit(self, at: float, who: str, command: str, args: str, result: str) -> None:
+        self._write(
+            "INSERT INTO audit (at, who, command, args, result) VALUES (?, ?, ?, ?, ?)",
+            (at, who, command, args, result),
+        )
+
+    def audit_log(self, limit: int = 50) -> list[AuditEntry]:
+        """The latest `limit` commands, newest first."""
+        rows = self._db.execute(
+            "SELECT at, who, command, args, result FROM audit ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    # -- meta
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _where_account(column: str, account: str | None, since: float) -> tuple[str, tuple]:
+    if account is None:
+        return f"WHERE {column} >= ?", (since,)
+    return f"WHERE account = ? AND {column} >= ?", (account, since)
+
+
+def _stored_order(row: tuple) -> StoredOrder:
+    (account, oid, symbol, side, otype, amount, filled, status, ts, client_id, price, average,
+     fee_cost, fee_currency, purpose, updated_at) = row  # fmt: skip
+    order = Order(
+        id=oid,
+        symbol=symbol,
+        side=Side(side),
+        type=OrderType(otype),
+        amount=amount,
+        filled=filled,
+        status=OrderStatus(status),
+        timestamp=ts,
+        client_order_id=client_id,
+        price=price,
+        average=average,
+        fee_cost=fee_cost,
+        fee_currency=fee_currency,
+    )
+    return StoredOrder(account, order, purpose, updated_at)
