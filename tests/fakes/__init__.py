@@ -1,5 +1,2 @@
-"""Runnable fakes of the outside world (exchanges) for tests, the chaos soak and benchmarks."""
-
-from tests.fakes.binance import FakeBinance, FakeMarket, loopback_urls
-
-__all__ = ["FakeBinance", "FakeMarket", "loopback_urls"]
+"""Runnable fakes of the outside world (exchanges, Telegram, pagers) on 127.0.0.1, for tests,
+the chaos soak and benchmarks. Import the module you need: tests.fakes.binance, ...telegram_api."""

@@ -1,0 +1,217 @@
+"""How each event reads on the phone: Telegram HTML, every value escaped.
+
+Every tag opens and closes on the same line, so a long text can be split on any line boundary
+(chatbot/senders.py relies on it). Nothing here imports telegram; the console and the pagers
+turn the same HTML into plain text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from html import escape
+
+from trading.events import (
+    Emergency,
+    EmergencyCleared,
+    EquityReport,
+    Event,
+    FaultRaised,
+    OrderRejected,
+    StateChanged,
+    SymbolBanned,
+    TradeClosed,
+    TradeOpened,
+)
+
+
+def e(value: object) -> str:
+    """Escape anything for Telegram's HTML (only <, > and & are special there)."""
+    return escape(str(value), quote=False)
+
+
+def num(value: float) -> str:
+    """Prices and amounts: up to 8 significant digits, no exponent for everyday sizes."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.2f}"
+    text = f"{value:.8g}"
+    if "e" in text:
+        text = f"{value:.10f}".rstrip("0").rstrip(".")
+    return text
+
+
+def money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def who(account: str) -> str:
+    return e(account or "bot")
+
+
+def _opened(ev: TradeOpened) -> str:
+    return (
+        f"🟢 <b>Bought</b> {num(ev.amount)} {e(ev.symbol)} @ {num(ev.price)}"
+        f" = {money(ev.cost)} · {who(ev.account)}\n<i>{e(ev.reason)}</i>"
+    )
+
+
+def _closed(ev: TradeClosed) -> str:
+    icon = "✅" if ev.pnl >= 0 else "🔻"
+    return (
+        f"{icon} <b>Sold</b> {num(ev.amount)} {e(ev.symbol)} @ {num(ev.price)}"
+        f" · PnL {ev.pnl:+,.2f} ({ev.pnl_pct:+.2f}%) · {who(ev.account)}\n<i>{e(ev.reason)}</i>"
+    )
+
+
+def _rejected(ev: OrderRejected) -> str:
+    return f"⛔ Order refused: {e(ev.side)} {e(ev.symbol)} · {who(ev.account)}\n{e(ev.reason)}"
+
+
+def _fault(ev: FaultRaised) -> str:
+    if ev.kind == "fatal":
+        head = f"🚨 <b>Fatal fault</b> · {who(ev.account)}"
+    else:
+        head = f"⚠️ {e(ev.kind)} fault · {who(ev.account)}"
+    call = f" in <code>{e(ev.call)}</code>" if ev.call else ""
+    return f"{head}{call}\n{e(ev.message)}"
+
+
+def _state(ev: StateChanged) -> str:
+    reason = f"\n<i>{e(ev.reason)}</i>" if ev.reason else ""
+    return f"⚙️ {who(ev.account)}: {e(ev.old)} → <b>{e(ev.new)}</b>{reason}"
+
+
+def _banned(ev: SymbolBanned) -> str:
+    return f"🚫 {e(ev.symbol)} banned on {who(ev.account)}\n<i>{e(ev.reason)}</i>"
+
+
+def _equity(ev: EquityReport) -> str:
+    return (
+        f"💰 {who(ev.account)}: equity {money(ev.equity)} {e(ev.quote)}, exposure "
+        f"{ev.exposure:.0%}, {ev.positions} position{'s' if ev.positions != 1 else ''}"
+    )
+
+
+def _emergency(ev: Emergency) -> str:
+    return (
+        f"🚨 <b>EMERGENCY</b> · {who(ev.account)}\n{e(ev.message)}\n"
+        f"<code>{e(ev.key)}</code> · send /ack to stop the repeats"
+    )
+
+
+def _cleared(ev: EmergencyCleared) -> str:
+    return f"✅ <b>Cleared</b> · {who(ev.account)}\n{e(ev.message)}\n<code>{e(ev.key)}</code>"
+
+
+def _generic(ev: Event) -> str:
+    parts = ", ".join(
+        f"{f.name}={e(getattr(ev, f.name))}" for f in fields(ev) if f.name not in ("account", "at")
+    )
+    return f"ℹ️ {e(type(ev).__name__)} · {who(ev.account)}\n{parts}"
+
+
+FORMATTERS: dict[type, Callable] = {
+    TradeOpened: _opened,
+    TradeClosed: _closed,
+    OrderRejected: _rejected,
+    FaultRaised: _fault,
+    StateChanged: _state,
+    SymbolBanned: _banned,
+    EquityReport: _equity,
+    Emergency: _emergency,
+    EmergencyCleared: _cleared,
+}
+
+
+def format_event(event: Event) -> str:
+    """The HTML text of one event."""
+    return FORMATTERS.get(type(event), _generic)(event)
+
+
+def format_alarm(text: str, *, count: int, repeat: int, age_seconds: float) -> str:
+    """An emergency as sent again: the event's text plus how often it was raised and since when."""
+    notes = []
+    if repeat:
+        notes.append(f"repeat #{repeat}")
+    if count > 1:
+        notes.append(f"raised {count}×")
+    if age_seconds >= 1:
+        notes.append(f"first {duration(age_seconds)} ago")
+    return f"{text}\n<i>{e(', '.join(notes))}</i>" if notes else text
+
+
+def format_dropped(dropped: int, stale: int, since: str = "since the last report") -> str:
+    """The one line that tells how much the notifier left out while it could not keep up."""
+    parts = []
+    if dropped:
+        parts.append(f"{dropped:,} notification{'s' if dropped != 1 else ''} dropped (queue full)")
+    if stale:
+        parts.append(f"{stale:,} skipped as stale")
+    return f"⚠️ {' and '.join(parts)} {since}"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+@dataclass(frozen=True, slots=True)
+class DayEquity:
+    """One account's equity over the summary day: first and last report seen."""
+
+    start: float
+    end: float
+    quote: str
+    exposure: float
+    positions: int
+
+
+SUMMARY_KINDS = (
+    ("TradeOpened", "entries"),
+    ("TradeClosed", "exits"),
+    ("OrderRejected", "refused orders"),
+    ("FaultRaised", "faults"),
+    ("StateChanged", "state changes"),
+    ("SymbolBanned", "bans"),
+    ("Emergency", "emergencies"),
+)
+
+
+def format_daily_summary(
+    *,
+    at: float,
+    counts: Mapping[str, int],
+    equity: Mapping[str, DayEquity],
+    dropped: int = 0,
+    stale: int = 0,
+    active_emergencies: int = 0,
+) -> str:
+    """The daily summary: per account equity over the day, then what happened, in counts."""
+    day = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
+    lines = [f"📊 <b>Daily summary</b> · {e(day)}"]
+    for account, eq in sorted(equity.items()):
+        change = (eq.end - eq.start) / eq.start * 100.0 if eq.start else 0.0
+        lines.append(
+            f"{who(account)}: {money(eq.end)} {e(eq.quote)} ({change:+.2f}% today), "
+            f"exposure {eq.exposure:.0%}, {eq.positions} open"
+        )
+    if not equity:
+        lines.append("No equity reported today.")
+    known = {name for name, _ in SUMMARY_KINDS}
+    happened = [f"{counts[k]} {label}" for k, label in SUMMARY_KINDS if counts.get(k)]
+    others = sum(v for k, v in counts.items() if k not in known and k != "EquityReport")
+    if others:
+        happened.append(f"{others} other events")
+    lines.append(e(", ".join(happened)) if happened else "A quiet day: no trades, no faults.")
+    if dropped or stale:
+        lines.append(e(format_dropped(dropped, stale, "today")))
+    if active_emergencies:
+        lines.append(f"🚨 {active_emergencies} emergency condition(s) still open: /ack")
+    return "\n".join(lines)
