@@ -346,6 +346,7 @@ def _trading(r: _Reader) -> TradingSettings:
     if not re.fullmatch(r"[A-Z0-9]{2,10}", quote):
         r.fail("QUOTE_CURRENCY", quote, "expected a currency code such as USDT")
     scan = r.number("SCAN_INTERVAL_SECONDS", 60.0, low=1, high=86_400)
+    cancel_after = _cancel_all_after(r, scan)
     return TradingSettings(
         quote=quote,
         stake_amount=r.number("STAKE_AMOUNT", 100.0, low=0.000001),
@@ -362,9 +363,21 @@ def _trading(r: _Reader) -> TradingSettings:
         sync_failure_limit_seconds=r.number("SYNC_FAILURE_LIMIT_SECONDS", 300.0, low=1),
         stop_exit_timeout_seconds=r.number("STOP_EXIT_TIMEOUT_SECONDS", 300.0, low=0),
         failsafe_on_fatal=r.choice("FAILSAFE_ON_FATAL", "flatten", ("flatten", "stop")),
-        cancel_all_after_seconds=r.number("CANCEL_ALL_AFTER_SECONDS", 60.0, low=0, high=86_400),
+        cancel_all_after_seconds=cancel_after,
         recv_window_ms=r.int("RECV_WINDOW_MS", 10_000, low=1000, high=60_000),
     )
+
+
+def _cancel_all_after(r: _Reader, scan: float) -> float:
+    """The exchange-side dead man's switch must outlive a cycle or two, or it cancels the bot's
+    own resting orders between cycles. Unset: three scan intervals; 0: off."""
+    value = r.number("CANCEL_ALL_AFTER_SECONDS", 3 * scan, low=0, high=86_400)
+    if 0 < value < 2 * scan:
+        r.problems.append(
+            f"CANCEL_ALL_AFTER_SECONDS={value:g}: must be 0 (off) or at least twice "
+            f"SCAN_INTERVAL_SECONDS ({scan:g}), or resting orders die between cycles"
+        )
+    return value
 
 
 def _strategy(r: _Reader) -> str:

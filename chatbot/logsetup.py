@@ -54,5 +54,5 @@ def setup_logging(level: str = "INFO", secrets: Iterable[Secret | str] = ()) -> 
     root.addHandler(handler)
     root.setLevel(level)
     # Request-per-line chatter from the HTTP clients is noise; their warnings still show.
-    for noisy in ("httpx", "httpcore", "apscheduler.executors", "telegram.ext.Updater"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

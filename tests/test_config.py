@@ -137,6 +137,14 @@ def test_health_port_falls_back_to_railway_port():
     assert problems({"HEALTH_PORT": "99999"})[0].startswith("HEALTH_PORT")
 
 
+def test_cancel_all_after_defaults_to_three_cycles_and_must_outlast_two():
+    assert load_settings({}).trading.cancel_all_after_seconds == 180
+    assert load_settings({"SCAN_INTERVAL_SECONDS": "30"}).trading.cancel_all_after_seconds == 90
+    assert load_settings({"CANCEL_ALL_AFTER_SECONDS": "0"}).trading.cancel_all_after_seconds == 0
+    (problem,) = problems({"CANCEL_ALL_AFTER_SECONDS": "60"})
+    assert "CANCEL_ALL_AFTER_SECONDS" in problem and "SCAN_INTERVAL_SECONDS" in problem
+
+
 def test_pushover_needs_both_token_and_user():
     (problem,) = problems({"PUSHOVER_TOKEN": "t"})
     assert "PUSHOVER_USER" in problem

@@ -446,6 +446,11 @@ class PaperExchange:
     def _rejected(self, message: str, call: str) -> Rejected:
         return Rejected(message, venue=self.name, call=call)
 
+    @property
+    def rate_limit(self) -> float:
+        """Requests per second the bucket refills (<= 0: unlimited), so callers can pace."""
+        return self._rate
+
     # -- prices and matching --------------------------------------------------------------------
 
     def _remember(self, tickers: dict[str, Ticker]) -> dict[str, Ticker]:

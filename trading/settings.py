@@ -32,5 +32,5 @@ class TradingSettings:
     sync_failure_limit_seconds: float = 300.0
     stop_exit_timeout_seconds: float = 300.0
     failsafe_on_fatal: str = "flatten"  # or "stop"
-    cancel_all_after_seconds: float = 60.0
+    cancel_all_after_seconds: float = 180.0
     recv_window_ms: int = 10_000

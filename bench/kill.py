@@ -1,0 +1,137 @@
+"""How fast /kill gets flat: the trader's concurrent kill against a sequential exit loop.
+
+    python bench/kill.py [--positions 50] [--rates 5,10,20] [--latency 0.25] [--burst 5]
+
+On the paper exchange, in simulated time (run_simulated: concurrent waits overlap as in real
+time, nothing really sleeps), a trader holds N positions; the exchange allows R requests per
+second (a token bucket with a small burst) and every order takes `latency` seconds to answer.
+The floor is N/R seconds: N orders cannot go out faster than the exchange accepts them. For
+each R it prints the time from kill() to a confirmed flat book (cancel, exits, confirming sync)
+and the same for a sequential loop (one market sell at a time, then a sync), each against the
+floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trading.book import KILL
+from trading.clock import run_simulated
+from trading.connector import Connector
+from trading.engine import Trader
+from trading.errors import Fault
+from trading.events import discard
+from trading.models import OrderRequest, OrderType, Side
+from trading.paper import PaperExchange
+from trading.settings import TradingSettings
+from trading.store import Store
+from trading.strategies import load_strategy
+
+SETTINGS = TradingSettings(min_quote_volume=0.0, max_positions=1000, max_exposure=1.0)
+
+
+async def _holding(clock, positions: int, rate: float, burst: int, latency: float):
+    """A trader holding `positions` positions, the bucket full again, orders slow."""
+    paper = PaperExchange(
+        clock=clock,
+        markets=positions + 20,
+        rate_limit=rate,
+        burst=burst,
+        balances={"USDT": 1_000_000.0},
+    )
+    connector = Connector(paper, clock=clock)
+    trader = Trader(
+        connector,
+        store=Store(),
+        strategy=load_strategy("trend"),
+        settings=SETTINGS,
+        clock=clock,
+        notify=discard,
+        order_rate=rate,
+    )
+    await trader.start()
+    markets = await paper.load_markets()
+    symbols = sorted(s for s, m in markets.items() if m.active)[:positions]
+    for symbol in symbols:  # setup, paced by hand: a manual buy costs about five requests
+        await clock.sleep(6.0 / rate)
+        result = await trader.buy(symbol, 20.0)
+        if not result.ok:
+            raise SystemExit(f"setup failed on {symbol}: {result.reason}")
+    await clock.sleep(2 * burst / rate + 1.0)
+    paper.inject_latency("create_order", latency, count=-1)
+    return trader, paper, symbols
+
+
+async def _concurrent(clock, positions: int, rate: float, burst: int, latency: float):
+    trader, paper, symbols = await _holding(clock, positions, rate, burst, latency)
+    started = clock.monotonic()
+    result = await trader.kill()
+    seconds = clock.monotonic() - started
+    await trader.close()
+    flat = result.flat and all(
+        paper.peek_balance().total.get(s.split("/")[0], 0) == 0 for s in symbols
+    )
+    return seconds, flat, paper.calls["create_order"] - positions
+
+
+async def _sequential(clock, positions: int, rate: float, burst: int, latency: float):
+    """The baseline: one market sell at a time, retried after the exchange's Retry-After."""
+    trader, paper, symbols = await _holding(clock, positions, rate, burst, latency)
+    connector = trader.connector
+    started = clock.monotonic()
+    for position in list(trader.book.positions.values()):
+        request = OrderRequest(
+            position.symbol,
+            Side.SELL,
+            OrderType.MARKET,
+            position.amount,
+            trader.book.new_client_id(KILL),
+        )
+        for _ in range(100):
+            try:
+                await connector.place(request)
+                break
+            except Fault as fault:  # a baseline loop: wait as told, try again
+                await clock.sleep(getattr(fault, "retry_after", None) or 1.0 / rate)
+    for _ in range(100):
+        if (await trader.sync()).ok:
+            break
+        await clock.sleep(1.0)
+    seconds = clock.monotonic() - started
+    flat = all(paper.peek_balance().total.get(s.split("/")[0], 0) == 0 for s in symbols)
+    await trader.close()
+    return seconds, flat, paper.calls["create_order"] - positions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--positions", type=int, default=50)
+    parser.add_argument("--rates", default="5,10,20", help="requests/s, comma-separated")
+    parser.add_argument("--latency", type=float, default=0.25, help="seconds per order answer")
+    parser.add_argument("--burst", type=int, default=5)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # the rate-limit warnings are the point, not news
+    n = args.positions
+    print(f"{n} positions, order latency {args.latency:g} s, burst {args.burst}, simulated time")
+    print(
+        f"{'R/s':>5} {'floor s':>8} | {'kill s':>7} {'ratio':>6} {'flat':>5} {'sent':>5} | "
+        f"{'seq s':>7} {'ratio':>6} {'flat':>5} {'sent':>5} | {'speed-up':>8}"
+    )
+    for rate in (float(r) for r in args.rates.split(",")):
+        floor = n / rate
+        kill = run_simulated(lambda c, r=rate: _concurrent(c, n, r, args.burst, args.latency))
+        seq = run_simulated(lambda c, r=rate: _sequential(c, n, r, args.burst, args.latency))
+        print(
+            f"{rate:>5g} {floor:>8.2f} | {kill[0]:>7.2f} {kill[0] / floor:>6.2f} {kill[1]!s:>5} "
+            f"{kill[2]:>5} | {seq[0]:>7.2f} {seq[0] / floor:>6.2f} {seq[1]!s:>5} {seq[2]:>5} | "
+            f"{seq[0] / kill[0]:>7.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

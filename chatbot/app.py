@@ -1,0 +1,183 @@
+"""Wiring: every part built once from the settings, all running on one event loop.
+
+    settings -> venues -> connectors -> traders -> desk -> dispatcher -> console | Telegram
+                          notifier (senders, pagers) <- every trader's notify
+                          scheduler: a cycle and a sync job per trader, the daily summary
+
+The process ends on SIGINT/SIGTERM, on EOF of an interactive console, or on /abort (exit 0,
+so a restart-on-failure policy does not bring an aborted bot back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import signal
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TextIO
+
+import httpx
+
+from chatbot.config import Settings
+from chatbot.console import Console, stdin_is_readable
+from chatbot.notifier import Notifier
+from chatbot.pagers import pagers_from_settings
+from chatbot.scheduling import add_daily_job, job_summary, new_scheduler, schedule_traders
+from chatbot.senders import ConsoleSender, Sender
+from chatbot.venues import build_venues
+from handlers.context import Context
+from handlers.dispatch import Dispatcher
+from trading.clock import Clock, RealClock
+from trading.connector import Connector
+from trading.desk import Desk
+from trading.engine import Trader
+from trading.models import Venue
+from trading.store import Store
+from trading.strategies import load_strategy
+
+log = logging.getLogger("chatbot")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("python-telegram-bot", "ccxt", "apscheduler"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    return found
+
+
+@dataclass
+class Bot:
+    """The running process: its parts and how it stops."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    notifier: Notifier
+    traders: list[Trader]
+    desk: Desk
+    dispatcher: Dispatcher
+    http: httpx.AsyncClient
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    exit_code: int = 0
+
+    def request_stop(self, code: int = 0) -> None:
+        self.exit_code = code
+        self.stop.set()
+
+
+def build(
+    settings: Settings,
+    venues: list[Venue],
+    *,
+    senders: list[Sender],
+    clock: Clock | None = None,
+) -> Bot:
+    """Assemble the parts (no I/O yet)."""
+    clock = clock or RealClock()
+    store = Store.in_dir(settings.data_dir)
+    http = httpx.AsyncClient(timeout=10.0)
+    notifier = Notifier.from_settings(
+        settings.notify, senders, pagers_from_settings(settings.notify, http), clock=clock
+    )
+    strategy = load_strategy(settings.trading.strategy)
+    traders = [
+        Trader(
+            Connector(
+                venue,
+                clock=clock,
+                notify=notifier.notify,
+                sync_failure_limit=settings.trading.sync_failure_limit_seconds,
+                cancel_all_after_seconds=settings.trading.cancel_all_after_seconds,
+            ),
+            store=store,
+            strategy=strategy,
+            settings=settings.trading,
+            clock=clock,
+            notify=notifier.notify,
+        )
+        for venue in venues
+    ]
+    desk = Desk(traders, store=store, clock=clock)
+    ctx = Context(desk=desk, clock=clock, notifier=notifier, versions=versions())
+    bot = Bot(
+        settings=settings,
+        clock=clock,
+        store=store,
+        notifier=notifier,
+        traders=traders,
+        desk=desk,
+        dispatcher=Dispatcher(ctx),
+        http=http,
+    )
+    ctx.settings = settings.redacted()
+    ctx.abort = lambda: bot.request_stop(0)
+    return bot
+
+
+async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | None = None) -> int:
+    """Run the bot until it is told to stop; returns the process exit status."""
+    venues = build_venues(settings)
+    if not venues:
+        log.error("no account can trade (see the lines above); nothing to do")
+        return 1
+    out = out or sys.stdout
+    bot = build(settings, venues, senders=[ConsoleSender(out)])
+    scheduler = new_scheduler()
+    bot.dispatcher.ctx.jobs = lambda: [
+        (str(j["id"]), j["next_run"])
+        for j in job_summary(scheduler)  # type: ignore[misc]
+    ]
+    _on_signals(bot)
+    tasks: list[asyncio.Task] = []
+    try:
+        await bot.notifier.start()
+        schedule_traders(scheduler, bot.traders, settings.trading, first_delay=0.5)
+        add_daily_job(scheduler, *settings.notify.daily_summary_time, bot.notifier.daily_summary)
+        scheduler.start()
+        log.info(
+            "running %d account(s): %s (dry run: %s)",
+            len(bot.traders),
+            ", ".join(bot.desk.labels),
+            settings.dry_run,
+        )
+        inp = inp or sys.stdin
+        if stdin_is_readable(inp):
+            tasks.append(asyncio.create_task(_console(bot, inp, out), name="console"))
+        await bot.stop.wait()
+    finally:
+        await _shutdown(bot, scheduler, tasks)
+    return bot.exit_code
+
+
+async def _console(bot: Bot, inp: TextIO, out: TextIO) -> None:
+    await Console(bot.dispatcher, inp=inp, out=out).run()
+    log.info("end of input: stopping")
+    bot.request_stop(0)
+
+
+def _on_signals(bot: Bot) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, bot.request_stop, 0)
+
+
+async def _shutdown(bot: Bot, scheduler, tasks: list[asyncio.Task]) -> None:
+    if scheduler.running:
+        scheduler.shutdown(wait=False)
+    for task in tasks:
+        task.cancel()
+    for trader in bot.traders:
+        with contextlib.suppress(Exception):
+            await trader.close()
+        with contextlib.suppress(Exception):
+            await trader.connector.close()
+    await bot.notifier.stop()
+    await bot.http.aclose()
+    bot.store.close()
+    log.info("stopped")

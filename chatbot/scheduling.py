@@ -1,0 +1,201 @@
+"""When things run: the trading jobs on one AsyncIOScheduler, on the bot's one event loop.
+
+The scheduler decides only *when* a trader's cycle or sync runs, never what it does. Each
+trader gets its own jobs (max_instances=1, coalesced), and every job is a coroutine run as
+its own task, so one account's slow or stuck cycle never delays another's. Trader methods
+never raise (the dead switch is inside the trader); the guard here only keeps a bug in a
+callback from reaching APScheduler's log unexplained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from trading.settings import TradingSettings
+
+log = logging.getLogger("chatbot.scheduling")
+
+DEFAULT_STAGGER_SECONDS = 5.0
+HEARTBEAT_SECONDS = 10.0
+DAILY_JOB_ID = "daily-summary"
+HEARTBEAT_JOB_ID = "heartbeat"
+
+Callback = Callable[[], Awaitable[object] | object]
+
+
+class ScheduledTrader(Protocol):
+    """What the scheduler needs from a trader (trading.engine.Trader)."""
+
+    @property
+    def label(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def run_cycle(self) -> None: ...
+
+    async def run_sync(self) -> None: ...
+
+
+def new_scheduler() -> AsyncIOScheduler:
+    """A scheduler in UTC whose jobs default to one instance, coalesced."""
+    return AsyncIOScheduler(
+        timezone=UTC,
+        job_defaults={"max_instances": 1, "coalesce": True},
+    )
+
+
+async def start_traders(
+    traders: Sequence[ScheduledTrader],
+    *,
+    stagger_seconds: float = DEFAULT_STAGGER_SECONDS,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> None:
+    """Start every trader (load markets, restore, reconcile), trader i after i * stagger
+    seconds, concurrently: accounts do not hit their exchanges at the same instant, and one
+    slow exchange does not hold up the others' start. Trader.start never raises."""
+
+    async def one(delay: float, trader: ScheduledTrader) -> None:
+        if delay > 0:
+            await sleep(delay)
+        await _guarded(f"start:{trader.label}", trader.start)
+
+    await asyncio.gather(*(one(i * stagger_seconds, t) for i, t in enumerate(traders)))
+
+
+def cycle_job_id(label: str) -> str:
+    return f"cycle:{label}"
+
+
+def sync_job_id(label: str) -> str:
+    return f"sync:{label}"
+
+
+def schedule_traders(
+    scheduler: AsyncIOScheduler,
+    traders: Sequence[ScheduledTrader],
+    settings: TradingSettings,
+    *,
+    stagger_seconds: float = DEFAULT_STAGGER_SECONDS,
+    first_delay: float = 0.0,
+) -> list[str]:
+    """Add a cycle job and a sync job per trader; returns the job ids.
+
+    Trader i starts `first_delay + i * stagger_seconds` from now, so several accounts do not hit
+    their exchanges at the same instant; its sync job runs half a sync interval out of phase with
+    its cycles. A late run is coalesced into one and a run that comes due while the previous one
+    still runs is skipped (max_instances=1): a slow cycle is never run twice at once.
+    """
+    now = datetime.now(UTC)
+    ids: list[str] = []
+    for i, trader in enumerate(traders):
+        start = now + timedelta(seconds=first_delay + i * stagger_seconds)
+        ids.append(
+            _add_interval(
+                scheduler,
+                cycle_job_id(trader.label),
+                trader.run_cycle,
+                settings.scan_interval_seconds,
+                start,
+            )
+        )
+        sync_start = start + timedelta(seconds=settings.sync_interval_seconds / 2)
+        ids.append(
+            _add_interval(
+                scheduler,
+                sync_job_id(trader.label),
+                trader.run_sync,
+                settings.sync_interval_seconds,
+                sync_start,
+            )
+        )
+    return ids
+
+
+def _add_interval(
+    scheduler: AsyncIOScheduler,
+    job_id: str,
+    call: Callback,
+    seconds: float,
+    start: datetime,
+) -> str:
+    scheduler.add_job(
+        _guarded,
+        IntervalTrigger(seconds=seconds, start_date=start, timezone=UTC),
+        args=(job_id, call),
+        id=job_id,
+        name=job_id,
+        max_instances=1,
+        coalesce=True,
+        # A run late by up to one interval still happens (coalesced); later than that it is
+        # skipped, because the next one is due anyway.
+        misfire_grace_time=max(1, int(seconds)),
+        replace_existing=True,
+    )
+    return job_id
+
+
+def add_daily_job(
+    scheduler: AsyncIOScheduler,
+    hour: int,
+    minute: int,
+    callback: Callback,
+    *,
+    job_id: str = DAILY_JOB_ID,
+) -> str:
+    """Run `callback` (sync or async) every day at hour:minute UTC (the daily summary)."""
+    scheduler.add_job(
+        _guarded,
+        CronTrigger(hour=hour, minute=minute, timezone=UTC),
+        args=(job_id, callback),
+        id=job_id,
+        name=job_id,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,  # a summary an hour late is still worth sending
+        replace_existing=True,
+    )
+    return job_id
+
+
+def add_heartbeat_job(
+    scheduler: AsyncIOScheduler,
+    callback: Callback,
+    *,
+    seconds: float = HEARTBEAT_SECONDS,
+    job_id: str = HEARTBEAT_JOB_ID,
+) -> str:
+    """Call `callback` every `seconds`: proof the loop and the scheduler are alive (the health
+    endpoint and the watchdog read what it records)."""
+    start = datetime.now(UTC) + timedelta(seconds=seconds)
+    return _add_interval(scheduler, job_id, callback, seconds, start)
+
+
+def job_summary(scheduler: AsyncIOScheduler) -> list[dict[str, object]]:
+    """The jobs and their next run times, for /debug."""
+    return [
+        {
+            "id": job.id,
+            "next_run": job.next_run_time.timestamp() if job.next_run_time else None,
+        }
+        for job in scheduler.get_jobs()
+    ]
+
+
+async def _guarded(job_id: str, call: Callback) -> None:
+    # Trader methods never raise; anything that does is a bug in a callback, logged with its
+    # job so it is not lost in APScheduler's generic "job raised" line.
+    try:
+        result = call()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("job %s raised", job_id)

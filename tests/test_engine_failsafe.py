@@ -1,0 +1,202 @@
+"""Kill, the dead switch and Fatal faults: every way out ends flat (or halted) and announced."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from tests.test_engine_support import SETTINGS, ScriptedStrategy, make_rig
+from trading.clock import FakeClock
+from trading.errors import Fatal, Rejected, Transient
+from trading.events import Emergency, EmergencyCleared, StateChanged, TradeClosed
+from trading.models import OrderType, Side
+from trading.risk import Mode
+
+THREE = ["ETH/USDT", "SOL/USDT", "BNB/USDT"]
+
+
+async def _rig_with_positions(**options):
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(THREE), **options)
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+    assert set(rig.trader.book.positions) == set(THREE)
+    return rig
+
+
+async def _settle(rig, rounds: int = 200) -> None:
+    """Let the trader's background retry loop run (bounded; FakeClock sleeps are instant)."""
+    for _ in range(rounds):
+        if rig.trader._flattening is None or rig.trader._flattening.done():
+            return
+        await asyncio.sleep(0)
+
+
+def _flat_at_exchange(rig) -> bool:
+    return all(rig.held(s) == 0 for s in THREE) and rig.open_orders() == []
+
+
+async def test_kill_cancels_everything_and_exits_every_position_at_market():
+    rig = await _rig_with_positions()
+    await rig.trader.stop()  # leaves resting limit sells to cancel
+    assert rig.open_orders()
+
+    result = await rig.trader.kill()
+
+    assert result.ok and result.flat and result.mode is Mode.KILLED
+    assert result.cancelled == 3 and result.rounds == 1 and result.remaining == ()
+    assert {t.symbol for t in result.closed} == set(THREE)
+    assert _flat_at_exchange(rig)
+    sells = [o for o in rig.paper.order_log if o.side is Side.SELL and o.filled > 0]
+    assert {o.type for o in sells} == {OrderType.MARKET}
+    assert rig.of(Emergency) == []
+    assert rig.store.mode(rig.trader.label) == "killed"
+
+
+async def test_kill_when_exit_fails_twice_then_succeeds_ends_flat():
+    # No rate limit, so no order pacing: the time that passes is the backoff alone.
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]), rate_limit=0)
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+    rig.paper.inject("create_order", Rejected("exchange busy, try again"), count=2)
+    started = rig.clock.monotonic()
+
+    result = await rig.trader.kill()
+
+    assert result.flat and result.rounds == 3 and result.mode is Mode.KILLED
+    assert [p for p in result.problems if "exchange busy" in p] == [
+        "ETH/USDT: rejected: exchange busy, try again"
+    ] * 2
+    assert rig.held("ETH/USDT") == 0 and rig.trader.book.positions == {}
+    assert rig.clock.monotonic() - started == 1.0 + 2.0  # backoff between the rounds
+    [emergency] = rig.of(Emergency)
+    assert emergency.key == f"kill-not-flat:{rig.trader.label}"
+    [cleared] = rig.of(EmergencyCleared)
+    assert cleared.key == emergency.key
+    [closed] = rig.of(TradeClosed)
+    assert closed.reason == "kill"
+
+
+async def test_kill_that_cannot_get_flat_keeps_retrying_in_the_background_until_flat():
+    rig = await _rig_with_positions()
+    rig.paper.inject("create_order", Transient("gateway timeout"), count=-1)
+
+    result = await rig.trader.kill()
+
+    assert not result.flat and set(result.remaining) == set(THREE)
+    assert "retrying" in result.reason
+    assert [e.key for e in rig.of(Emergency)] == [f"kill-not-flat:{rig.trader.label}"]
+    assert rig.trader._flattening is not None
+    rig.paper.clear_faults()
+    await _settle(rig)
+    assert rig.trader.book.positions == {} and _flat_at_exchange(rig)
+    assert [e.key for e in rig.of(EmergencyCleared)] == [f"kill-not-flat:{rig.trader.label}"]
+    await rig.trader.close()
+
+
+async def test_bug_in_the_strategy_enters_failsafe_and_ends_flat_with_an_emergency():
+    rig = await _rig_with_positions()
+    rig.strategy.bug = ZeroDivisionError("division by zero")
+    rig.strategy.entries = ["XRP/USDT"]
+
+    await rig.trader.run_cycle()
+
+    assert rig.trader.mode is Mode.FAILSAFE
+    assert rig.trader.book.positions == {} and _flat_at_exchange(rig)
+    [emergency] = rig.of(Emergency)
+    assert emergency.key == f"failsafe:{rig.trader.label}"
+    assert "ZeroDivisionError" in emergency.message
+    [change] = rig.of(StateChanged)
+    assert (change.old, change.new) == ("running", "failsafe")
+    placed = rig.created()
+    await rig.cycles(3)
+    assert rig.created() == placed  # no entries in failsafe
+
+
+async def test_bug_raised_by_the_exchange_call_ends_flat_with_an_emergency():
+    rig = await _rig_with_positions()
+    rig.paper.inject("fetch_tickers", RuntimeError("bug"))
+
+    await rig.trader.run_cycle()
+
+    assert rig.trader.mode is Mode.FAILSAFE
+    assert _flat_at_exchange(rig)
+    assert any("RuntimeError: bug" in e.message for e in rig.of(Emergency))
+
+
+async def test_fatal_fault_with_flatten_policy_exits_everything():
+    rig = await _rig_with_positions()
+    rig.paper.inject("fetch_tickers", Fatal("API key revoked"))
+
+    await rig.trader.run_cycle()
+
+    assert rig.trader.mode is Mode.FAILSAFE and _flat_at_exchange(rig)
+    assert [e.key for e in rig.of(Emergency)] == [f"fatal:{rig.trader.label}"]
+
+
+async def test_fatal_fault_with_stop_policy_halts_with_positions_left_and_no_orders():
+    rig = await _rig_with_positions(settings=replace(SETTINGS, failsafe_on_fatal="stop"))
+    rig.paper.inject("fetch_tickers", Fatal("permission denied"))
+
+    await rig.trader.run_cycle()
+
+    assert rig.trader.mode is Mode.HALTED
+    assert set(rig.trader.book.positions) == set(THREE)
+    assert "permission denied" in rig.of(Emergency)[0].message
+    placed = rig.created()
+    rig.paper.shock("ETH/USDT", -20)  # through its stop-loss: halted means no orders at all
+    await rig.cycles(3)
+    assert rig.created() == placed
+
+    resumed = await rig.trader.resume()
+    assert resumed.ok and rig.trader.mode is Mode.RUNNING
+    assert [e.key for e in rig.of(EmergencyCleared)] == [f"fatal:{rig.trader.label}"]
+    await rig.cycles(1)
+    assert "ETH/USDT" not in rig.trader.book.positions
+
+
+async def test_resume_after_a_kill_once_flat_trades_again_and_a_second_kill_works():
+    rig = await _rig_with_positions()
+    await rig.trader.kill()
+    rig.strategy.entries = ["XRP/USDT"]
+    await rig.cycles(1)
+    assert rig.trader.book.positions == {}  # killed: no entries
+
+    resumed = await rig.trader.resume()
+    await rig.cycles(1)
+    assert resumed.ok and resumed.old is Mode.KILLED
+    assert set(rig.trader.book.positions) == {"XRP/USDT"}
+
+    again = await rig.trader.kill()
+    assert again.flat and rig.held("XRP/USDT") == 0
+    refused = await rig.trader.kill()
+    assert not refused.ok and refused.reason == "already killed"
+
+
+async def test_abort_touches_nothing_and_reports_what_stays_open():
+    rig = await _rig_with_positions()
+    await rig.trader.stop()
+    placed = rig.created()
+
+    result = await rig.trader.abort()
+    await rig.cycles(2)
+
+    assert {p.symbol for p in result.positions} == set(THREE)
+    assert len(result.open_orders) == 3
+    assert rig.created() == placed and len(rig.open_orders()) == 3
+
+
+async def test_a_bug_in_the_sync_itself_still_gets_every_position_out_and_says_so():
+    rig = await _rig_with_positions()
+    rig.paper.inject("fetch_balance", RuntimeError("bug in balance parsing"), count=-1)
+
+    await rig.trader.run_cycle()
+
+    assert rig.trader.mode is Mode.FAILSAFE
+    assert all(rig.held(s) == 0 for s in THREE)  # the exits went out on the last known book
+    keys = [e.key for e in rig.of(Emergency)]
+    label = rig.trader.label
+    assert keys == [f"failsafe:{label}", f"failsafe-not-flat:{label}"]  # flat is unconfirmed
+    rig.paper.clear_faults()
+    await _settle(rig)
+    assert [e.key for e in rig.of(EmergencyCleared)] == [f"failsafe-not-flat:{label}"]
+    await rig.trader.close()

@@ -1,0 +1,419 @@
+"""The trader's own book: the positions it opened and the orders it placed, kept in the store.
+
+Every order is recorded before it goes out (a placeholder under its client order id) and after
+(the exchange's order), so a crash between the two is found again by the client id on restart.
+Fills are applied as deltas of an order's `filled`, whoever saw them (the placement answer, a
+sync, a cancel), so a fill is never counted twice. A position is closed in one ClosedTrade when
+what is left of it is dust; that round trip is what the loop guard counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from trading.clock import Clock
+from trading.events import Notify, TradeClosed, TradeOpened
+from trading.models import Market, Order, OrderRequest, OrderStatus, Position, Side
+from trading.store import ClosedTrade, Store
+
+ENTRY, EXIT, STOP, KILL, MANUAL, FAILSAFE = "entry", "exit", "stop", "kill", "manual", "failsafe"
+_TAGS = {ENTRY: "e", EXIT: "x", STOP: "s", KILL: "k", MANUAL: "m", FAILSAFE: "f"}
+EPSILON = 1e-12
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def is_dust(market: Market | None, amount: float, price: float) -> bool:
+    """Too little to sell: under the market's minimum amount or minimum notional."""
+    if amount <= EPSILON:
+        return True
+    if market is None:
+        return False
+    return amount < market.min_amount or (price > 0 and amount * price < market.min_cost)
+
+
+@dataclass
+class Tracked:
+    """An order of ours that is not finished yet, and what it was for."""
+
+    order: Order
+    purpose: str
+    side: Side
+    reason: str = ""
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    confirmed: bool = True  # False: sent with an unknown outcome (or before a crash)
+    applied: float = 0.0  # part of order.filled already applied to the positions
+    reserved: float = 0.0  # base this open sell holds out of the free balance
+
+    @property
+    def client_id(self) -> str:
+        return self.order.client_order_id or self.order.id
+
+
+@dataclass
+class _Tally:
+    """What the exits of one position have sold so far."""
+
+    amount: float = 0.0
+    proceeds: float = 0.0
+    fees: float = 0.0
+    reason: str = ""
+
+
+class Book:
+    """One account's positions and open orders, mirrored in the store."""
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        store: Store,
+        clock: Clock,
+        notify: Notify,
+        quote: str,
+        markets: Callable[[], Mapping[str, Market]],
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.label = label
+        self.store = store
+        self.clock = clock
+        self.notify = notify
+        self.quote = quote
+        self._markets = markets
+        self.log = log or logging.getLogger(f"trading.{label}")
+        self.positions: dict[str, Position] = {}
+        self.orders: dict[str, Tracked] = {}  # by order id (a placeholder's id is its client id)
+        self.last_exit_at: dict[str, float] = {}
+        self.free: dict[str, float] = {}  # free balances: last sync, adjusted by our fills
+        self._tallies: dict[str, _Tally] = {}
+        self._exiting: set[str] = set()  # symbols with a sell on its way to the exchange
+        self.on_close: Callable[[ClosedTrade], None] = lambda trade: None
+        self._run = secrets.token_hex(3)  # unique across restarts, with the time and a counter
+        self._seq = 0
+
+    # -- loading
+
+    def load(self, *, since: float) -> None:
+        """Positions, open orders and recent exits as the store remembers them."""
+        self.positions = {p.symbol: p for p in self.store.positions(self.label)}
+        self.orders = {}
+        for stored in self.store.orders(self.label, open_only=True):
+            order = stored.order
+            intent = self._intent(order.client_order_id)
+            self.orders[order.id] = Tracked(
+                order=order,
+                purpose=stored.purpose,
+                side=order.side,
+                reason=intent.get("reason", ""),
+                stop_loss=intent.get("stop_loss"),
+                take_profit=intent.get("take_profit"),
+                confirmed=order.id != order.client_order_id,
+                applied=order.filled,
+                reserved=order.remaining if order.side is Side.SELL else 0.0,
+            )
+        for trade in self.store.trades(self.label, since=since):
+            self.last_exit_at[trade.symbol] = trade.closed_at
+
+    # -- placing
+
+    def new_client_id(self, purpose: str) -> str:
+        """At most 36 chars of [a-z0-9-]: a tag, the time, a counter, this run's random part."""
+        self._seq += 1
+        millis = int(self.clock.time() * 1000)
+        return f"cb{_TAGS.get(purpose, 'o')}-{_base36(millis)}-{_base36(self._seq)}-{self._run}"
+
+    def pending(
+        self,
+        request: OrderRequest,
+        purpose: str,
+        *,
+        reason: str = "",
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+    ) -> Tracked:
+        """Record an order about to be sent, under its client order id."""
+        cid = request.client_order_id
+        placeholder = Order(
+            id=cid,
+            symbol=request.symbol,
+            side=request.side,
+            type=request.type,
+            amount=request.amount,
+            filled=0.0,
+            status=OrderStatus.OPEN,
+            timestamp=self.clock.time(),
+            client_order_id=cid,
+            price=request.price,
+        )
+        if purpose == ENTRY or stop_loss is not None or take_profit is not None:
+            intent = {"reason": reason, "stop_loss": stop_loss, "take_profit": take_profit}
+            self.store.set_meta(f"intent:{self.label}:{cid}", json.dumps(intent))
+        self.store.save_order(self.label, placeholder, purpose, at=self.clock.time())
+        tracked = Tracked(
+            placeholder,
+            purpose,
+            request.side,
+            reason,
+            stop_loss,
+            take_profit,
+            confirmed=False,
+        )
+        self.orders[cid] = tracked
+        return tracked
+
+    def placed(self, tracked: Tracked, order: Order) -> list[ClosedTrade]:
+        """The exchange acknowledged the order: replace the placeholder, apply any fill."""
+        old_id = tracked.order.id
+        self.orders.pop(old_id, None)
+        if old_id != order.id and not tracked.confirmed:
+            # The placeholder is superseded by the exchange's record of the same order.
+            gone = replace(tracked.order, status=OrderStatus.EXPIRED)
+            self.store.save_order(self.label, gone, tracked.purpose, at=self.clock.time())
+        tracked.confirmed = True
+        tracked.order = order
+        self.orders[order.id] = tracked
+        if order.side is Side.SELL and order.is_open:
+            # The exchange holds the whole order out of the free balance; fills draw on it.
+            tracked.reserved = order.amount - tracked.applied
+            self._adjust(order.symbol, base=-tracked.reserved)
+        return self.update(order)
+
+    def not_placed(self, tracked: Tracked, why: str) -> None:
+        """The order never reached the book of the exchange."""
+        self.orders.pop(tracked.order.id, None)
+        failed = replace(tracked.order, status=OrderStatus.REJECTED)
+        self.store.save_order(self.label, failed, tracked.purpose, at=self.clock.time())
+        self.log.info("%s %s not placed: %s", tracked.purpose, tracked.order.symbol, why)
+
+    # -- fills
+
+    def update(self, order: Order) -> list[ClosedTrade]:
+        """An order as the exchange reports it now; applies what filled since last seen."""
+        tracked = self.orders.get(order.id)
+        if tracked is None:
+            return []
+        delta = order.filled - tracked.applied
+        closed: list[ClosedTrade] = []
+        if delta > EPSILON:
+            if tracked.side is Side.BUY:
+                self._apply_buy(tracked, order, delta)
+            else:
+                closed += self._apply_sell(tracked, order, delta)
+            tracked.applied = order.filled
+        tracked.order = order
+        self.store.save_order(self.label, order, tracked.purpose, at=self.clock.time())
+        if not order.is_open:
+            self.orders.pop(order.id, None)
+            self._adjust(order.symbol, base=tracked.reserved)  # what it held is free again
+            tracked.reserved = 0.0
+            if tracked.side is Side.BUY and order.filled > EPSILON:
+                self._announce_entry(tracked, order)
+        return closed
+
+    def _fee_in_quote(self, order: Order, share: float, price: float) -> float:
+        fee = order.fee_cost * share
+        if order.fee_currency and order.fee_currency != self.quote:
+            return fee * price  # charged in base: its value
+        return fee
+
+    def _apply_buy(self, tracked: Tracked, order: Order, delta: float) -> None:
+        market = self._markets().get(order.symbol)
+        price = order.average or order.price or 0.0
+        share = delta / order.filled if order.filled else 1.0
+        fee_quote = self._fee_in_quote(order, share, price)
+        net = delta
+        if market is not None and order.fee_currency == market.base:
+            net -= order.fee_cost * share  # the exchange kept part of what we bought
+        self.free[self.quote] = self.free.get(self.quote, 0.0) - delta * price
+        if order.fee_currency in (None, self.quote):
+            self.free[self.quote] -= fee_quote
+        if market is not None:
+            self.free[market.base] = self.free.get(market.base, 0.0) + net
+        now = self.clock.time()
+        old = self.positions.get(order.symbol)
+        if old is None:
+            position = Position(
+                account=self.label,
+                symbol=order.symbol,
+                amount=net,
+                entry_price=price,
+                opened_at=now,
+                stop_loss=tracked.stop_loss,
+                take_profit=tracked.take_profit,
+                entry_order_id=order.id,
+            )
+        else:
+            amount = old.amount + net
+            average = (old.cost + net * price) / amount if amount > 0 else price
+            position = replace(old, amount=amount, entry_price=average)
+        self.positions[order.symbol] = position
+        self.store.save_position(position)
+        self._add_entry_fee(order.symbol, fee_quote)
+
+    def _apply_sell(self, tracked: Tracked, order: Order, delta: float) -> list[ClosedTrade]:
+        position = self.positions.get(order.symbol)
+        price = order.average or order.price or 0.0
+        share = delta / order.filled if order.filled else 1.0
+        fee_quote = self._fee_in_quote(order, share, price)
+        from_reserved = min(delta, tracked.reserved)
+        tracked.reserved -= from_reserved
+        self._adjust(order.symbol, base=-(delta - from_reserved))
+        market = self._markets().get(order.symbol)
+        self.free[self.quote] = self.free.get(self.quote, 0.0) + delta * price - fee_quote
+        if position is None:
+            self.log.warning("sell fill on %s without a position", order.symbol)
+            return []
+        tally = self._tallies.setdefault(order.symbol, _Tally())
+        tally.amount += delta
+        tally.proceeds += delta * price
+        tally.fees += fee_quote
+        tally.reason = tracked.reason or tracked.purpose
+        position = replace(position, amount=max(0.0, position.amount - delta))
+        self.positions[order.symbol] = position
+        if is_dust(market, position.amount, price):
+            return [self.close(order.symbol, price, tally.reason)]
+        self.store.save_position(position)
+        return []
+
+    def _adjust(self, symbol: str, *, base: float) -> None:
+        market = self._markets().get(symbol)
+        if market is not None and base:
+            self.free[market.base] = self.free.get(market.base, 0.0) + base
+
+    # -- positions
+
+    def close(self, symbol: str, price: float, reason: str) -> ClosedTrade:
+        """Close a position: what its exits sold, plus what is left (dust, or a balance gone
+        outside the bot) valued at `price`."""
+        position = self.positions.pop(symbol)
+        tally = self._tallies.pop(symbol, _Tally())
+        rest = position.amount
+        amount = tally.amount + rest
+        proceeds = tally.proceeds + rest * price
+        entry_fee = self._entry_fee(symbol)
+        fees = tally.fees + entry_fee
+        cost = position.entry_price * amount
+        pnl = proceeds - cost - fees
+        now = self.clock.time()
+        exit_price = proceeds / amount if amount > 0 else price
+        trade = ClosedTrade(
+            account=self.label,
+            symbol=symbol,
+            amount=amount,
+            entry_price=position.entry_price,
+            exit_price=exit_price,
+            opened_at=position.opened_at,
+            closed_at=now,
+            pnl=pnl,
+            fees=fees,
+            reason=reason or "exit",
+        )
+        self.store.add_trade(trade)
+        self.store.delete_position(self.label, symbol)
+        self.store.set_meta(self._fee_key(symbol), "0")
+        self.last_exit_at[symbol] = now
+        self.notify(
+            TradeClosed(
+                account=self.label,
+                at=now,
+                symbol=symbol,
+                amount=amount,
+                price=exit_price,
+                pnl=pnl,
+                pnl_pct=100.0 * pnl / cost if cost > 0 else 0.0,
+                reason=trade.reason,
+            )
+        )
+        self.log.info(
+            "closed %s %.8g at %.8g: pnl %.2f (%s)", symbol, amount, exit_price, pnl, reason
+        )
+        self.on_close(trade)
+        return trade
+
+    def shrink(self, symbol: str, amount: float) -> None:
+        """The balance holds less than the position: the position is what is really there."""
+        position = replace(self.positions[symbol], amount=amount)
+        self.positions[symbol] = position
+        self.store.save_position(position)
+
+    # -- views
+
+    def markets(self) -> Mapping[str, Market]:
+        return self._markets()
+
+    def open_orders(
+        self, *, symbol: str | None = None, purpose: str | None = None
+    ) -> list[Tracked]:
+        return [
+            t
+            for t in self.orders.values()
+            if (symbol is None or t.order.symbol == symbol)
+            and (purpose is None or t.purpose == purpose)
+        ]
+
+    def sending(self, symbol: str, sending: bool) -> None:
+        """Mark a sell of `symbol` as in flight (no second exit may start meanwhile)."""
+        if sending:
+            self._exiting.add(symbol)
+        else:
+            self._exiting.discard(symbol)
+
+    def exiting(self) -> frozenset[str]:
+        """Symbols with a sell in flight or sent with an unknown outcome: no second exit until
+        it is resolved, or the two could sell more than the position."""
+        unsure = {
+            t.order.symbol for t in self.orders.values() if t.side is Side.SELL and not t.confirmed
+        }
+        return frozenset(self._exiting | unsure)
+
+    def pending_entries(self) -> frozenset[str]:
+        return frozenset(t.order.symbol for t in self.orders.values() if t.side is Side.BUY)
+
+    # -- small persistence helpers
+
+    def _announce_entry(self, tracked: Tracked, order: Order) -> None:
+        position = self.positions.get(order.symbol)
+        price = order.average or order.price or 0.0
+        self.notify(
+            TradeOpened(
+                account=self.label,
+                at=self.clock.time(),
+                symbol=order.symbol,
+                amount=position.amount if position else order.filled,
+                price=price,
+                cost=order.filled * price,
+                reason=tracked.reason or tracked.purpose,
+            )
+        )
+        self.log.info(
+            "opened %s %.8g at %.8g (%s)", order.symbol, order.filled, price, tracked.reason
+        )
+
+    def _intent(self, client_id: str | None) -> dict:
+        if not client_id:
+            return {}
+        raw = self.store.get_meta(f"intent:{self.label}:{client_id}")
+        return json.loads(raw) if raw else {}
+
+    def _fee_key(self, symbol: str) -> str:
+        return f"entry_fee:{self.label}:{symbol}"
+
+    def _entry_fee(self, symbol: str) -> float:
+        raw = self.store.get_meta(self._fee_key(symbol))
+        return float(raw) if raw else 0.0
+
+    def _add_entry_fee(self, symbol: str, fee: float) -> None:
+        self.store.set_meta(self._fee_key(symbol), repr(self._entry_fee(symbol) + fee))

@@ -1,0 +1,240 @@
+"""Getting out: the kill and failsafe flattening, and the gentle exit of a stop.
+
+A flatten round cancels every order of ours, reads the balance, market-exits every position at
+once (concurrently, paced at the venue's request rate), and confirms by a second sync. Rounds
+repeat with capped backoff until the book is flat. A stop instead rests a limit sell at the
+touch (the best ask) for each position, re-prices it each cycle, and goes to market after
+STOP_EXIT_TIMEOUT_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from trading.book import STOP, Book, is_dust
+from trading.clock import Clock
+from trading.errors import Fatal, Fault
+from trading.models import Side, Ticker
+from trading.orders import OrderRouter, Placement
+from trading.risk import OrderIntent, Source
+
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+
+
+@dataclass(frozen=True)
+class FlattenRound:
+    """One attempt at being flat."""
+
+    cancelled: int
+    placements: tuple[Placement, ...]
+    remaining: tuple[str, ...]  # symbols still held after the confirming sync
+    confirmed: bool  # the confirming sync succeeded
+    problems: tuple[str, ...] = ()
+
+    @property
+    def flat(self) -> bool:
+        return self.confirmed and not self.remaining
+
+
+@dataclass(frozen=True)
+class FlattenReport:
+    """Rounds until flat, or until patience ran out."""
+
+    rounds: tuple[FlattenRound, ...] = field(default_factory=tuple)
+    seconds: float = 0.0
+
+    @property
+    def flat(self) -> bool:
+        return bool(self.rounds) and self.rounds[-1].flat
+
+    @property
+    def remaining(self) -> tuple[str, ...]:
+        return self.rounds[-1].remaining if self.rounds else ()
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return tuple(p for r in self.rounds for p in r.problems)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, Fault):
+        return f"{exc.kind}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def backoff(attempt: int) -> float:
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
+
+
+class Exits:
+    """The ways one trader leaves its positions."""
+
+    def __init__(
+        self,
+        router: OrderRouter,
+        book: Book,
+        *,
+        clock: Clock,
+        sync: Callable[[], Awaitable[object]],
+        price: Callable[[str], float],
+        log: logging.Logger,
+    ) -> None:
+        self.router = router
+        self.book = book
+        self.clock = clock
+        self._sync = sync
+        self._price = price
+        self.log = log
+
+    # -- kill and failsafe
+
+    async def flatten(
+        self,
+        purpose: str,
+        source: Source,
+        *,
+        patience: float,
+        on_retry: Callable[[FlattenRound], None] | None = None,
+    ) -> FlattenReport:
+        """Flatten rounds with capped backoff until flat or `patience` seconds have passed;
+        `on_retry` hears of every round that left something behind."""
+        started = self.clock.monotonic()
+        rounds: list[FlattenRound] = []
+        while True:
+            result = await self.flatten_round(purpose, source)
+            rounds.append(result)
+            elapsed = self.clock.monotonic() - started
+            if result.flat:
+                break
+            if on_retry is not None:
+                on_retry(result)
+            delay = backoff(len(rounds))
+            if elapsed + delay > patience:
+                break
+            self.log.warning(
+                "%s not flat after round %d (%s); retrying in %.0f s",
+                purpose,
+                len(rounds),
+                ", ".join(result.remaining) or "unconfirmed",
+                delay,
+            )
+            await self.clock.sleep(delay)
+        return FlattenReport(tuple(rounds), self.clock.monotonic() - started)
+
+    async def flatten_round(self, purpose: str, source: Source) -> FlattenRound:
+        problems: list[str] = []
+        cancelled = 0
+        try:
+            cancelled, failures = await self.router.cancel_all()
+            problems += failures
+        except Exception as exc:  # a Fatal or a bug too: keep trying to get out
+            problems.append(f"cancel: {_describe(exc)}")
+            self._log_bug("cancel", exc)
+        await self._try_sync(problems)
+        symbols = list(self.book.positions)
+        results = await asyncio.gather(
+            *(self._exit(symbol, purpose, source) for symbol in symbols),
+            return_exceptions=True,
+        )
+        placements: list[Placement] = []
+        for symbol, result in zip(symbols, results, strict=True):
+            if isinstance(result, Placement):
+                placements.append(result)
+                if not result.ok and result.reason:
+                    problems.append(f"{symbol}: {result.reason}")
+            elif isinstance(result, Exception):
+                # A Fatal or a bug while getting out: say so, keep trying; the round is not flat.
+                problems.append(f"{symbol}: {_describe(result)}")
+                self._log_bug(f"exit of {symbol}", result)
+            elif isinstance(result, BaseException):
+                raise result
+        confirmed = await self._try_sync(problems)
+        return FlattenRound(
+            cancelled=cancelled,
+            placements=tuple(placements),
+            remaining=tuple(sorted(self.book.positions)),
+            confirmed=confirmed,
+            problems=tuple(problems),
+        )
+
+    async def _exit(self, symbol: str, purpose: str, source: Source) -> Placement:
+        position = self.book.positions.get(symbol)
+        if position is None:
+            return Placement(symbol, Side.SELL, refused=f"{symbol}: already closed")
+        price = self._price(symbol)
+        intent = OrderIntent(symbol, Side.SELL, position.amount, price, source)
+        placement = await self.router.place(intent, purpose, reason=purpose)
+        if not placement.ok and placement.refused and self._is_dust(symbol, price):
+            self.book.close(symbol, price, f"{purpose} (dust left)")
+        return placement
+
+    async def _try_sync(self, problems: list[str]) -> bool:
+        try:
+            await self._sync()
+        except Exception as exc:
+            problems.append(f"sync: {_describe(exc)}")
+            self._log_bug("sync", exc)
+            return False
+        return True
+
+    def _log_bug(self, what: str, exc: Exception) -> None:
+        if not isinstance(exc, Fault):
+            self.log.error("%s raised while getting out", what, exc_info=exc)
+
+    def _is_dust(self, symbol: str, price: float) -> bool:
+        position = self.book.positions.get(symbol)
+        if position is None:
+            return False
+        market = self.book.markets().get(symbol)
+        free = self.book.free.get(market.base, 0.0) if market else position.amount
+        return is_dust(market, min(position.amount, max(free, 0.0)), price) and is_dust(
+            market, position.amount, price
+        )
+
+    # -- stop
+
+    async def stop_step(
+        self,
+        tickers: Mapping[str, Ticker],
+        *,
+        elapsed: float,
+        market_after: float,
+        skip: Collection[str],
+    ) -> bool:
+        """One cycle of a stop; True once every position not in `skip` is gone."""
+        to_market = elapsed >= market_after
+        for symbol in [s for s in self.book.positions if s not in skip]:
+            await self._stop_one(symbol, tickers.get(symbol), to_market)
+        left = [s for s in self.book.positions if s not in skip]
+        resting = self.book.open_orders(purpose=STOP)
+        return not left and not resting
+
+    async def _stop_one(self, symbol: str, ticker: Ticker | None, to_market: bool) -> None:
+        if ticker is None and not to_market:
+            return  # no price this cycle: leave it where it is
+        resting = self.book.open_orders(symbol=symbol, purpose=STOP)
+        target = None if to_market or ticker is None else ticker.ask
+        if target is not None and any(t.order.price == target for t in resting):
+            return  # still at the touch
+        for tracked in resting:
+            try:
+                await self.router.cancel(tracked)
+            except Fatal:
+                raise
+            except Fault as fault:
+                self.log.info("stop: cancel on %s failed (%s)", symbol, fault.kind)
+                return
+        if symbol not in self.book.positions:
+            return  # the cancelled order had filled it
+        position = self.book.positions[symbol]
+        price = ticker.bid if ticker else self._price(symbol)
+        intent = OrderIntent(symbol, Side.SELL, position.amount, price, Source.STOP)
+        placement = await self.router.place(
+            intent, STOP, limit_price=target, reason="stop" if target else "stop (market)"
+        )
+        if not placement.ok and placement.refused and self._is_dust(symbol, price):
+            self.book.close(symbol, price, "stop (dust left)")

@@ -1,0 +1,207 @@
+"""Placing and cancelling the trader's orders: through the risk gate, recorded in the book
+before and after, never retried blindly.
+
+`OrderRouter.place` is the only way an order leaves the trader. It asks the gate, records a
+placeholder under a fresh client order id, sends, and records the answer. An unknown outcome
+(the connector could not tell whether the exchange took it) keeps the placeholder open as
+unconfirmed: the next reconciliation looks it up by its client order id before anything is sent
+again for that position. Concurrent exits share a `Pacer` that slows to the exchange's pace as
+soon as it says "too many requests".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trading.book import Book, Tracked
+from trading.clock import Clock
+from trading.errors import Fatal, Fault, RateLimited, Rejected
+from trading.events import Notify, OrderRejected
+from trading.models import Order, OrderRequest, OrderType, Side
+from trading.risk import OrderIntent, Refused, RiskSnapshot, check
+from trading.settings import TradingSettings
+from trading.store import ClosedTrade
+
+if TYPE_CHECKING:
+    from trading.connector import Connector
+
+MIN_PACE_SECONDS = 0.05  # spacing learned from a rate limit that gave no Retry-After
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What became of one order intent."""
+
+    symbol: str
+    side: Side
+    order: Order | None = None  # the exchange's order when it was placed
+    refused: str | None = None  # the risk gate's reason
+    fault: Fault | None = None  # the exchange refused it, or the outcome is unknown
+    closed: tuple[ClosedTrade, ...] = ()  # positions this order closed
+
+    @property
+    def ok(self) -> bool:
+        return self.order is not None
+
+    @property
+    def reason(self) -> str:
+        if self.refused:
+            return self.refused
+        if self.fault is not None:
+            return f"{self.fault.kind}: {self.fault.message}"
+        return ""
+
+
+class Pacer:
+    """Spaces order requests: at the venue's known rate (with some headroom for the syncs
+    around them), or, when the rate is unknown, free-running until the exchange pushes back.
+
+    Live exchanges are paced by ccxt's own limiter; this keeps a burst of concurrent exits (a
+    kill of fifty positions) from turning into fifty rate-limit faults where the limiter is the
+    exchange itself (the paper exchange's token bucket, an account's order limit)."""
+
+    HEADROOM = 0.9  # of the venue's rate, left to orders; the rest serves syncs and cancels
+
+    def __init__(self, clock: Clock, rate: float | None = None) -> None:
+        self._clock = clock
+        self.interval = 1.0 / (rate * self.HEADROOM) if rate and rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if self.interval <= 0:
+            return
+        async with self._lock:
+            now = self._clock.monotonic()
+            if self._next > now:
+                await self._clock.sleep(self._next - now)
+                now = self._clock.monotonic()
+            self._next = max(now, self._next) + self.interval
+
+    def pushed_back(self, fault: RateLimited) -> None:
+        retry_after = fault.retry_after or 0.0
+        self.interval = max(self.interval, retry_after, MIN_PACE_SECONDS)
+
+
+class OrderRouter:
+    """Sends and cancels one trader's orders; every intent passes the risk gate first."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        book: Book,
+        *,
+        clock: Clock,
+        notify: Notify,
+        settings: TradingSettings,
+        snapshot: Callable[[], RiskSnapshot],
+        log: logging.Logger,
+        order_rate: float | None = None,
+    ) -> None:
+        self.connector = connector
+        self.book = book
+        self.clock = clock
+        self.notify = notify
+        self.settings = settings
+        self.snapshot = snapshot
+        self.log = log
+        self.pacer = Pacer(clock, order_rate)
+
+    async def place(
+        self,
+        intent: OrderIntent,
+        purpose: str,
+        *,
+        limit_price: float | None = None,
+        reason: str = "",
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+    ) -> Placement:
+        """Gate, record, send, record. Fatal and bugs propagate; other faults are results."""
+        decision = check(intent, self.snapshot(), self.settings)
+        if isinstance(decision, Refused):
+            return Placement(intent.symbol, intent.side, refused=decision.reason)
+        request = OrderRequest(
+            symbol=intent.symbol,
+            side=intent.side,
+            type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+            amount=decision.amount,
+            client_order_id=self.book.new_client_id(purpose),
+            price=limit_price,
+        )
+        tracked = self.book.pending(
+            request, purpose, reason=reason, stop_loss=stop_loss, take_profit=take_profit
+        )
+        if intent.side is Side.SELL:
+            self.book.sending(intent.symbol, True)
+        try:
+            return await self._send(intent, request, tracked, purpose)
+        finally:
+            if intent.side is Side.SELL:
+                self.book.sending(intent.symbol, False)
+
+    async def _send(
+        self, intent: OrderIntent, request: OrderRequest, tracked: Tracked, purpose: str
+    ) -> Placement:
+        await self.pacer.wait()
+        try:
+            order = await self.connector.place(request)
+        except Rejected as fault:
+            self.book.not_placed(tracked, fault.message)
+            self._rejected(intent, fault)
+            return Placement(intent.symbol, intent.side, fault=fault)
+        except Fatal:
+            raise
+        except Fault as fault:  # Transient / RateLimited: the connector could not tell
+            if isinstance(fault, RateLimited):
+                self.pacer.pushed_back(fault)
+            self.log.warning(
+                "%s %s %s: outcome unknown (%s); left to reconcile",
+                purpose,
+                intent.side,
+                intent.symbol,
+                fault.kind,
+            )
+            return Placement(intent.symbol, intent.side, fault=fault)
+        closed = self.book.placed(tracked, order)
+        return Placement(intent.symbol, intent.side, order=order, closed=tuple(closed))
+
+    async def cancel(self, tracked: Tracked) -> list[ClosedTrade]:
+        """Cancel one of our orders and apply whatever it filled before it went."""
+        order = tracked.order
+        if not tracked.confirmed:
+            return []  # reconciliation finds it by client id first
+        await self.connector.cancel(order.id, order.symbol)
+        final = await self.connector.fetch_order(order.id, order.symbol)
+        return self.book.update(final)
+
+    async def cancel_all(self) -> tuple[int, list[str]]:
+        """Cancel every confirmed open order of ours, concurrently. Returns (cancelled, why
+        some could not be)."""
+        targets = [t for t in list(self.book.orders.values()) if t.confirmed]
+        results = await asyncio.gather(*(self.cancel(t) for t in targets), return_exceptions=True)
+        failures: list[str] = []
+        for tracked, result in zip(targets, results, strict=True):
+            if isinstance(result, Fatal):
+                raise result
+            if isinstance(result, Fault):
+                failures.append(f"{tracked.order.symbol}: {result.kind}: {result.message}")
+            elif isinstance(result, BaseException):
+                raise result
+        return len(targets) - len(failures), failures
+
+    def _rejected(self, intent: OrderIntent, fault: Rejected) -> None:
+        self.log.warning("%s %s rejected: %s", intent.side, intent.symbol, fault.message)
+        self.notify(
+            OrderRejected(
+                account=self.book.label,
+                at=self.clock.time(),
+                symbol=intent.symbol,
+                side=str(intent.side),
+                reason=fault.message[:300],
+            )
+        )

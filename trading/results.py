@@ -1,0 +1,112 @@
+"""What the trader's operations return: plain data for the handlers to format, never text.
+
+Every result says which account it is about, whether the operation was done (`ok`), and if not
+why (`reason`, a refusal the user is told), and the trader's mode afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trading.models import Order, Position
+from trading.reconcile import Difference
+from trading.risk import Mode
+from trading.store import Ban, ClosedTrade
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    """Base of every operation's result."""
+
+    account: str
+    ok: bool
+    mode: Mode
+    reason: str = ""  # why it was refused, or what is still wrong
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeResult(Result):
+    """pause / unpause / stop / resume."""
+
+    old: Mode | None = None
+    cancelled: int = 0  # orders cancelled on the way
+    exiting: int = 0  # positions a stop is exiting
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillResult(Result):
+    flat: bool = False
+    cancelled: int = 0
+    closed: tuple[ClosedTrade, ...] = ()
+    remaining: tuple[str, ...] = ()  # symbols still held; the trader keeps trying
+    rounds: int = 0
+    seconds: float = 0.0
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AbortResult(Result):
+    positions: tuple[Position, ...] = ()  # what stays open at the exchange
+    open_orders: tuple[Order, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncResult(Result):
+    differences: tuple[Difference, ...] = ()
+    positions: int = 0
+    open_orders: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderResult(Result):
+    """buy / sell."""
+
+    symbol: str = ""
+    side: str = ""
+    amount: float = 0.0  # filled, in base
+    price: float = 0.0  # average fill price
+    cost: float = 0.0  # in quote
+    order_id: str | None = None
+    closed: ClosedTrade | None = None  # the round trip a sell completed
+
+
+@dataclass(frozen=True, kw_only=True)
+class BanResult(Result):
+    symbol: str = ""
+    bans: tuple[Ban, ...] = ()
+
+
+@dataclass(frozen=True)
+class PositionView:
+    """A position priced now."""
+
+    symbol: str
+    amount: float
+    entry_price: float
+    price: float | None  # None: no price seen yet
+    value: float
+    pnl: float
+    pnl_pct: float
+    stop_loss: float | None
+    take_profit: float | None
+    opened_at: float
+    banned: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoResult(Result):
+    quote: str = "USDT"
+    free_quote: float = 0.0
+    total_quote: float = 0.0
+    equity: float = 0.0
+    exposure: float = 0.0  # fraction of equity in positions
+    positions: tuple[PositionView, ...] = ()
+    open_orders: int = 0
+    bans: int = 0
+    health: object | None = None  # trading.connector.HealthSnapshot
+    started: bool = False
+    last_cycle_at: float | None = None
+    last_cycle_seconds: float | None = None
+    last_sync_at: float | None = None
+    last_error: str | None = None
+    balances: dict[str, float] = field(default_factory=dict)  # total, non-zero

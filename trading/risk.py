@@ -1,0 +1,227 @@
+"""The risk gate: every order intent, from the strategy or a command, passes `check()`.
+
+`check()` is a pure function over a small `RiskSnapshot` (no I/O, no clock): it returns
+`Allowed(amount)` or `Refused(reason)`, and a refusal is a value the user is told, never an
+exception. Exits are gated too: never more than the position or the free base balance, allowed
+while stopping, killed or in failsafe, and while paused or halted only for a kill.
+
+The trader's modes live here because the gate is the one place that decides what each allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from trading.models import Market, Position, Side
+from trading.settings import TradingSettings
+
+
+class Mode(StrEnum):
+    """A trader's state. Only RUNNING enters positions."""
+
+    RUNNING = "running"
+    PAUSED = "paused"  # no order at all until unpaused; positions kept
+    STOPPING = "stopping"  # exiting every position with limit orders, then STOPPED
+    STOPPED = "stopped"
+    KILLED = "killed"  # flattened at market on command
+    FAILSAFE = "failsafe"  # flattened by the dead switch (a bug or a Fatal fault)
+    HALTED = "halted"  # a Fatal fault with FAILSAFE_ON_FATAL=stop: no orders, waiting
+
+
+class Source(StrEnum):
+    """Who wants the order; the gate treats a kill and a failsafe exit differently."""
+
+    STRATEGY = "strategy"  # entries and exits the bot decides on its own
+    MANUAL = "manual"  # /buy and /sell
+    STOP = "stop"
+    KILL = "kill"
+    FAILSAFE = "failsafe"
+
+
+# Modes in which an exit may go out, by source. Paused and halted let only a kill through:
+# the human asked for orders to stop, and a kill is the human asking for the opposite.
+_EXIT_MODES: dict[Source, frozenset[Mode]] = {
+    Source.STRATEGY: frozenset({Mode.RUNNING}),
+    Source.MANUAL: frozenset({Mode.RUNNING, Mode.STOPPING, Mode.STOPPED, Mode.KILLED}),
+    Source.STOP: frozenset({Mode.STOPPING}),
+    Source.KILL: frozenset(Mode),
+    Source.FAILSAFE: frozenset({Mode.FAILSAFE, Mode.KILLED}),
+}
+# Amounts within this fraction of a position count as all of it (fees, rounding).
+DUST_FRACTION = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order someone wants: a buy of `amount` (base) or a sell of a position."""
+
+    symbol: str
+    side: Side
+    amount: float  # in base; for an exit, what is wanted (clamped by the gate)
+    price: float  # reference price for notional checks (ask for buys, bid for sells)
+    source: Source = Source.STRATEGY
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSnapshot:
+    """What the gate needs to know about one account at one moment."""
+
+    mode: Mode
+    now: float  # epoch seconds
+    quote: str
+    free_quote: float
+    equity: float  # in quote: free + held, positions at market
+    exposure: float  # in quote: value of open positions and pending entries
+    positions: Mapping[str, Position]
+    free_base: Mapping[str, float]  # currency -> free balance
+    markets: Mapping[str, Market]
+    bans: frozenset[str] = frozenset()
+    pending_entries: frozenset[str] = frozenset()  # symbols with an entry order still open
+    last_exit_at: Mapping[str, float] = field(default_factory=dict)  # symbol -> epoch
+    held_outside: frozenset[str] = frozenset()  # coins the account holds beyond the bot's
+    exiting: frozenset[str] = frozenset()  # symbols with a sell already on its way
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    amount: float  # what may be ordered, in base (an exit may be clamped)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+Decision = Allowed | Refused
+
+
+def check(intent: OrderIntent, snap: RiskSnapshot, limits: TradingSettings) -> Decision:
+    """The one gate every order intent passes."""
+    if intent.amount <= 0 or intent.price <= 0:
+        return Refused(f"{intent.symbol}: nothing to order (amount {intent.amount:g})")
+    market = snap.markets.get(intent.symbol)
+    if market is None:
+        return Refused(f"{intent.symbol}: unknown market")
+    if intent.side is Side.BUY:
+        return _check_entry(intent, snap, limits, market)
+    return _check_exit(intent, snap, market)
+
+
+def _check_entry(
+    intent: OrderIntent, snap: RiskSnapshot, limits: TradingSettings, market: Market
+) -> Decision:
+    symbol, cost = intent.symbol, intent.amount * intent.price
+    refusal = _entry_state(symbol, snap, limits, market)
+    if refusal:
+        return Refused(refusal)
+    if snap.free_quote < limits.min_balance:
+        return Refused(
+            f"free balance {snap.free_quote:.2f} {snap.quote} is below the minimum "
+            f"{limits.min_balance:g} {snap.quote}"
+        )
+    if cost > snap.free_quote:
+        return Refused(
+            f"{symbol}: stake {cost:.2f} {snap.quote} is above the free balance "
+            f"{snap.free_quote:.2f} {snap.quote}"
+        )
+    too_small = _below_minimum(market, intent.amount, cost)
+    if too_small:
+        return Refused(f"{symbol}: {too_small}")
+    if snap.equity <= 0 or (snap.exposure + cost) / snap.equity > limits.max_exposure:
+        share = (snap.exposure + cost) / snap.equity if snap.equity > 0 else float("inf")
+        return Refused(
+            f"{symbol}: exposure would be {share:.0%} of equity, above the limit "
+            f"{limits.max_exposure:.0%}"
+        )
+    return Allowed(intent.amount)
+
+
+def _entry_state(
+    symbol: str, snap: RiskSnapshot, limits: TradingSettings, market: Market
+) -> str | None:
+    """Refusals that do not depend on the amount."""
+    if snap.mode is not Mode.RUNNING:
+        return f"trader is {snap.mode}, not running"
+    if symbol in snap.bans:
+        return f"{symbol} is banned"
+    if not market.active or not market.spot:
+        return f"{symbol}: market is not an active spot market"
+    if market.quote != snap.quote:
+        return f"{symbol}: not quoted in {snap.quote}"
+    if symbol in snap.positions or symbol in snap.pending_entries:
+        return f"{symbol}: already held"
+    if symbol in snap.held_outside:
+        return f"{symbol}: the account already holds {market.base} outside the bot"
+    held = len(set(snap.positions) | set(snap.pending_entries))
+    if held >= limits.max_positions:
+        return f"MAX_POSITIONS reached ({held}/{limits.max_positions})"
+    last_exit = snap.last_exit_at.get(symbol)
+    if last_exit is not None:
+        wait = last_exit + limits.reentry_cooldown_seconds - snap.now
+        if wait > 0:
+            return f"{symbol}: re-entry cooldown, {wait:.0f} s left"
+    return None
+
+
+def _check_exit(intent: OrderIntent, snap: RiskSnapshot, market: Market) -> Decision:
+    symbol = intent.symbol
+    if snap.mode not in _EXIT_MODES[intent.source]:
+        return Refused(f"trader is {snap.mode}: no {intent.source} exit now")
+    position = snap.positions.get(symbol)
+    if position is None:
+        return Refused(f"{symbol}: no position opened by the bot")
+    if symbol in snap.exiting:
+        return Refused(f"{symbol}: an exit is already on its way")
+    free = snap.free_base.get(market.base, 0.0)
+    amount = min(intent.amount, position.amount, free)
+    if amount <= 0:
+        return Refused(f"{symbol}: no free {market.base} to sell (it may be held by an order)")
+    if market.amount_step:
+        amount = round_down(amount, market.amount_step)
+    too_small = _below_minimum(market, amount, amount * intent.price)
+    if too_small:
+        return Refused(f"{symbol}: {too_small}")
+    return Allowed(amount)
+
+
+def _below_minimum(market: Market, amount: float, cost: float) -> str | None:
+    if amount <= 0 or amount < market.min_amount:
+        return f"amount {amount:g} is below the market minimum {market.min_amount:g}"
+    if cost < market.min_cost:
+        return f"order value {cost:.2f} is below the market minimum {market.min_cost:g}"
+    return None
+
+
+def round_down(amount: float, step: float | None) -> float:
+    """Round an amount down to the market's lot size (never up: never more than we have)."""
+    if not step:
+        return amount
+    steps = int(amount / step + 1e-9)
+    return round(steps * step, 12)
+
+
+def round_trips(closed_at: Iterable[float], now: float, window: float) -> int:
+    """How many round trips of one symbol ended inside the window before `now`."""
+    return sum(1 for at in closed_at if now - window <= at <= now)
+
+
+def loop_guard_trips(closed_at: Iterable[float], now: float, limits: TradingSettings) -> int | None:
+    """The buy-sell loop guard: the number of round trips when a symbol flipped more than
+    LOOP_GUARD_ROUND_TRIPS times inside the window (ban it), else None."""
+    trips = round_trips(closed_at, now, limits.loop_guard_window_seconds)
+    return trips if trips > limits.loop_guard_round_trips else None
+
+
+def entry_amount(stake: float, price: float, market: Market) -> float:
+    """Base amount to buy for a stake in quote, rounded down to the lot size."""
+    if price <= 0:
+        return 0.0
+    return round_down(stake / price, market.amount_step)
