@@ -9,7 +9,7 @@ a lot, every state change of a trader, and emergencies always (they have their o
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from chatbot.config import NotifySettings
@@ -112,9 +112,13 @@ class DayLedger:
         if isinstance(event, EquityReport):
             day = self.equity.get(event.account)
             start = day.start if day else event.equity
+            realized = day.realized if day else 0.0
             self.equity[event.account] = DayEquity(
-                start, event.equity, event.quote, event.exposure, event.positions
+                start, event.equity, event.quote, event.exposure, event.positions, realized
             )
+        elif isinstance(event, TradeClosed) and event.account in self.equity:
+            day = self.equity[event.account]
+            self.equity[event.account] = replace(day, realized=day.realized + event.pnl)
 
     def summary(self, at: float, *, open_emergencies: int = 0) -> str:
         return format_daily_summary(
@@ -131,6 +135,6 @@ class DayLedger:
         self.counts.clear()
         self.dropped = self.stale = 0
         self.equity = {
-            a: DayEquity(d.end, d.end, d.quote, d.exposure, d.positions)
+            a: DayEquity(d.end, d.end, d.quote, d.exposure, d.positions, 0.0)
             for a, d in self.equity.items()
         }

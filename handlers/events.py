@@ -171,6 +171,7 @@ class DayEquity:
     quote: str
     exposure: float
     positions: int
+    realized: float = 0.0  # PnL of the round trips closed today
 
 
 SUMMARY_KINDS = (
@@ -199,7 +200,8 @@ def format_daily_summary(
     for account, eq in sorted(equity.items()):
         change = (eq.end - eq.start) / eq.start * 100.0 if eq.start else 0.0
         lines.append(
-            f"{who(account)}: {money(eq.end)} {e(eq.quote)} ({change:+.2f}% today), "
+            f"{who(account)}: {money(eq.end)} {e(eq.quote)} ({change:+.2f}% today, "
+            f"PnL {eq.end - eq.start:+,.2f}, realized {eq.realized:+,.2f}), "
             f"exposure {eq.exposure:.0%}, {eq.positions} open"
         )
     if not equity:

@@ -474,13 +474,14 @@ async def test_daily_summary_reports_the_day_and_starts_a_new_one(make, api):
     notifier.notify(equity(10_500))
     text = notifier.daily_summary()
     assert "Daily summary" in text
-    assert "binance:master: 10,500.00 USDT (+5.00% today)" in text
+    assert "binance:master: 10,500.00 USDT (+5.00% today, PnL +500.00, realized +0.50)" in text
     assert "1 entries, 1 exits, 1 faults" in text
     assert notifier.stats().day_counts == {}
     await notifier.drain()
     assert any("Daily summary" in t for t in texts(api))
     notifier.notify(equity(10_500))
-    assert "(+0.00% today)" in notifier.daily_summary()  # the new day starts from the close
+    # The new day starts from the close, with nothing realized yet.
+    assert "(+0.00% today, PnL +0.00, realized +0.00)" in notifier.daily_summary()
 
 
 async def test_reports_are_bounded_like_events(make, api):

@@ -14,8 +14,9 @@ tickers, so both feeds run exactly the same order code:
 An exchange's edges are simulated too, for tests, benchmarks and the chaos soak: a token-bucket
 rate limit (`RateLimited` with retry_after), an exchange clock that can drift
 (`ClockRejected` outside recv_window until `sync_time`), an exchange-side cancel-all-after, and
-fault injection per call (`inject`). Nothing here is random: the feed is seeded, so the same calls
-at the same clock times give the same fills and balances.
+fault injection per call (`inject`); the rate limit, the exchange clock and the injections live
+in trading/paper_faults.py, the book here. Nothing here is random: the feed is seeded, so the
+same calls at the same clock times give the same fills and balances.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trading.clock import Clock
-from trading.errors import ClockRejected, Fault, OrderNotFound, RateLimited, Rejected, Transient
+from trading.errors import Fault, OrderNotFound, Rejected, Transient
 from trading.market_sim import MarketFeed, SyntheticFeed
 from trading.models import (
     Balance,
@@ -40,6 +41,7 @@ from trading.models import (
     Side,
     Ticker,
 )
+from trading.paper_faults import ExchangeClock, FaultPlan, FaultSpec, Injection, RequestBudget
 
 log = logging.getLogger("trading.paper")
 
@@ -57,17 +59,6 @@ SIGNED_CALLS = frozenset((
 # fmt: on
 REFRESH_SECONDS = 1.0  # resting orders see prices at most this stale; the feed is asked no more
 DUST = 1e-12
-
-FaultSpec = Fault | type[BaseException] | BaseException
-
-
-@dataclass(slots=True)
-class _Injection:
-    call: str  # a Venue method name or "*"
-    fault: FaultSpec | None  # None: latency only
-    remaining: int  # -1: for ever
-    latency: float
-    after: bool
 
 
 @dataclass(slots=True)
@@ -166,13 +157,9 @@ class PaperExchange:
         )
         self._fee_rate = fee_rate
         self._slippage = slippage
-        self._rate = rate_limit  # <= 0: no limit
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._refilled_at = clock.monotonic()
-        self._recv_window_ms = recv_window_ms
-        self._skew = 0.0
-        self._offset_ms = 0.0
+        self._budget = RequestBudget(clock, rate_limit, burst)  # rate_limit <= 0: no limit
+        self._exchange_clock = ExchangeClock(clock, recv_window_ms)
+        self._faults = FaultPlan(VENUE_CALLS)
         self._markets: dict[str, Market] | None = None
         self._tickers: dict[str, Ticker] = {}
         self._seen_at: dict[str, float] = {}  # monotonic time each ticker was read
@@ -183,7 +170,6 @@ class PaperExchange:
         self._by_client: dict[tuple[str, str], _Record] = {}
         self._next_id = 1
         self._dead_man_deadline: float | None = None
-        self._injections: list[_Injection] = []
         self.calls: Counter[str] = Counter()
 
     # -- observability (no token taken) ---------------------------------------------------
@@ -198,7 +184,7 @@ class PaperExchange:
 
     @property
     def clock_offset_ms(self) -> float:
-        return self._offset_ms
+        return self._exchange_clock.offset_ms
 
     @property
     def order_log(self) -> list[Order]:
@@ -234,7 +220,7 @@ class PaperExchange:
 
     def set_clock_skew(self, seconds: float) -> None:
         """Make the exchange's clock run `seconds` ahead of the local one (negative: behind)."""
-        self._skew = seconds
+        self._exchange_clock.set_skew(seconds)
 
     def inject(
         self,
@@ -249,26 +235,14 @@ class PaperExchange:
         `fault`, after `latency` seconds of clock time. after=True: the call takes effect and
         then raises (an order accepted whose answer was lost). A fault class is instantiated
         with a message; a non-Fault exception is raised as is, like a bug."""
-        is_class = isinstance(fault, type) and issubclass(fault, BaseException)
-        if not (is_class or isinstance(fault, BaseException)):
-            raise TypeError(f"not an exception or exception class: {fault!r}")
-        self._add_injection(_Injection(call, fault, count, latency, after))
+        self._faults.inject(call, fault, count=count, latency=latency, after=after)
 
     def inject_latency(self, call: str, seconds: float, count: int = 1) -> None:
         """Make the next `count` calls of `call` take `seconds` of clock time, and succeed."""
-        self._add_injection(_Injection(call, None, count, seconds, False))
+        self._faults.inject_latency(call, seconds, count)
 
     def clear_faults(self) -> None:
-        self._injections.clear()
-
-    def _add_injection(self, injection: _Injection) -> None:
-        if injection.call != "*" and injection.call not in VENUE_CALLS:
-            raise ValueError(f"unknown call {injection.call!r}; one of {sorted(VENUE_CALLS)}")
-        if injection.remaining == 0 or injection.remaining < -1:
-            raise ValueError("count must be positive, or -1 for ever")
-        if injection.latency < 0:
-            raise ValueError("latency must not be negative")
-        self._injections.append(injection)
+        self._faults.clear()
 
     # -- the Venue interface ------------------------------------------------------------------
 
@@ -352,9 +326,9 @@ class PaperExchange:
 
     async def sync_time(self) -> float:
         pending = await self._enter("sync_time")
-        self._offset_ms = self._skew * 1000.0
+        offset_ms = self._exchange_clock.sync()
         self._leave(pending, "sync_time")
-        return self._offset_ms
+        return offset_ms
 
     async def close(self) -> None:
         pending = await self._enter("close")
@@ -365,83 +339,24 @@ class PaperExchange:
 
     # -- every call: count, rate limit, injected faults, exchange clock -----------------------
 
-    async def _enter(self, call: str) -> _Injection | None:
+    async def _enter(self, call: str) -> Injection | None:
         """Admit one call; returns an injection to raise once the call has taken effect."""
         self.calls[call] += 1
         if call != "close":
-            self._take_token(call)
-        injection, latency = self._due(call)
+            self._budget.take(call, self.name)
+        injection, latency = self._faults.due(call)
         if latency > 0:
             await self._clock.sleep(latency)
         self._expire_dead_man()
         if injection is not None and not injection.after:
-            raise self._exception(injection, call)
+            raise injection.exception(self.name, call)
         if call in SIGNED_CALLS:
-            self._check_clock(call)
+            self._exchange_clock.check(call, self.name)
         return injection
 
-    def _leave(self, injection: _Injection | None, call: str) -> None:
+    def _leave(self, injection: Injection | None, call: str) -> None:
         if injection is not None:
-            raise self._exception(injection, call)
-
-    def _take_token(self, call: str) -> None:
-        if self._rate <= 0:
-            return
-        now = self._clock.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._refilled_at) * self._rate)
-        self._refilled_at = now
-        if self._tokens < 1.0:
-            raise RateLimited(
-                f"too many requests: limit {self._rate:g}/s, burst {self._burst:g}",
-                venue=self.name,
-                call=call,
-                retry_after=(1.0 - self._tokens) / self._rate,
-            )
-        self._tokens -= 1.0
-
-    def _due(self, call: str) -> tuple[_Injection | None, float]:
-        """The first matching fault injection and the first matching latency-only one fire."""
-        fault: _Injection | None = None
-        slow: _Injection | None = None
-        for injection in list(self._injections):
-            if injection.call not in ("*", call):
-                continue
-            if injection.fault is None:
-                if slow is not None:
-                    continue
-                slow = injection
-            elif fault is None:
-                fault = injection
-            else:
-                continue
-            if injection.remaining > 0:
-                injection.remaining -= 1
-                if injection.remaining == 0:
-                    self._injections.remove(injection)
-        latency = (fault.latency if fault else 0.0) + (slow.latency if slow else 0.0)
-        return fault, latency
-
-    def _exception(self, injection: _Injection, call: str) -> BaseException:
-        spec = injection.fault
-        if isinstance(spec, type):
-            if issubclass(spec, Fault):
-                return spec(f"injected {spec.__name__}", venue=self.name, call=call)
-            return spec(f"injected {spec.__name__}")
-        assert spec is not None
-        if isinstance(spec, Fault):
-            spec.venue = spec.venue or self.name
-            spec.call = spec.call or call
-        return spec.with_traceback(None)  # raised again and again: keep the traceback short
-
-    def _check_clock(self, call: str) -> None:
-        drift_ms = abs(self._skew * 1000.0 - self._offset_ms)
-        if drift_ms > self._recv_window_ms:
-            raise ClockRejected(
-                f"Timestamp for this request is outside of the recvWindow "
-                f"({drift_ms:.0f} ms off, window {self._recv_window_ms:g} ms)",
-                venue=self.name,
-                call=call,
-            )
+            raise injection.exception(self.name, call)
 
     def _rejected(self, message: str, call: str) -> Rejected:
         return Rejected(message, venue=self.name, call=call)
@@ -449,7 +364,7 @@ class PaperExchange:
     @property
     def rate_limit(self) -> float:
         """Requests per second the bucket refills (<= 0: unlimited), so callers can pace."""
-        return self._rate
+        return self._budget.rate
 
     # -- prices and matching --------------------------------------------------------------------
 
@@ -601,7 +516,7 @@ class PaperExchange:
             market=market,
             amount=amount,
             price=price,
-            timestamp=self._clock.time() + self._skew,  # the exchange stamps with its clock
+            timestamp=self._exchange_clock.time(),  # the exchange stamps with its clock
         )
         self._orders[order_id] = record
         if request.client_order_id:
