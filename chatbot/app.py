@@ -16,13 +16,13 @@ import logging
 import platform
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import TextIO
 
 import httpx
 
-from chatbot.config import Settings
+from chatbot.config import PAPER, Settings
 from chatbot.console import Console, stdin_is_readable
 from chatbot.notifier import Notifier
 from chatbot.pagers import pagers_from_settings
@@ -36,6 +36,7 @@ from trading.connector import Connector
 from trading.desk import Desk
 from trading.engine import Trader
 from trading.models import Venue
+from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies import load_strategy
 
@@ -136,7 +137,8 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     tasks: list[asyncio.Task] = []
     try:
         await bot.notifier.start()
-        schedule_traders(scheduler, bot.traders, settings.trading, first_delay=0.5)
+        for group, cadence in _cadences(bot.traders, settings):
+            schedule_traders(scheduler, group, cadence, first_delay=0.5)
         add_daily_job(scheduler, *settings.notify.daily_summary_time, bot.notifier.daily_summary)
         scheduler.start()
         log.info(
@@ -152,6 +154,24 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     finally:
         await _shutdown(bot, scheduler, tasks)
     return bot.exit_code
+
+
+def _cadences(
+    traders: list[Trader], settings: Settings
+) -> list[tuple[list[Trader], TradingSettings]]:
+    """Live accounts cycle every SCAN_INTERVAL_SECONDS. The offline paper exchange runs
+    PAPER_SPEED times faster than real time, so its accounts cycle every SCAN_INTERVAL_SECONDS
+    of paper time (at least once a second): a newcomer sees trades within minutes."""
+    live = settings.trading
+    speed = settings.paper.speed
+    paper = replace(
+        live,
+        scan_interval_seconds=max(1.0, live.scan_interval_seconds / speed),
+        sync_interval_seconds=max(1.0, live.sync_interval_seconds / speed),
+    )
+    on_paper = [t for t in traders if t.connector.venue.name == PAPER]
+    on_live = [t for t in traders if t.connector.venue.name != PAPER]
+    return [(group, cadence) for group, cadence in ((on_paper, paper), (on_live, live)) if group]
 
 
 async def _console(bot: Bot, inp: TextIO, out: TextIO) -> None:

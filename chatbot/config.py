@@ -220,7 +220,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         markets=r.int("PAPER_MARKETS", 50, low=1, high=20_000),
         seed=r.int("PAPER_SEED", 1),
         balance=r.number("PAPER_BALANCE", 10_000.0, low=0),
-        speed=r.number("PAPER_SPEED", 60.0, low=0.001, high=100_000),
+        speed=r.number("PAPER_SPEED", 300.0, low=0.001, high=100_000),
         fee_rate=r.number("PAPER_FEE_RATE", 0.001, low=0, high=0.1),
     )
     trading = _trading(r)
@@ -430,3 +430,83 @@ def _health_port(r: _Reader) -> int | None:
         return None
     port = r.int(name, 8080, low=0, high=65535)
     return port
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    """`python -m chatbot.watchdog`: what it polls, when it alarms, and how it reaches the human
+    (the bot's own Telegram chat and pagers; it only listens for /ack with its own token)."""
+
+    url: str
+    stale_seconds: float
+    interval_seconds: float
+    telegram: TelegramSettings  # sends with TELEGRAM_BOT_TOKEN to TELEGRAM_CHAT_ID
+    listen_token: Secret | None  # WATCHDOG_TELEGRAM_BOT_TOKEN: polls getUpdates for /ack
+    notify: NotifySettings
+    log_level: str = "INFO"
+    secrets: tuple[Secret, ...] = field(default=(), repr=False)
+
+    @property
+    def timeout_seconds(self) -> float:
+        """One poll's HTTP timeout: an answer slower than the interval counts as none."""
+        return max(1.0, min(self.interval_seconds, 10.0))
+
+
+def load_watchdog_settings(environ: Mapping[str, str]) -> WatchdogSettings:
+    """Parse the watchdog's variables (and the Telegram and pager ones it shares with the bot);
+    raise ConfigError listing all problems."""
+    r = _Reader(environ)
+    url = r.raw("WATCHDOG_URL")
+    if url is None:
+        r.problems.append("WATCHDOG_URL: required (the bot's health URL, e.g. https://.../healthz)")
+    elif not re.match(r"https?://", url):
+        r.fail("WATCHDOG_URL", url, "expected an http(s):// URL of the bot's /healthz")
+    interval = r.number("WATCHDOG_INTERVAL_SECONDS", 10.0, low=1, high=3600)
+    stale = r.number("WATCHDOG_STALE_SECONDS", 120.0, low=1, high=86_400)
+    if stale < interval:
+        r.problems.append(
+            f"WATCHDOG_STALE_SECONDS={stale:g}: must be at least WATCHDOG_INTERVAL_SECONDS "
+            f"({interval:g}), or one missed poll raises the alarm"
+        )
+    telegram = _telegram(r)
+    listen = r.secret("WATCHDOG_TELEGRAM_BOT_TOKEN")
+    if listen is not None:
+        if not re.fullmatch(r"\d+:[\w-]{20,}", listen.get()):
+            r.problems.append(
+                "WATCHDOG_TELEGRAM_BOT_TOKEN: not a bot token (expected <digits>:<secret>)"
+            )
+        elif telegram.token is not None and listen == telegram.token:
+            r.problems.append(
+                "WATCHDOG_TELEGRAM_BOT_TOKEN: must be another bot than TELEGRAM_BOT_TOKEN "
+                "(two processes polling one token steal each other's updates)"
+            )
+        if telegram.chat_id is None and r.raw("TELEGRAM_CHAT_ID") is None:
+            r.problems.append(
+                "TELEGRAM_CHAT_ID: required with WATCHDOG_TELEGRAM_BOT_TOKEN "
+                "(the only chat whose /ack the watchdog obeys)"
+            )
+    notify = _notify(r)
+    log_level = r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+    if r.problems:
+        raise ConfigError(r.problems)
+    secrets = tuple(
+        s
+        for s in (
+            telegram.token,
+            listen,
+            notify.ntfy_token,
+            notify.pushover_token,
+            notify.pushover_user,
+        )
+        if s is not None
+    )
+    return WatchdogSettings(
+        url=url or "",
+        stale_seconds=stale,
+        interval_seconds=interval,
+        telegram=telegram,
+        listen_token=listen,
+        notify=notify,
+        log_level=log_level,
+        secrets=secrets,
+    )

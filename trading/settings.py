@@ -11,7 +11,7 @@ class PaperSettings:
     markets: int = 50
     seed: int = 1
     balance: float = 10_000.0
-    speed: float = 60.0  # simulated seconds per real second in `python -m chatbot`
+    speed: float = 300.0  # simulated seconds per real second in `python -m chatbot`
     fee_rate: float = 0.001
 
 
