@@ -27,7 +27,8 @@ from chatbot.console import Console, stdin_is_readable
 from chatbot.notifier import Notifier
 from chatbot.pagers import pagers_from_settings
 from chatbot.scheduling import add_daily_job, job_summary, new_scheduler, schedule_traders
-from chatbot.senders import ConsoleSender, Sender
+from chatbot.senders import ConsoleSender, Sender, TelegramSender
+from chatbot.telegram import TelegramTransport
 from chatbot.venues import build_venues
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
@@ -63,6 +64,7 @@ class Bot:
     desk: Desk
     dispatcher: Dispatcher
     http: httpx.AsyncClient
+    telegram: TelegramTransport | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     exit_code: int = 0
 
@@ -75,11 +77,21 @@ def build(
     settings: Settings,
     venues: list[Venue],
     *,
-    senders: list[Sender],
     clock: Clock | None = None,
+    out: TextIO | None = None,
 ) -> Bot:
-    """Assemble the parts (no I/O yet)."""
+    """Assemble the parts (no I/O yet). The dispatcher comes first: the Telegram transport
+    needs it, the notifier sends through the transport's bot, and the traders notify."""
     clock = clock or RealClock()
+    ctx = Context(desk=None, clock=clock, settings=settings.redacted(), versions=versions())
+    dispatcher = Dispatcher(ctx)
+    telegram: TelegramTransport | None = None
+    senders: list[Sender]
+    if settings.telegram.enabled:
+        telegram = TelegramTransport(settings.telegram, dispatcher, clock=clock)
+        senders = [TelegramSender(telegram.bot, settings.telegram.chat_id, clock)]
+    else:
+        senders = [ConsoleSender(out or sys.stdout)]
     store = Store.in_dir(settings.data_dir)
     http = httpx.AsyncClient(timeout=10.0)
     notifier = Notifier.from_settings(
@@ -104,7 +116,6 @@ def build(
         for venue in venues
     ]
     desk = Desk(traders, store=store, clock=clock)
-    ctx = Context(desk=desk, clock=clock, notifier=notifier, versions=versions())
     bot = Bot(
         settings=settings,
         clock=clock,
@@ -112,10 +123,12 @@ def build(
         notifier=notifier,
         traders=traders,
         desk=desk,
-        dispatcher=Dispatcher(ctx),
+        dispatcher=dispatcher,
         http=http,
+        telegram=telegram,
     )
-    ctx.settings = settings.redacted()
+    ctx.desk = desk
+    ctx.notifier = notifier
     ctx.abort = lambda: bot.request_stop(0)
     return bot
 
@@ -126,8 +139,7 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     if not venues:
         log.error("no account can trade (see the lines above); nothing to do")
         return 1
-    out = out or sys.stdout
-    bot = build(settings, venues, senders=[ConsoleSender(out)])
+    bot = build(settings, venues, out=out)
     scheduler = new_scheduler()
     bot.dispatcher.ctx.jobs = lambda: [
         (str(j["id"]), j["next_run"])
@@ -137,19 +149,28 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     tasks: list[asyncio.Task] = []
     try:
         await bot.notifier.start()
+        if bot.telegram is not None:
+            try:
+                await bot.telegram.start()
+            except Exception as exc:
+                # Never trade without the channel that can stop it.
+                log.error("Telegram is unreachable or refused the token (%s): not trading", exc)
+                bot.exit_code = 1
+                return 1
         for group, cadence in _cadences(bot.traders, settings):
             schedule_traders(scheduler, group, cadence, first_delay=0.5)
         add_daily_job(scheduler, *settings.notify.daily_summary_time, bot.notifier.daily_summary)
         scheduler.start()
         log.info(
-            "running %d account(s): %s (dry run: %s)",
+            "running %d account(s): %s (dry run: %s, commands: %s)",
             len(bot.traders),
             ", ".join(bot.desk.labels),
             settings.dry_run,
+            "telegram" if bot.telegram else "console",
         )
         inp = inp or sys.stdin
-        if stdin_is_readable(inp):
-            tasks.append(asyncio.create_task(_console(bot, inp, out), name="console"))
+        if bot.telegram is None and stdin_is_readable(inp):
+            tasks.append(asyncio.create_task(_console(bot, inp, out or sys.stdout)))
         await bot.stop.wait()
     finally:
         await _shutdown(bot, scheduler, tasks)
@@ -190,6 +211,8 @@ def _on_signals(bot: Bot) -> None:
 async def _shutdown(bot: Bot, scheduler, tasks: list[asyncio.Task]) -> None:
     if scheduler.running:
         scheduler.shutdown(wait=False)
+    if bot.telegram is not None:
+        await bot.telegram.stop()  # first: replies to commands in flight (/abort) still go out
     for task in tasks:
         task.cancel()
     for trader in bot.traders:

@@ -51,8 +51,13 @@ class Dispatcher:
         if command is None:
             return refuse(f"Unknown command /{esc(name)}. /help lists them.")
         if command.confirm:
-            if args and args[-1].lower() == "now":
-                return await self._run(command, args[:-1], who)
+            now = [a for a in args if a.lower() != "now"]
+            if command.check is not None and (problem := command.check(self.ctx, now)):
+                reply = refuse(problem)
+                self._audit(who, command.name, args, plain(reply.text))
+                return reply
+            if len(now) < len(args):  # `/kill now`, `/kill kraken now`: no confirmation
+                return await self._run(command, now, who)
             return self._ask(command, args, who)
         return await self._run(command, args, who)
 
@@ -71,12 +76,24 @@ class Dispatcher:
             return Reply(text=f"Cancelled {esc(line)}: nothing done.")
         return await self._run(pending.command, pending.args, who)
 
+    def expires_at(self, token: str) -> float | None:
+        """When an open confirmation expires (clock time); None once pressed or expired."""
+        pending = self._pending.get(token)
+        return None if pending is None else pending.expires_at
+
+    def note(self, who: str, text: str, result: str) -> None:
+        """Audit a command line a transport did not run (unauthorized, stale)."""
+        words = text.strip().split()
+        name = words[0].lstrip("/").split("@", 1)[0].lower() if words else ""
+        self._audit(who, name, words[1:], result)
+
     def expire(self) -> list[str]:
         """Forget confirmations past their time; returns their tokens (to edit their messages)."""
         now = self.ctx.clock.time()
         gone = [t for t, p in self._pending.items() if now > p.expires_at]
         for token in gone:
-            del self._pending[token]
+            pending = self._pending.pop(token)
+            self._audit(pending.who, pending.command.name, pending.args, "confirmation expired")
         return gone
 
     def _ask(self, command: Command, args: list[str], who: str) -> Reply:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import status
+from handlers import alerts, chart, control, status, symbols
 from handlers.context import Context
+from handlers.format import check_accounts
 from handlers.reply import Reply, esc
 
 Handler = Callable[[Context, list[str]], Awaitable[Reply]]
+Check = Callable[[Context, list[str]], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,9 @@ class Command:
     help: str
     args: str = ""  # usage, e.g. "SYMBOL [QUOTE_AMOUNT]"
     confirm: bool = False  # destructive: ask first (`/name ... now` skips it)
+    # Validates the arguments before a confirmation is asked for (a refusal text, or None), so
+    # a typo is refused at once instead of after the user pressed Confirm.
+    check: Check | None = None
 
 
 async def help_(ctx: Context, args: list[str]) -> Reply:
@@ -27,14 +32,66 @@ async def help_(ctx: Context, args: list[str]) -> Reply:
     lines = ["<b>Commands</b>"]
     for c in COMMANDS:
         usage = f" {esc(c.args)}" if c.args else ""
-        lines.append(f"/{c.name}{usage} - {esc(c.help)}")
+        confirm = " (asks to confirm; add now to skip)" if c.confirm else ""
+        lines.append(f"/{c.name}{usage} - {esc(c.help)}{confirm}")
     lines.append(
         "With several accounts, a first argument such as kraken or binance:master picks which."
     )
     return Reply(text="\n".join(lines))
 
 
+def _no_args(ctx: Context, args: list[str]) -> str | None:
+    return "/abort ends the whole process; it takes no account." if args else None
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("ping", status.ping, "alive, uptime, last cycle per account"),
+    Command("info", status.info, "balances, positions, PnL, exposure, API health", "[ACCOUNT]"),
+    Command(
+        "kill",
+        control.kill,
+        "stop and exit every position at market now",
+        "[ACCOUNT] [now]",
+        confirm=True,
+        check=check_accounts,
+    ),
+    Command(
+        "stop",
+        control.stop,
+        "stop and exit every position with limit orders",
+        "[ACCOUNT] [now]",
+        confirm=True,
+        check=check_accounts,
+    ),
+    Command(
+        "abort",
+        control.abort,
+        "end the process now, leaving positions and orders as they are",
+        "[now]",
+        confirm=True,
+        check=_no_args,
+    ),
+    Command("pause", control.pause, "cancel open orders and pause trading", "[ACCOUNT]"),
+    Command("unpause", control.unpause, "trade again after /pause", "[ACCOUNT]"),
+    Command("resume", control.resume, "trade again after /stop or /kill", "[ACCOUNT]"),
+    Command("sync", control.sync, "reload state from the exchanges, show differences", "[ACCOUNT]"),
+    Command("ban", symbols.ban, "never trade a symbol", "[ACCOUNT] SYMBOL"),
+    Command("unban", symbols.unban, "allow a banned symbol again", "[ACCOUNT] SYMBOL"),
+    Command("bans", symbols.bans, "the banned symbols", "[ACCOUNT]"),
+    Command(
+        "buy",
+        symbols.buy,
+        "buy at market through the risk gate",
+        "[ACCOUNT] SYMBOL [QUOTE_AMOUNT]",
+    ),
+    Command("sell", symbols.sell, "sell the bot's position at market", "[ACCOUNT] SYMBOL"),
+    Command("chart", chart.chart, "equity curve as a picture", "[ACCOUNT] [PERIOD]"),
+    Command("ack", alerts.ack, "acknowledge the current emergencies"),
+    Command(
+        "debug",
+        status.debug,
+        "versions, settings, clocks, circuits, queues, jobs",
+        "[ACCOUNT]",
+    ),
     Command("help", help_, "this list"),
 )

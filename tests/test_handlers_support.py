@@ -1,0 +1,107 @@
+"""Shared pieces for the command tests: a desk of paper accounts behind the real Dispatcher."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from chatbot.notifier import Notifier
+from chatbot.senders import ConsoleSender
+from handlers.context import Context
+from handlers.dispatch import Dispatcher
+from handlers.reply import Reply
+from tests.test_engine_support import SETTINGS, Rig, ScriptedStrategy, make_rig
+from trading.clock import Clock
+from trading.desk import Desk
+from trading.events import Event
+from trading.paper import PaperExchange
+from trading.settings import TradingSettings
+from trading.store import Store
+
+VERSIONS = {"python": "3.11", "python-telegram-bot": "22.8", "ccxt": "4.5.90"}
+
+
+@dataclass
+class Office:
+    """Paper accounts on one store and clock, their desk, and the dispatcher in front."""
+
+    clock: Clock
+    store: Store
+    rigs: list[Rig]
+    desk: Desk
+    ctx: Context
+    dispatcher: Dispatcher
+    notifier: Notifier
+    events: list[Event] = field(default_factory=list)
+    aborted: list[bool] = field(default_factory=list)
+
+    @property
+    def rig(self) -> Rig:
+        return self.rigs[0]
+
+    async def run(self, text: str, who: str = "tester") -> Reply:
+        return await self.dispatcher.handle(text, who)
+
+    async def confirm(self, text: str, who: str = "tester") -> Reply:
+        ask = await self.dispatcher.handle(text, who)
+        assert ask.buttons, ask.text
+        return await self.dispatcher.press(ask.buttons[0].data, who)
+
+    async def start(self) -> None:
+        for rig in self.rigs:
+            await rig.trader.start()
+
+    async def enter(self, rig: Rig, symbols: Sequence[str]) -> None:
+        """Have the scripted strategy open positions in `symbols` on `rig`."""
+        rig.strategy.entries = list(symbols)
+        await rig.cycles(2)
+        rig.strategy.entries = []
+        assert set(symbols) <= set(rig.trader.book.positions)
+
+    async def close(self) -> None:
+        for rig in self.rigs:
+            await rig.trader.close()
+        self.store.close()
+
+
+def make_office(
+    clock: Clock,
+    accounts: Sequence[str] = ("MAIN",),
+    *,
+    settings: TradingSettings = SETTINGS,
+    names: Sequence[str] | None = None,
+    jobs: Callable[[], list[tuple[str, float | None]]] | None = None,
+    redacted: dict | None = None,
+    markets: int = 12,
+    venue: type[PaperExchange] = PaperExchange,
+) -> Office:
+    store = Store(":memory:")
+    events: list[Event] = []
+    notifier = Notifier([ConsoleSender(io.StringIO())], clock=clock)
+    rigs = []
+    for i, account in enumerate(accounts):
+        name = names[i] if names else "paper"
+        paper = venue(clock=clock, name=name, account=account, markets=markets)
+        rigs.append(
+            make_rig(
+                clock,
+                strategy=ScriptedStrategy(),
+                settings=settings,
+                store=store,
+                paper=paper,
+                events=events,
+            )
+        )
+    desk = Desk([r.trader for r in rigs], store=store, clock=clock)
+    ctx = Context(
+        desk=desk,
+        clock=clock,
+        notifier=notifier,
+        settings=redacted if redacted is not None else {"telegram": {"token": "***"}},
+        jobs=jobs,
+        versions=VERSIONS,
+    )
+    office = Office(clock, store, rigs, desk, ctx, Dispatcher(ctx), notifier, events)
+    ctx.abort = lambda: office.aborted.append(True)
+    return office
