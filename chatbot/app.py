@@ -24,6 +24,7 @@ import httpx
 
 from chatbot.config import PAPER, Settings
 from chatbot.console import Console, stdin_is_readable
+from chatbot.health import HealthServer
 from chatbot.notifier import Notifier
 from chatbot.pagers import pagers_from_settings
 from chatbot.scheduling import add_daily_job, job_summary, new_scheduler, schedule_traders
@@ -65,6 +66,7 @@ class Bot:
     dispatcher: Dispatcher
     http: httpx.AsyncClient
     telegram: TelegramTransport | None = None
+    health: HealthServer | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     exit_code: int = 0
 
@@ -127,6 +129,14 @@ def build(
         http=http,
         telegram=telegram,
     )
+    if settings.health_port is not None:
+        bot.health = HealthServer(
+            desk,
+            notifier=notifier,
+            clock=clock,
+            port=settings.health_port,
+            scan_interval=settings.trading.scan_interval_seconds,
+        )
     ctx.desk = desk
     ctx.notifier = notifier
     ctx.abort = lambda: bot.request_stop(0)
@@ -161,6 +171,8 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
             schedule_traders(scheduler, group, cadence, first_delay=0.5)
         add_daily_job(scheduler, *settings.notify.daily_summary_time, bot.notifier.daily_summary)
         scheduler.start()
+        if bot.health is not None:
+            await bot.health.start()
         log.info(
             "running %d account(s): %s (dry run: %s, commands: %s)",
             len(bot.traders),
@@ -213,6 +225,8 @@ async def _shutdown(bot: Bot, scheduler, tasks: list[asyncio.Task]) -> None:
         scheduler.shutdown(wait=False)
     if bot.telegram is not None:
         await bot.telegram.stop()  # first: replies to commands in flight (/abort) still go out
+    if bot.health is not None:
+        await bot.health.stop()
     for task in tasks:
         task.cancel()
     for trader in bot.traders:

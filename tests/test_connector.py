@@ -368,6 +368,35 @@ async def test_orders_and_cancels_bypass_an_open_circuit(venue, clock):
     assert conn.health.circuit == "open"  # an order going through does not end the cooldown
 
 
+async def test_the_sync_asks_the_exchange_while_scan_faults_hold_the_circuit_open(venue, clock):
+    conn = connect(venue, clock, read_attempts=1, breaker_threshold=3, breaker_max_cooldown=300.0)
+    await open_circuit(conn, venue, 3)
+
+    state = await conn.sync()
+
+    assert venue.calls["fetch_balance"] == 1 and state.balance is not None
+    assert conn.health.sync_failing_since is None
+
+
+async def test_an_open_circuit_alone_never_escalates_the_sync(venue, clock):
+    # Scan faults keep the circuit open for ever longer cooldowns, past the sync's limit; the
+    # exchange answers the sync every time, so nothing escalates to Fatal.
+    conn = connect(
+        venue,
+        clock,
+        read_attempts=1,
+        breaker_threshold=3,
+        breaker_cooldown=30.0,
+        breaker_max_cooldown=300.0,
+        sync_failure_limit=300.0,
+    )
+    for _ in range(12):
+        await open_circuit(conn, venue, 3)
+        await conn.sync()
+        clock.advance(60)
+    assert conn.health.sync_failing_since is None
+
+
 async def test_a_second_connector_is_unaffected(clock):
     sick_venue, well_venue = ScriptedVenue(clock, name="sick"), ScriptedVenue(clock, name="well")
     sick = connect(sick_venue, clock, read_attempts=1, breaker_threshold=3)

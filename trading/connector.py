@@ -157,19 +157,30 @@ class Connector:
         fetch = functools.partial(self.venue.fetch_order, order_id, symbol)
         return await self._read("fetch_order", fetch, signed=True)
 
-    async def find_order(self, client_order_id: str, symbol: str) -> Order | None:
-        """The order placed with this client order id, if the exchange has it (a read)."""
+    async def find_order(
+        self, client_order_id: str, symbol: str, *, gated: bool = True
+    ) -> Order | None:
+        """The order placed with this client order id, if the exchange has it (a read;
+        `gated=False`: past an open circuit, for settling the fate of an exit)."""
         find = functools.partial(self.venue.find_order, client_order_id, symbol)
-        return await self._read("find_order", find, signed=True)
+        if gated:
+            return await self._read("find_order", find, signed=True)
+        attempt = functools.partial(self._call, "find_order", find, signed=True, gated=False)
+        return await self._retry(attempt, "find_order")
 
     async def sync(self) -> AccountState:
         """Balance and open orders, the source of truth; escalates a long failing streak."""
         started = (self._clock.monotonic(), self._clock.time())
         try:
             await self._refresh_time_if_due()
-            balance = await self._read("fetch_balance", self.venue.fetch_balance, signed=True)
+            # The sync asks the exchange itself even while scan traffic holds the circuit open:
+            # its escalation to Fatal must rest on its own answers, and a breaker cooldown (up to
+            # breaker_max_cooldown) must never run out the clock of SYNC_FAILURE_LIMIT_SECONDS.
+            balance = await self._read(
+                "fetch_balance", self.venue.fetch_balance, signed=True, gated=False
+            )
             orders = await self._read(
-                "fetch_open_orders", self.venue.fetch_open_orders, signed=True
+                "fetch_open_orders", self.venue.fetch_open_orders, signed=True, gated=False
             )
         except (Transient, RateLimited, ClockRejected) as fault:
             # A clock still rejected after a resync is as much a failing sync as a timeout.
@@ -183,8 +194,12 @@ class Connector:
 
     # ---------------------------------------------------------------- writes
 
-    async def place(self, request: OrderRequest) -> Order:
-        """Place an order; after an unknown outcome, look for it before placing once more."""
+    async def place(
+        self, request: OrderRequest, *, still_wanted: Callable[[], bool] | None = None
+    ) -> Order:
+        """Place an order; after an unknown outcome, look for it before placing once more, and
+        only if the caller `still_wanted` it after that look (the trader may have been paused
+        or killed meanwhile). Not placed again: the unknown outcome stands, for reconciliation."""
         create = functools.partial(self.venue.create_order, request)
         try:
             return await self._call("create_order", create, signed=True, gated=False)
@@ -199,6 +214,9 @@ class Connector:
         existing = await self._find_placed(request, first)
         if existing is not None:
             return existing
+        if still_wanted is not None and not still_wanted():
+            self.log.info("%s no longer wanted: not placed again", request.client_order_id)
+            raise first
         try:
             return await self._call("create_order", create, signed=True, gated=False)
         except (Transient, RateLimited) as fault:
@@ -292,8 +310,9 @@ class Connector:
         *,
         signed: bool = False,
         quiet: Quiet | None = None,
+        gated: bool = True,
     ) -> T:
-        attempt = functools.partial(self._call, call, fn, signed=signed, gated=True, quiet=quiet)
+        attempt = functools.partial(self._call, call, fn, signed=signed, gated=gated, quiet=quiet)
         return await self._retry(attempt, call)
 
     async def _retry(self, attempt: Callable[[], Awaitable[T]], call: str) -> T:

@@ -174,6 +174,11 @@ class Trader(Failsafe, TraderOperations):
             with suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def aborted(self) -> bool:
+        """/abort was obeyed: the process is ending and this trader does nothing more."""
+        return self._aborted
+
     # ------------------------------------------------------------ the cycle
 
     async def run_cycle(self) -> None:

@@ -19,6 +19,7 @@ from trading.clock import Clock
 from trading.errors import Fatal, Fault
 from trading.models import Side, Ticker
 from trading.orders import OrderRouter, Placement
+from trading.reconcile import resolve_unconfirmed
 from trading.risk import OrderIntent, Source
 
 BACKOFF_BASE = 1.0
@@ -134,7 +135,8 @@ class Exits:
         except Exception as exc:  # a Fatal or a bug too: keep trying to get out
             problems.append(f"cancel: {_describe(exc)}")
             self._log_bug("cancel", exc)
-        await self._try_sync(problems)
+        if not await self._try_sync(problems):
+            await self._resolve_unsure(problems)
         symbols = list(self.book.positions)
         results = await asyncio.gather(
             *(self._exit(symbol, purpose, source) for symbol in symbols),
@@ -171,6 +173,21 @@ class Exits:
         if not placement.ok and placement.refused and self._is_dust(symbol, price):
             self.book.close(symbol, price, f"{purpose} (dust left)")
         return placement
+
+    async def _resolve_unsure(self, problems: list[str]) -> None:
+        """Without a sync, an order sent with an unknown outcome would hold back the next exit of
+        its symbol for as long as the account endpoint fails (retired: for ever). Settle each by
+        its client order id instead, past an open circuit like the orders themselves."""
+        for tracked in [t for t in self.book.orders.values() if not t.confirmed]:
+            connector = self.router.connector
+            try:
+                found = await resolve_unconfirmed(connector, self.book, tracked, gated=False)
+            except Exception as exc:  # a Fatal or a bug too: keep trying to get out
+                problems.append(f"lookup of {tracked.order.symbol}: {_describe(exc)}")
+                self._log_bug("lookup", exc)
+                continue
+            if found is not None and found.kind == "unresolved":
+                problems.append(f"{found.symbol}: {found.detail}")
 
     async def _try_sync(self, problems: list[str]) -> bool:
         try:

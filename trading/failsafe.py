@@ -146,10 +146,15 @@ class Failsafe:
             yield
             return
         acquire = asyncio.ensure_future(self._lock.acquire())
-        done, _ = await asyncio.wait({acquire}, timeout=wait)
+        try:
+            done, _ = await asyncio.wait({acquire}, timeout=wait)
+        except asyncio.CancelledError:
+            # Cancelled while waiting (a /resume stops the flattening): the request must not go
+            # on to take the lock with nobody left to release it.
+            _abandon(acquire, self._lock)
+            raise
         if not done:
-            acquire.add_done_callback(_release_if_acquired(self._lock))
-            acquire.cancel()
+            _abandon(acquire, self._lock)
             if not force:
                 raise TraderBusy("a cycle is still running; try again in a moment")
             self.log.warning("going ahead without waiting longer for the running cycle")
@@ -196,6 +201,12 @@ class Failsafe:
                 account=self.label, at=self.clock.time(), key=f"{key}:{self.label}", message=message
             )
         )
+
+
+def _abandon(acquire: asyncio.Future, lock: asyncio.Lock) -> None:
+    """Withdraw a lock request; if it is granted all the same, give the lock straight back."""
+    acquire.add_done_callback(_release_if_acquired(lock))
+    acquire.cancel()
 
 
 def _release_if_acquired(lock: asyncio.Lock):

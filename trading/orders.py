@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from trading.clock import Clock
 from trading.errors import Fatal, Fault, RateLimited, Rejected
 from trading.events import Notify, OrderRejected
 from trading.models import Order, OrderRequest, OrderType, Side
-from trading.risk import OrderIntent, Refused, RiskSnapshot, check
+from trading.risk import OrderIntent, Refused, RiskSnapshot, check, mode_refusal
 from trading.settings import TradingSettings
 from trading.store import ClosedTrade
 
@@ -110,6 +111,8 @@ class OrderRouter:
         self.snapshot = snapshot
         self.log = log
         self.pacer = Pacer(clock, order_rate)
+        # Read-only outcome counters for /metrics: placed, rejected, refused, unknown.
+        self.counts: Counter[str] = Counter()
 
     async def place(
         self,
@@ -124,6 +127,7 @@ class OrderRouter:
         """Gate, record, send, record. Fatal and bugs propagate; other faults are results."""
         decision = check(intent, self.snapshot(), self.settings)
         if isinstance(decision, Refused):
+            self.counts["refused"] += 1
             return Placement(intent.symbol, intent.side, refused=decision.reason)
         request = OrderRequest(
             symbol=intent.symbol,
@@ -148,15 +152,26 @@ class OrderRouter:
         self, intent: OrderIntent, request: OrderRequest, tracked: Tracked, purpose: str
     ) -> Placement:
         await self.pacer.wait()
+        # The gate was asked before the wait; a command may have paused, stopped, killed or
+        # banned since. Asked again here and before any second attempt, with no await between.
+        refusal = self._refusal(intent)
+        if refusal:
+            self.counts["refused"] += 1
+            self.book.not_placed(tracked, refusal)
+            return Placement(intent.symbol, intent.side, refused=refusal)
         try:
-            order = await self.connector.place(request)
+            order = await self.connector.place(
+                request, still_wanted=lambda: self._refusal(intent) is None
+            )
         except Rejected as fault:
+            self.counts["rejected"] += 1
             self.book.not_placed(tracked, fault.message)
             self._rejected(intent, fault)
             return Placement(intent.symbol, intent.side, fault=fault)
         except Fatal:
             raise
         except Fault as fault:  # Transient / RateLimited: the connector could not tell
+            self.counts["unknown"] += 1
             if isinstance(fault, RateLimited):
                 self.pacer.pushed_back(fault)
             self.log.warning(
@@ -167,8 +182,13 @@ class OrderRouter:
                 fault.kind,
             )
             return Placement(intent.symbol, intent.side, fault=fault)
+        self.counts["placed"] += 1
         closed = self.book.placed(tracked, order)
         return Placement(intent.symbol, intent.side, order=order, closed=tuple(closed))
+
+    def _refusal(self, intent: OrderIntent) -> str | None:
+        snap = self.snapshot()
+        return mode_refusal(intent, snap.mode, snap.bans)
 
     async def cancel(self, tracked: Tracked) -> list[ClosedTrade]:
         """Cancel one of our orders and apply whatever it filled before it went."""

@@ -107,15 +107,29 @@ async def _resolve(
     return Difference("gone", order.symbol, f"order {order.id} {final.status}")
 
 
+async def resolve_unconfirmed(
+    connector: Connector, book: Book, tracked: Tracked, *, gated: bool = True
+) -> Difference | None:
+    """One order sent with an unknown outcome, looked up by its client order id alone (no
+    sync): adopted if the exchange has it, dropped if not. `gated=False` goes past an open
+    circuit, as orders and cancels do, for a flatten that must not wait on a failing sync."""
+    return await _resolve_unconfirmed(connector, book, tracked, {}, gated=gated)
+
+
 async def _resolve_unconfirmed(
-    connector: Connector, book: Book, tracked: Tracked, by_client: dict[str, Order]
+    connector: Connector,
+    book: Book,
+    tracked: Tracked,
+    by_client: dict[str, Order],
+    *,
+    gated: bool = True,
 ) -> Difference | None:
     cid = tracked.client_id
     symbol = tracked.order.symbol
     found = by_client.get(cid)
     if found is None:
         try:
-            found = await find_order(connector, cid, symbol)
+            found = await find_order(connector, cid, symbol, gated=gated)
         except Fatal:
             raise
         except Fault as fault:
@@ -127,9 +141,11 @@ async def _resolve_unconfirmed(
     return Difference("adopted", symbol, f"order {cid} was placed ({found.status})")
 
 
-async def find_order(connector: Connector, client_order_id: str, symbol: str) -> Order | None:
+async def find_order(
+    connector: Connector, client_order_id: str, symbol: str, *, gated: bool = True
+) -> Order | None:
     """Look an order up by client order id (a retried read, counted in the health score)."""
-    return await connector.find_order(client_order_id, symbol)
+    return await connector.find_order(client_order_id, symbol, gated=gated)
 
 
 def _finished(order: Order) -> Order:

@@ -10,7 +10,7 @@ The trader's modes live here because the gate is the one place that decides what
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -119,7 +119,9 @@ def _check_entry(
     intent: OrderIntent, snap: RiskSnapshot, limits: TradingSettings, market: Market
 ) -> Decision:
     symbol, cost = intent.symbol, intent.amount * intent.price
-    refusal = _entry_state(symbol, snap, limits, market)
+    refusal = mode_refusal(intent, snap.mode, snap.bans) or _entry_state(
+        symbol, snap, limits, market
+    )
     if refusal:
         return Refused(refusal)
     if snap.free_quote < limits.min_balance:
@@ -144,14 +146,25 @@ def _check_entry(
     return Allowed(intent.amount)
 
 
+def mode_refusal(intent: OrderIntent, mode: Mode, bans: Collection[str]) -> str | None:
+    """The part of the gate a command can change while an order waits to go out (a pause, a
+    stop, a kill, a ban): None if the intent may still be sent, else why not. The router asks
+    again right before every send, so an order gated before a /pause never leaves after it."""
+    if intent.side is Side.BUY:
+        if mode is not Mode.RUNNING:
+            return f"trader is {mode}, not running"
+        if intent.symbol in bans:
+            return f"{intent.symbol} is banned"
+        return None
+    if mode not in _EXIT_MODES[intent.source]:
+        return f"trader is {mode}: no {intent.source} exit now"
+    return None
+
+
 def _entry_state(
     symbol: str, snap: RiskSnapshot, limits: TradingSettings, market: Market
 ) -> str | None:
     """Refusals that do not depend on the amount."""
-    if snap.mode is not Mode.RUNNING:
-        return f"trader is {snap.mode}, not running"
-    if symbol in snap.bans:
-        return f"{symbol} is banned"
     if not market.active or not market.spot:
         return f"{symbol}: market is not an active spot market"
     if market.quote != snap.quote:
@@ -173,8 +186,9 @@ def _entry_state(
 
 def _check_exit(intent: OrderIntent, snap: RiskSnapshot, market: Market) -> Decision:
     symbol = intent.symbol
-    if snap.mode not in _EXIT_MODES[intent.source]:
-        return Refused(f"trader is {snap.mode}: no {intent.source} exit now")
+    refusal = mode_refusal(intent, snap.mode, snap.bans)
+    if refusal:
+        return Refused(refusal)
     position = snap.positions.get(symbol)
     if position is None:
         return Refused(f"{symbol}: no position opened by the bot")
