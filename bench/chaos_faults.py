@@ -1,0 +1,341 @@
+"""The chaos soak's faults: a Venue that throws them at the connector, and a planner that
+decides, cycle by cycle, which ones to throw.
+
+    PaperExchange <- ChaosVenue    faults at the connector interface, every order audited
+    FaultPlanner                   what goes wrong before each cycle, from the seed's own rng
+
+The soak that drives them is bench/chaos_lib.py.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from bench.chaos_actors import ChaosStrategy
+from trading.chaos import ChaosBug, Monitor
+from trading.clock import Clock
+from trading.errors import (
+    ClockRejected,
+    Fatal,
+    Fault,
+    OrderNotFound,
+    RateLimited,
+    Rejected,
+    Transient,
+)
+from trading.models import OrderRequest
+from trading.paper import PaperExchange
+
+READ_CALLS = (
+    "fetch_tickers",
+    "fetch_ohlcv",
+    "fetch_balance",
+    "fetch_open_orders",
+    "fetch_order",
+    "find_order",
+    "cancel_all_after",
+    "sync_time",
+)
+SIGNED_CALLS = ("fetch_balance", "fetch_open_orders", "fetch_order", "find_order", "create_order")
+RETIRE_RATE = 0.0003  # per cycle: about one seed in seven loses its balance endpoint for good
+
+FaultMaker = Callable[[str], BaseException]
+
+
+# ---- the venue: faults injected at the connector interface --------------------------------
+
+
+@dataclass
+class _Injection:
+    call: str  # a venue call, or "*"
+    make: FaultMaker | None  # None: latency only
+    remaining: int  # -1: for ever
+    latency: float
+    after: bool  # the call takes effect, then the answer is lost
+    until: int  # the cycle after which it expires (a fault on a call never made must not linger)
+
+
+class ChaosVenue:
+    """The Venue the connector sees: the paper exchange behind scripted faults, with every
+    order the bot sends shown to the Monitor at the moment it is sent."""
+
+    has_cancel_all_after = True
+
+    def __init__(
+        self, paper: PaperExchange, monitor: Monitor, clock: Clock, rng: random.Random
+    ) -> None:
+        self.paper = paper
+        self.monitor = monitor
+        self.clock = clock
+        self.rng = rng
+        # Every call takes a little time, as on a real exchange, so that commands and the
+        # scheduler's sync job really do overlap with cycles.
+        self.latency = rng.choice((0.0, 0.05, 0.2, 0.5))
+        self.name = paper.name
+        self.account = paper.account
+        self.cycle = 0
+        self._injections: list[_Injection] = []
+        self.injected: Counter[str] = Counter()  # faults we raised, by class
+        self.natural: Counter[str] = Counter()  # faults the paper exchange raised itself
+        self.faults = 0  # raised so far, but for a retired endpoint's: "is the exchange well?"
+        self.created = 0
+        self.markets: list[str] = []
+
+    @property
+    def has_bulk_tickers(self) -> bool:
+        return self.paper.has_bulk_tickers
+
+    @property
+    def rate_limit(self) -> float:
+        return self.paper.rate_limit
+
+    @property
+    def clock_offset_ms(self) -> float:
+        return self.paper.clock_offset_ms
+
+    def inject(
+        self,
+        call: str,
+        make: FaultMaker | None,
+        *,
+        count: int = 1,
+        latency: float = 0.0,
+        after: bool = False,
+        lasts: int = 3,
+    ) -> None:
+        until = 10**9 if count < 0 else self.cycle + lasts
+        self._injections.append(_Injection(call, make, count, latency, after, until))
+
+    def expire(self) -> None:
+        self._injections = [i for i in self._injections if i.until >= self.cycle]
+
+    def unsettled(self) -> bool:
+        """Whether a fault is still pending (a retired endpoint's is the new normal)."""
+        return any(i.remaining >= 0 for i in self._injections)
+
+    def _due(self, call: str) -> _Injection | None:
+        for injection in self._injections:
+            if injection.call in (call, "*"):
+                if injection.remaining > 0:
+                    injection.remaining -= 1
+                    if injection.remaining == 0:
+                        self._injections.remove(injection)
+                return injection
+        return None
+
+    async def _run(self, call: str, fn: Callable[[], Awaitable]):
+        injection = self._due(call)
+        delay = self.latency * self.rng.uniform(0.5, 1.5) if self.latency else 0.0
+        if injection is not None:
+            delay += injection.latency
+        if delay > 0:
+            await self.clock.sleep(delay)
+        if injection is not None and injection.make is not None and not injection.after:
+            raise self._injected(call, injection)
+        try:
+            result = await fn()
+        except Fault as fault:
+            self.natural[type(fault).__name__] += 1
+            self.faults += 1
+            self._seen(call, fault)
+            raise
+        if injection is not None and injection.make is not None:
+            raise self._injected(call, injection)
+        return result
+
+    def _injected(self, call: str, injection: _Injection) -> BaseException:
+        assert injection.make is not None
+        exc = injection.make(call)
+        self.injected[type(exc).__name__] += 1
+        self.faults += injection.remaining >= 0
+        self._seen(call, exc)
+        return exc
+
+    def _seen(self, call: str, exc: BaseException) -> None:
+        if isinstance(exc, Fatal):
+            self.monitor.alarm_expected(f"Fatal on {call}")
+        elif not isinstance(exc, Fault):
+            self.monitor.bug_raised(f"{type(exc).__name__} from the venue's {call}")
+
+    # -- the Venue interface
+
+    async def load_markets(self):
+        markets = await self._run("load_markets", self.paper.load_markets)
+        self.markets = sorted(s for s, m in markets.items() if m.active)
+        return markets
+
+    async def fetch_tickers(self, symbols: Sequence[str] | None = None):
+        return await self._run("fetch_tickers", lambda: self.paper.fetch_tickers(symbols))
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int):
+        return await self._run(
+            "fetch_ohlcv", lambda: self.paper.fetch_ohlcv(symbol, timeframe, limit)
+        )
+
+    async def fetch_balance(self):
+        return await self._run("fetch_balance", self.paper.fetch_balance)
+
+    async def fetch_open_orders(self):
+        return await self._run("fetch_open_orders", self.paper.fetch_open_orders)
+
+    async def fetch_order(self, order_id: str, symbol: str):
+        return await self._run("fetch_order", lambda: self.paper.fetch_order(order_id, symbol))
+
+    async def find_order(self, client_order_id: str, symbol: str):
+        return await self._run("find_order", lambda: self.paper.find_order(client_order_id, symbol))
+
+    async def create_order(self, request: OrderRequest):
+        self.created += 1
+        self.monitor.order_sent(request)
+        return await self._run("create_order", lambda: self.paper.create_order(request))
+
+    async def cancel_order(self, order_id: str, symbol: str):
+        return await self._run("cancel_order", lambda: self.paper.cancel_order(order_id, symbol))
+
+    async def cancel_all_after(self, timeout_seconds: float):
+        return await self._run(
+            "cancel_all_after", lambda: self.paper.cancel_all_after(timeout_seconds)
+        )
+
+    async def sync_time(self):
+        return await self._run("sync_time", self.paper.sync_time)
+
+    async def close(self):
+        await self.paper.close()
+
+
+# ---- faults ---------------------------------------------------------------------------------
+
+
+def _fault(cls: type[Fault], text: str, **kwargs) -> FaultMaker:
+    return lambda call: cls(f"chaos: {text}", venue="paper", call=call, **kwargs)
+
+
+def _bug(call: str) -> BaseException:
+    return ChaosBug(f"chaos: the venue's {call} raised")
+
+
+class FaultPlanner:
+    """Before each cycle, maybe one fault scenario; per seed, maybe an endpoint retired for good
+    (fetch_balance answering HTTP 404 forever, which ccxt calls "exchange not available")."""
+
+    SCENARIOS = (
+        ("transient", 6.0),
+        ("rate_limited", 3.0),
+        ("burst_429", 2.0),
+        ("rejected", 2.0),
+        ("order_not_found", 2.0),
+        ("clock_rejected", 1.5),
+        ("fatal", 1.0),
+        ("latency", 3.0),
+        ("clock_skew", 1.0),
+        ("exit_fails", 2.0),
+        ("answer_lost", 2.0),
+        ("strategy_bug", 0.7),
+        ("venue_bug", 0.3),
+        ("price_shock", 2.0),
+    )
+
+    def __init__(
+        self,
+        rng: random.Random,
+        venue: ChaosVenue,
+        strategy: ChaosStrategy,
+        retire_at: int | None = None,
+    ):
+        self.rng = rng
+        self.venue = venue
+        self.strategy = strategy
+        self.rate = rng.uniform(0.1, 0.35)
+        self.retired = False
+        self.retire_at = retire_at  # a fixed cycle instead of the random draw (tests)
+        self.planned: Counter[str] = Counter()
+        self._names = [name for name, _ in self.SCENARIOS]
+        self._weights = [weight for _, weight in self.SCENARIOS]
+
+    def before_cycle(self, cycle: int) -> None:
+        self.venue.cycle = cycle
+        self.venue.expire()
+        due = self.rng.random() < RETIRE_RATE if self.retire_at is None else cycle >= self.retire_at
+        if not self.retired and due:
+            self.retired = True
+            self.planned["endpoint_404_for_good"] += 1
+            self.venue.inject(
+                "fetch_balance",
+                _fault(Transient, "HTTP 404 Not Found: exchange not available"),
+                count=-1,
+            )
+        if self.rng.random() < self.rate:
+            name = self.rng.choices(self._names, self._weights)[0]
+            self.planned[name] += 1
+            getattr(self, f"_{name}")()
+
+    def exits_fail(self) -> None:
+        """Make the next exit orders fail (called before some kills too)."""
+        self.planned["exit_fails"] += 1
+        self._exit_fails()
+
+    def _any_call(self) -> str:
+        return self.rng.choice((*READ_CALLS, "create_order", "cancel_order"))
+
+    def _transient(self) -> None:
+        count = self.rng.randint(1, 4)
+        self.venue.inject(self._any_call(), _fault(Transient, "timeout"), count=count)
+
+    def _rate_limited(self) -> None:
+        wait = self.rng.choice((None, 0.5, 2.0, 10.0))
+        maker = _fault(RateLimited, "429 Too Many Requests", retry_after=wait)
+        self.venue.inject(self._any_call(), maker, count=self.rng.randint(1, 3))
+
+    def _burst_429(self) -> None:
+        maker = _fault(RateLimited, "429 burst", retry_after=self.rng.choice((None, 1.0, 5.0)))
+        self.venue.inject("*", maker, count=self.rng.randint(5, 15), lasts=1)
+
+    def _rejected(self) -> None:
+        call = self.rng.choice(("create_order", "cancel_order", "fetch_order"))
+        maker = _fault(Rejected, "invalid order")
+        self.venue.inject(call, maker, count=self.rng.randint(1, 2), lasts=10)
+
+    def _order_not_found(self) -> None:
+        call = self.rng.choice(("cancel_order", "fetch_order"))
+        self.venue.inject(call, _fault(OrderNotFound, "unknown order"), lasts=10)
+
+    def _clock_rejected(self) -> None:
+        maker = _fault(ClockRejected, "Timestamp for this request is outside of the recvWindow")
+        self.venue.inject(self.rng.choice(SIGNED_CALLS), maker, count=self.rng.randint(1, 2))
+
+    def _fatal(self) -> None:
+        self.venue.inject(self._any_call(), _fault(Fatal, "API key revoked"))
+
+    def _latency(self) -> None:
+        seconds = self.rng.choice((1.0, 5.0, 20.0, 90.0))
+        self.venue.inject(self._any_call(), None, count=self.rng.randint(1, 3), latency=seconds)
+
+    def _clock_skew(self) -> None:
+        self.venue.paper.set_clock_skew(self.rng.choice((0.0, -30.0, 15.0, 45.0)))
+
+    def _exit_fails(self) -> None:
+        kind = self.rng.choice((Transient, RateLimited, Rejected, Fatal))
+        self.venue.inject(
+            "create_order", _fault(kind, "exit refused"), count=self.rng.randint(1, 3), lasts=2
+        )
+
+    def _answer_lost(self) -> None:
+        call = self.rng.choice(("create_order", "create_order", "cancel_order"))
+        self.venue.inject(call, _fault(Transient, "connection reset"), after=True)
+
+    def _strategy_bug(self) -> None:
+        self.strategy.bugs += 1
+
+    def _venue_bug(self) -> None:
+        self.venue.inject(self._any_call(), _bug)
+
+    def _price_shock(self) -> None:
+        markets = sorted(self.venue.markets)
+        if not markets:
+            return
+        symbol = self.rng.choice(markets)
+        self.venue.paper.shock(symbol, self.rng.choice((-12.0, -6.0, 6.0, 12.0)))
