@@ -94,7 +94,7 @@ class NotifySettings:
     equity_change_pct: float = 5.0
     exposure_change_pct: float = 25.0
     daily_summary_time: tuple[int, int] = (20, 0)  # UTC hour, minute
-    ntfy_url: str | None = None
+    ntfy_url: Secret | None = None  # the topic URL is the password of an ntfy topic
     ntfy_token: Secret | None = None
     pushover_token: Secret | None = None
     pushover_user: Secret | None = None
@@ -113,6 +113,7 @@ class Settings:
     health_port: int | None  # None: no health server
     log_level: str
     suppress_single_exchange_warning: bool = False
+    metrics_token: Secret | None = None  # /metrics only with this bearer token
     secrets: tuple[Secret, ...] = field(default=(), repr=False)
 
     def redacted(self) -> dict[str, object]:
@@ -226,6 +227,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     trading = _trading(r)
     notify = _notify(r)
     health_port = _health_port(r)
+    metrics_token = r.secret("METRICS_TOKEN")
     log_level = r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
     suppress = r.bool("SUPPRESS_SINGLE_EXCHANGE_WARNING", False)
     data_dir = Path(r.raw("DATA_DIR") or "data")
@@ -235,6 +237,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         s
         for s in (
             telegram.token,
+            metrics_token,
+            notify.ntfy_url,
             notify.ntfy_token,
             notify.pushover_token,
             notify.pushover_user,
@@ -252,6 +256,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         notify=notify,
         data_dir=data_dir,
         health_port=health_port,
+        metrics_token=metrics_token,
         log_level=log_level,
         suppress_single_exchange_warning=suppress,
         secrets=secrets,
@@ -307,6 +312,14 @@ def _accounts(r: _Reader, exchanges: tuple[str, ...]) -> tuple[AccountSettings, 
                 "DRY_RUN=true for a simulated account"
             )
         names = _account_names(r.env, prefix)
+        seen: dict[str, str] = {}
+        for name in names:
+            if name.upper() in seen:
+                r.problems.append(
+                    f"{prefix}{seen[name.upper()]}_*, {prefix}{name}_*: two accounts named "
+                    f"{exchange}:{name.lower()} (account names ignore case); rename one"
+                )
+            seen[name.upper()] = name
         required = required_credentials(exchange)
         needed = [suffix for name, suffix in CREDENTIAL_SUFFIXES.items() if name in required]
         for name in names or ["MASTER"]:
@@ -347,6 +360,15 @@ def _trading(r: _Reader) -> TradingSettings:
         r.fail("QUOTE_CURRENCY", quote, "expected a currency code such as USDT")
     scan = r.number("SCAN_INTERVAL_SECONDS", 60.0, low=1, high=86_400)
     cancel_after = _cancel_all_after(r, scan)
+    sync = r.number("SYNC_INTERVAL_SECONDS", 120.0, low=1)
+    sync_limit = r.number("SYNC_FAILURE_LIMIT_SECONDS", 300.0, low=1)
+    gap = min(scan, sync)  # a sync runs in every cycle and in its own job
+    if sync_limit < 3 * gap:
+        # Escalation flattens everything: it must rest on several failed syncs, not two.
+        r.problems.append(
+            f"SYNC_FAILURE_LIMIT_SECONDS={sync_limit:g}: must be at least three sync periods "
+            f"({3 * gap:g} s with SCAN_INTERVAL_SECONDS={scan:g}, SYNC_INTERVAL_SECONDS={sync:g})"
+        )
     return TradingSettings(
         quote=quote,
         stake_amount=r.number("STAKE_AMOUNT", 100.0, low=0.000001),
@@ -359,8 +381,8 @@ def _trading(r: _Reader) -> TradingSettings:
         loop_guard_window_seconds=r.number("LOOP_GUARD_WINDOW_SECONDS", 3600.0, low=1),
         strategy=_strategy(r),
         scan_interval_seconds=scan,
-        sync_interval_seconds=r.number("SYNC_INTERVAL_SECONDS", 120.0, low=1),
-        sync_failure_limit_seconds=r.number("SYNC_FAILURE_LIMIT_SECONDS", 300.0, low=1),
+        sync_interval_seconds=sync,
+        sync_failure_limit_seconds=sync_limit,
         stop_exit_timeout_seconds=r.number("STOP_EXIT_TIMEOUT_SECONDS", 300.0, low=0),
         failsafe_on_fatal=r.choice("FAILSAFE_ON_FATAL", "flatten", ("flatten", "stop")),
         cancel_all_after_seconds=cancel_after,
@@ -396,9 +418,10 @@ def _notify(r: _Reader) -> NotifySettings:
             raise ValueError(value)
         return int(m[1]), int(m[2])
 
-    ntfy_url = r.raw("NTFY_URL")
-    if ntfy_url is not None and not re.match(r"https?://", ntfy_url):
-        r.fail("NTFY_URL", ntfy_url, "expected an http(s):// URL of an ntfy topic")
+    ntfy_url = r.secret("NTFY_URL")
+    if ntfy_url is not None and not re.match(r"https?://", ntfy_url.get()):
+        # The topic is the secret: name the variable, never echo the value.
+        r.problems.append("NTFY_URL: expected an http(s):// URL of an ntfy topic")
         ntfy_url = None
     pushover_token, pushover_user = r.secret("PUSHOVER_TOKEN"), r.secret("PUSHOVER_USER")
     if (pushover_token is None) != (pushover_user is None):

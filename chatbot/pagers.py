@@ -187,7 +187,7 @@ def pagers_from_settings(settings: NotifySettings, client: httpx.AsyncClient) ->
     """Every pager the settings configure (none, one or both)."""
     pagers: list[Pager] = []
     if settings.ntfy_url:
-        pagers.append(NtfyPager(settings.ntfy_url, settings.ntfy_token, client))
+        pagers.append(NtfyPager(settings.ntfy_url.get(), settings.ntfy_token, client))
     if settings.pushover_token is not None and settings.pushover_user is not None:
         pagers.append(PushoverPager(settings.pushover_token, settings.pushover_user, client))
     return pagers

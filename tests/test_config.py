@@ -145,6 +145,41 @@ def test_cancel_all_after_defaults_to_three_cycles_and_must_outlast_two():
     assert "CANCEL_ALL_AFTER_SECONDS" in problem and "SCAN_INTERVAL_SECONDS" in problem
 
 
+def test_two_accounts_whose_names_differ_only_in_case_are_refused():
+    (problem,) = problems(
+        {
+            "EXCHANGES": "kraken",
+            "KRAKEN_Alice_API_KEY": "a",
+            "KRAKEN_Alice_API_SECRET": "b",
+            "KRAKEN_ALICE_API_KEY": "c",
+            "KRAKEN_ALICE_API_SECRET": "d",
+        }
+    )
+    assert "KRAKEN_ALICE_*" in problem and "KRAKEN_Alice_*" in problem
+
+
+def test_sync_failure_limit_must_span_several_syncs():
+    (problem,) = problems({"SCAN_INTERVAL_SECONDS": "3600", "SYNC_INTERVAL_SECONDS": "3600"})
+    assert problem.startswith("SYNC_FAILURE_LIMIT_SECONDS")
+    ok = load_settings(
+        {
+            "SCAN_INTERVAL_SECONDS": "3600",
+            "SYNC_INTERVAL_SECONDS": "600",
+            "SYNC_FAILURE_LIMIT_SECONDS": "1800",
+            "CANCEL_ALL_AFTER_SECONDS": "0",
+        }
+    )
+    assert ok.trading.sync_failure_limit_seconds == 1800
+
+
+def test_ntfy_topic_url_is_a_secret_and_never_echoed():
+    s = load_settings({"NTFY_URL": "https://ntfy.sh/my-secret-topic"})
+    assert "my-secret-topic" not in str(s.redacted())
+    assert "https://ntfy.sh/my-secret-topic" in {x.get() for x in s.secrets}
+    (problem,) = problems({"NTFY_URL": "ftp://my-secret-topic"})
+    assert problem.startswith("NTFY_URL") and "my-secret-topic" not in problem
+
+
 def test_pushover_needs_both_token_and_user():
     (problem,) = problems({"PUSHOVER_TOKEN": "t"})
     assert "PUSHOVER_USER" in problem

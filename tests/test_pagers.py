@@ -202,7 +202,7 @@ async def test_pagers_are_built_from_the_settings_that_configure_them(client):
     none = pagers_from_settings(NotifySettings(), client)
     both = pagers_from_settings(
         NotifySettings(
-            ntfy_url="https://ntfy.example/topic",
+            ntfy_url=Secret("https://ntfy.example/topic"),
             pushover_token=Secret("t" * 30),
             pushover_user=Secret("u" * 30),
         ),
