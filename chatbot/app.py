@@ -136,6 +136,7 @@ def build(
             clock=clock,
             port=settings.health_port,
             scan_interval=settings.trading.scan_interval_seconds,
+            metrics_token=settings.metrics_token.get() if settings.metrics_token else None,
         )
     ctx.desk = desk
     ctx.notifier = notifier
@@ -221,10 +222,13 @@ def _on_signals(bot: Bot) -> None:
 
 
 async def _shutdown(bot: Bot, scheduler, tasks: list[asyncio.Task]) -> None:
+    """No new work first, then let what is in flight finish, then flush the notifier while the
+    Telegram Bot is still open (its last messages, emergencies included, must go out), then
+    close everything."""
     if scheduler.running:
         scheduler.shutdown(wait=False)
     if bot.telegram is not None:
-        await bot.telegram.stop()  # first: replies to commands in flight (/abort) still go out
+        await bot.telegram.stop_polling()  # replies to commands in flight (/abort) still go out
     if bot.health is not None:
         await bot.health.stop()
     for task in tasks:
@@ -235,6 +239,8 @@ async def _shutdown(bot: Bot, scheduler, tasks: list[asyncio.Task]) -> None:
         with contextlib.suppress(Exception):
             await trader.connector.close()
     await bot.notifier.stop()
+    if bot.telegram is not None:
+        await bot.telegram.shutdown()
     await bot.http.aclose()
     bot.store.close()
     log.info("stopped")

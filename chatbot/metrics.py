@@ -9,6 +9,9 @@ two bots in one process (the tests) never share a series.
 Every series is labelled by `account` (`binance:master`) and, where it is about an exchange's
 API, by `exchange` too. A trader that cannot be read (a bug) is skipped and counted in
 `chatbot_metrics_errors_total`: a scrape never fails because of one account.
+
+These series say what each account holds and is worth, so chatbot/health.py serves them only to
+a request carrying the METRICS_TOKEN bearer token, never on the public /healthz.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class _Alarm:
     failures: int = 0
     acked: bool = False
     due: float | None = None  # next Telegram send
-    page_due: float | None = None  # next page for pagers that do not repeat by themselves
+    page_due: float | None = None  # our next repeat to the pagers (see _schedule_pager_repeats)
     todo: list[Sender] | None = None
 
 
@@ -202,8 +202,8 @@ class Notifier:
         self._wake.set()
 
     def ack(self) -> int:
-        """The user acknowledged: stop every repeat (ours and the pagers'). Returns how many
-        emergencies were acknowledged."""
+        """The user acknowledged: stop every repeat (ours and the pagers') of the emergencies
+        open now; one raised later alerts as usual. Returns how many were acknowledged."""
         acked = [a for a in self._alarms.values() if not a.acked]
         for alarm in acked:
             alarm.acked = True
@@ -373,14 +373,20 @@ class Notifier:
                 return
 
     def _schedule_pager_repeats(self) -> None:
+        """Page open, unacknowledged emergencies again: at our repeat interval where a pager
+        alerts once, and before its own repeats expire where a pager repeats by itself (each
+        worker knows when that is, so this runs on every pass, not only at the interval)."""
         now = self._now()
         for alarm in self._alarms.values():
-            if alarm.acked or alarm.page_due is None or alarm.page_due > now:
+            if alarm.acked:
                 continue
-            alarm.page_due = now + self._repeat
-            message = self._alarm_message(alarm)
-            for worker in self._pagers:
-                if worker.wants_repeat(alarm.key):
+            repeat_due = alarm.page_due is not None and alarm.page_due <= now
+            if repeat_due:
+                alarm.page_due = now + self._repeat
+            wanting = [w for w in self._pagers if w.wants_page(alarm.key, repeat_due=repeat_due)]
+            if wanting:
+                message = self._alarm_message(alarm)
+                for worker in wanting:
                     worker.page(alarm.key, message)
 
     def _alarm_message(self, alarm: _Alarm) -> Message:

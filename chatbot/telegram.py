@@ -2,7 +2,8 @@
 
     updates --(gate: owner chat, allowed users)--> CommandHandler per table command --> Dispatcher
                                                    CallbackQueryHandler (Confirm / Cancel)
-    anything else: no reply, a log line with the sender's ids, an hourly report to the owner
+    anything else: no reply; the first try of each sender logged, the rest counted and reported
+    to the owner (and logged, audited) once an hour
 
 This module (with chatbot/senders.py) is the only one that knows python-telegram-bot. It runs on
 the bot's one event loop: `start()` is initialize + setMyCommands + start + start_polling, never
@@ -11,7 +12,8 @@ and /kill answer while another command waits on a slow exchange.
 
 Waits towards Telegram (flood control, network retries, the polling cadence of the expiry check)
 use real time: Telegram's clock is real whatever clock the traders run on. Deadlines (a
-confirmation's 60 s, the hourly report) use the injected clock, like the Dispatcher.
+confirmation's 60 s, the hourly report) use the injected clock, like the Dispatcher. Whether a
+command is stale is judged on Telegram's own clock (TelegramTime), never on the host's alone.
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
+    MaybeInaccessibleMessage,
     Message,
     Update,
 )
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -52,6 +57,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from chatbot.config import TelegramSettings
 from chatbot.senders import (
@@ -60,17 +66,23 @@ from chatbot.senders import (
     retry_after_seconds,
     split_text,
 )
+from chatbot.telegram_guard import Intruders, TelegramTime
 from handlers.dispatch import Dispatcher
 from handlers.reply import Reply, esc, refuse
 from trading.clock import Clock
 
 log = logging.getLogger("chatbot.telegram")
 T = TypeVar("T")
+Request = Callable[[bool, Any], Awaitable[T]]  # (plain, chat_id) -> the Bot API call
 
-# Commands sent this long before the bot saw them (it was down) are not run: a /buy typed an
-# hour ago is not what the owner wants now. They are told to send it again.
+# Commands that waited this long for the bot (it was down) are not run as sent: a /buy typed an
+# hour ago is not what the owner wants now. They are told to send it again; the safety ones
+# (a confirm command of the table, /pause, /ack) ask for a tap instead, as /kill may still be due.
 STALE_AFTER_SECONDS = 300.0
+ASK_WHEN_STALE = frozenset({"pause", "ack"})
 REPORT_EVERY_SECONDS = 3600.0
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
+PEEK_LIMIT = 100  # getUpdates' page; a longer backlog is judged update by update
 
 
 @dataclass
@@ -108,6 +120,7 @@ class TelegramTransport:
         retry_backoff: float = 1.0,
         max_flood_wait: float = 60.0,
         stop_timeout: float = 15.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if settings.token is None:
             raise ValueError("the Telegram transport needs TELEGRAM_BOT_TOKEN")
@@ -116,18 +129,22 @@ class TelegramTransport:
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.tick = tick  # seconds between checks for expired confirmations
-        self.report_every = report_every
         self.stale_after = stale_after
         self.attempts = max(1, attempts)
         self.retry_backoff = retry_backoff
         self.max_flood_wait = max_flood_wait
         self.stop_timeout = stop_timeout
+        self.telegram_time = TelegramTime(wall)  # `wall`: the host's clock, may be off
+        hooks = {"event_hooks": {"response": [self._on_response]}}
         builder = (
             Application.builder()
             .token(settings.token.get())
             .concurrent_updates(True)
             # The trading jobs have their own scheduler; PTB's JobQueue would be a second one.
             .job_queue(None)
+            # PTB's own defaults (256 connections, 1 for polling), plus the Date-header hook.
+            .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs=hooks))
+            .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs=hooks))
         )
         if settings.api_base_url:
             builder = builder.base_url(settings.api_base_url).base_file_url(
@@ -137,19 +154,18 @@ class TelegramTransport:
         self.bot = self.app.bot  # the notifier's TelegramSender sends through the same Bot
         self.owner_chat = settings.chat_id  # follows a group's upgrade to a supergroup
         self._chat_filter = filters.Chat(chat_id=settings.chat_id, allow_empty=False)
+        self._moves: dict[int, int] = {}  # old chat id -> its supergroup's
         self._open: dict[str, _Open] = {}
+        self._backlog_until: int | None = 0  # last update id waiting at start; None: unknown
         self._ticker: asyncio.Task | None = None
-        self._intruders = 0  # unauthorized tries not reported yet
-        self._latest_intruder = ""
-        self._first_unreported: float | None = None
-        self._reported_at: float | None = None
+        self.intruders = Intruders(dispatcher, clock, report_every)
         self._register()
 
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """getMe, setMyCommands from the table, then poll. Raises if Telegram refuses the
-        token (InvalidToken) or cannot be reached at all (NetworkError)."""
+        """getMe, setMyCommands from the table, note the backlog, then poll. Raises if Telegram
+        refuses the token (InvalidToken) or cannot be reached at all (NetworkError)."""
         try:
             await self.app.initialize()
         except Exception:
@@ -159,36 +175,46 @@ class TelegramTransport:
                 await self.bot.shutdown()
             raise
         await self._publish_commands()
+        self._backlog_until = await self._peek_backlog()
         await self.app.start()
         await self.app.updater.start_polling(
             poll_interval=0.0,
             timeout=dtm.timedelta(seconds=self.poll_timeout),
             bootstrap_retries=2,
-            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+            allowed_updates=list(ALLOWED_UPDATES),
         )
         self._ticker = asyncio.create_task(self._tick_forever(), name="telegram-confirmations")
         log.info("telegram: polling as @%s", self.bot.username)
 
-    async def stop(self) -> None:
-        """Stop polling, let running commands send their replies (bounded), shut down.
-        Never raises."""
+    async def stop_polling(self) -> None:
+        """No new command from now on: stop fetching updates and let the commands already
+        running finish and send their replies (at most `stop_timeout` s each step). The Bot
+        stays open, so the notifier can still flush through it. Never raises."""
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._ticker
             self._ticker = None
-        steps: list[tuple[str, Callable[[], Awaitable[Any]], bool]] = [
-            ("stop polling", self.app.updater.stop, self.app.updater.running),
-            ("stop", self.app.stop, self.app.running),
-            ("shut down", self.app.shutdown, True),
-        ]
-        for what, step, due in steps:
-            if not due:
-                continue
-            try:
-                await asyncio.wait_for(step(), self.stop_timeout)
-            except Exception:
-                log.warning("telegram: %s failed", what, exc_info=True)
+        await self._step("stop polling", self.app.updater.stop, self.app.updater.running)
+        await self._step("stop", self.app.stop, self.app.running)
+
+    async def shutdown(self) -> None:
+        """Close the Application and the Bot the notifier shares: after the notifier's last
+        flush. Stops polling first if that was not done. Never raises."""
+        await self.stop_polling()
+        await self._step("shut down", self.app.shutdown, True)
+
+    async def stop(self) -> None:
+        """stop_polling() then shutdown(), for a caller with nothing to flush in between."""
+        await self.shutdown()
+
+    async def _step(self, what: str, step: Callable[[], Awaitable[Any]], due: bool) -> None:
+        if not due:
+            return
+        try:
+            await asyncio.wait_for(step(), self.stop_timeout)
+        except Exception:
+            log.warning("telegram: %s failed", what, exc_info=True)
 
     async def _publish_commands(self) -> None:
         menu = [BotCommand(c.name, c.help) for c in self.dispatcher.commands.values()]
@@ -196,6 +222,23 @@ class TelegramTransport:
             await self.bot.set_my_commands(menu)
         except (NetworkError, RetryAfter) as exc:  # the menu is a convenience, not a must
             log.warning("telegram: the command menu was not published: %s", exc)
+
+    async def _peek_backlog(self) -> int | None:
+        """The id of the last update already waiting for the bot (0: none; None: unknown).
+        Without an offset getUpdates confirms nothing: polling receives the same updates."""
+        try:
+            waiting = await self.bot.get_updates(
+                limit=PEEK_LIMIT, timeout=dtm.timedelta(0), allowed_updates=ALLOWED_UPDATES
+            )
+        except TelegramError as exc:
+            log.warning("telegram: the waiting updates could not be seen (%s)", exc)
+            return None
+        if len(waiting) >= PEEK_LIMIT:
+            return None
+        return max((u.update_id for u in waiting), default=0)
+
+    async def _on_response(self, response: httpx.Response) -> None:
+        self.telegram_time.observe(response.headers.get("date"))
 
     # ---- routing --------------------------------------------------------------------------
 
@@ -225,22 +268,39 @@ class TelegramTransport:
     async def _gate(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not isinstance(update, Update):
             return
+        if self._migration(update):
+            raise ApplicationHandlerStop  # a service message: nothing to run or answer
         if self.authorized(update):
-            message = update.effective_message
-            if message is not None and message.migrate_to_chat_id:
-                self._follow(message.migrate_to_chat_id)
             return
         if update.effective_message is not None or update.callback_query is not None:
-            self._intruder(update)
+            self.intruders.record(update)
             await self._report_intruders()
         raise ApplicationHandlerStop  # no handler sees it, nothing is answered
 
-    def _follow(self, new_chat_id: int) -> None:
-        """The owner group became a supergroup (a new chat id): obey and report there now,
-        or /kill would stop working the day someone changes a group setting."""
-        log.warning("telegram: the owner chat moved to %s; obeying it there", new_chat_id)
-        self.owner_chat = new_chat_id
-        self._chat_filter.chat_ids = {new_chat_id}
+    def _migration(self, update: Update) -> bool:
+        """Telegram's service message that a group became a supergroup. The owner group's is
+        followed whoever changed the setting: Telegram writes these messages, no user can."""
+        message = update.message
+        if message is None:
+            return False
+        if message.migrate_to_chat_id:
+            self._moved(message.chat_id, message.migrate_to_chat_id)
+        elif message.migrate_from_chat_id:
+            self._moved(message.migrate_from_chat_id, message.chat_id)
+        else:
+            return False
+        return True
+
+    def _moved(self, old: int | None, new: int) -> None:
+        """A group has a new id. The owner's is obeyed and answered there from now on, or /kill
+        would stop working the day someone changes a group setting."""
+        if old is None or old == new:
+            return
+        self._moves[old] = new
+        if old == self.owner_chat:
+            log.warning("telegram: the owner chat moved to %s; obeying it there", new)
+            self.owner_chat = new
+            self._chat_filter.chat_ids = {new}
 
     @staticmethod
     def who(update: Update) -> str:
@@ -255,15 +315,11 @@ class TelegramTransport:
         message = update.effective_message
         if message is None or not message.text or not self.authorized(update):
             return
-        age = self._age(message)
-        if age is not None:
-            reply = refuse(
-                f"Not run: {esc(message.text)} was sent {age / 60:.0f} min ago, while the bot "
-                "was not listening. Send it again if you still mean it."
-            )
-            self.dispatcher.note(self.who(update), message.text, "ignored: stale")
-        else:
+        age = self._stale_age(update, message)
+        if age is None:
             reply = await self.dispatcher.handle(message.text, self.who(update))
+        else:
+            reply = self._late(message.text, self.who(update), age)
         await self.deliver(message.chat_id, reply, line=message.text)
 
     async def _on_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -279,12 +335,28 @@ class TelegramTransport:
         reply = await self.dispatcher.handle(message.text, self.who(update))
         await self.deliver(message.chat_id, reply, line=message.text)
 
-    def _age(self, message: Message) -> float | None:
-        """How old a stale command is (None: fresh). Telegram dates are wall-clock."""
+    def _stale_age(self, update: Update, message: Message) -> float | None:
+        """How long ago a stale command was sent (None: not stale). Only what already waited
+        when polling started can be: anything received since is run, whatever the dates say.
+        Ages are on Telegram's clock, which also dates the messages."""
         if self.stale_after is None or message.date is None:
             return None
-        age = time.time() - message.date.timestamp()
+        if self._backlog_until is not None and update.update_id > self._backlog_until:
+            return None
+        age = self.telegram_time.now() - message.date.timestamp()
         return age if age > self.stale_after else None
+
+    def _late(self, text: str, who: str, age: float) -> Reply:
+        when = f"{esc(text)} was sent {age / 60:.0f} min ago, while the bot was not listening."
+        name = text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
+        command = self.dispatcher.commands.get(name)
+        if command is not None and (command.confirm or name in ASK_WHEN_STALE):
+            reply = self.dispatcher.ask(text, who, f"⏳ {when}")
+            if reply.buttons:  # else refused (a bad argument) and audited as such
+                self.dispatcher.note(who, text, "stale: asked to confirm")
+            return reply
+        self.dispatcher.note(who, text, "ignored: stale")
+        return refuse(f"Not run: {when} Send it again if you still mean it.")
 
     async def deliver(self, chat_id: int, reply: Reply, *, line: str = "") -> Message | None:
         """Send a reply: a photo with its caption, texts split at 4,096 characters, buttons on
@@ -301,9 +373,10 @@ class TelegramTransport:
             caption, text = _caption(text)
             sent = await self._call(
                 "sendPhoto",
-                lambda plain: self.bot.send_photo(
-                    chat_id, photo=photo, caption=_as(caption, plain), parse_mode=_mode(plain)
+                lambda plain, chat: self.bot.send_photo(
+                    chat, photo=photo, caption=_as(caption, plain), parse_mode=_mode(plain)
                 ),
+                chat_id,
             )
         parts = split_text(text) if text.strip() else []
         for i, part in enumerate(parts):
@@ -315,7 +388,7 @@ class TelegramTransport:
                 if action == "confirm":
                     # The Dispatcher's deadline, set when it asked; gone already: due now.
                     expires = self.dispatcher.expires_at(token) or self.clock.time()
-                    self._open[token] = _Open(chat_id, sent.message_id, line, expires)
+                    self._open[token] = _Open(sent.chat_id, sent.message_id, line, expires)
         return sent
 
     async def _send_text(
@@ -323,29 +396,37 @@ class TelegramTransport:
     ) -> Message | None:
         return await self._call(
             "sendMessage",
-            lambda plain: self.bot.send_message(
-                chat_id,
+            lambda plain, chat: self.bot.send_message(
+                chat,
                 _as(text, plain),
                 parse_mode=_mode(plain),
                 reply_markup=markup,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             ),
+            chat_id,
         )
 
     async def _edit(self, chat_id: int, message_id: int, text: str) -> None:
-        """Replace a confirmation's text (and drop its buttons); overflow goes as new messages."""
+        """Replace a confirmation's text (and drop its buttons); overflow goes as new messages.
+        A message left behind in a group that became a supergroup cannot be edited: the text
+        goes to the supergroup as a new message."""
         parts = split_text(text) or ["(no text)"]
-        await self._call(
-            "editMessageText",
-            lambda plain: self.bot.edit_message_text(
-                _as(parts[0], plain),
-                chat_id=chat_id,
-                message_id=message_id,
-                parse_mode=_mode(plain),
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-            ),
-        )
-        for part in parts[1:]:
+        if chat_id not in self._moves:
+            await self._call(
+                "editMessageText",
+                lambda plain, chat: self.bot.edit_message_text(
+                    _as(parts[0], plain),
+                    chat_id=chat,
+                    message_id=message_id,
+                    parse_mode=_mode(plain),
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                ),
+                chat_id,
+                movable=False,
+            )
+            if chat_id not in self._moves:
+                parts = parts[1:]
+        for part in parts:
             await self._send_text(chat_id, part)
 
     # ---- confirmations --------------------------------------------------------------------
@@ -354,33 +435,26 @@ class TelegramTransport:
         query = update.callback_query
         if query is None or not self.authorized(update):
             return
-        data = query.data or ""
-        action, _, token = data.partition(":")
-        opened = self._open.pop(token, None)
-        if opened is None:
-            # Pressed twice, or after it expired: a note for the presser; what the message
-            # shows (the outcome, or "expired") stays.
-            reply = await self.dispatcher.press(data, self.who(update))
-            target = self._message_of(query.message)
-            if not reply.ok or target is None:
-                note = html_to_text(reply.text)[:190]
-                await self._call("answerCallbackQuery", lambda plain: query.answer(note))
-                return
-            await self._call("answerCallbackQuery", lambda plain: query.answer())
-            await self._edit(target.chat_id, target.message_id, reply.text)
+        where = _where(query.message)
+        if where is None:
+            return  # a button in inline mode: none of ours
+        data, who = query.data or "", self.who(update)
+        # Both claims before any await: of two taps on one message, whichever comes second
+        # (Cancel after Confirm, or Confirm twice) only gets a note while the first one runs.
+        opened = self._open.pop(data.partition(":")[2], None)
+        claim = self.dispatcher.take(data, who)
+        if isinstance(claim, Reply):
+            note = html_to_text(claim.text)[:190]
+            await self._call("answerCallbackQuery", lambda plain, chat: query.answer(note))
+            if opened is not None:  # its buttons still show: it expired a moment ago
+                await self._edit(*where, claim.text)
             return
-        await self._call("answerCallbackQuery", lambda plain: query.answer())
-        if action == "confirm":
-            # Drop the buttons at once: a second press while the command runs does nothing.
-            await self._edit(opened.chat_id, opened.message_id, f"⏳ {esc(opened.line)}: running…")
-        reply = await self.dispatcher.press(data, self.who(update))
-        await self._edit(opened.chat_id, opened.message_id, reply.text)
-
-    @staticmethod
-    def _message_of(message: object) -> _Open | None:
-        if isinstance(message, Message):
-            return _Open(message.chat_id, message.message_id, "", 0.0)
-        return None
+        await self._call("answerCallbackQuery", lambda plain, chat: query.answer())
+        if claim.action == "confirm":
+            # The buttons go at once: the owner sees the press was taken while it runs.
+            await self._edit(*where, f"⏳ {esc(claim.line)}: running…")
+        reply = await self.dispatcher.settle(claim, who)
+        await self._edit(*where, reply.text)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -407,69 +481,39 @@ class TelegramTransport:
             )
         await self._report_intruders()
 
-    # ---- intruders --------------------------------------------------------------------------
-
-    def _intruder(self, update: Update) -> None:
-        user, chat = update.effective_user, update.effective_chat
-        uid = user.id if user else None
-        cid = chat.id if chat else None
-        message = update.effective_message
-        if update.callback_query is not None:
-            what = "a button press"
-        elif message is not None and message.text:
-            what = message.text.split(maxsplit=1)[0][:40]
-        else:
-            what = "a message"
-        log.warning("telegram: ignored %s from user %s in chat %s: not authorized", what, uid, cid)
-        self._intruders += 1
-        if self._first_unreported is None:
-            self._first_unreported = self.clock.time()
-        name = f" @{user.username}" if user and user.username else ""
-        self._latest_intruder = f"{what} from user {uid}{name} in chat {cid}"
-        self.dispatcher.note(f"telegram:{uid} chat {cid}", what, "ignored: not authorized")
-
     async def _report_intruders(self) -> None:
-        """At most one report per `report_every` seconds to the owner chat."""
-        owner = self.owner_chat
-        if not self._intruders or owner is None:
-            return
-        now = self.clock.time()
-        if self._reported_at is not None and now - self._reported_at < self.report_every:
-            return
-        count, latest, first = self._intruders, self._latest_intruder, self._first_unreported
-        self._intruders, self._first_unreported, self._reported_at = 0, None, now
-        since = f" in the last {(now - first) / 60:.0f} min" if first and now - first >= 60 else ""
-        text = (
-            f"⚠️ <b>Unauthorized</b>: {count} tr{'y' if count == 1 else 'ies'} to command the "
-            f"bot ignored{since}, none answered. Latest: {esc(latest)}."
-        )
-        await self._send_text(owner, text)
+        text = self.intruders.report()
+        if text is not None and self.owner_chat is not None:
+            await self._send_text(self.owner_chat, text)
 
     # ---- Telegram calls -------------------------------------------------------------------
 
-    async def _call(self, what: str, request: Callable[[bool], Awaitable[T]]) -> T | None:
-        """One Bot API request with bounded retries; `request(plain)` sends without HTML when
-        Telegram could not parse ours. Returns None when it could not be done (logged)."""
+    async def _call(
+        self, what: str, request: Request[T], chat_id: Any = None, *, movable: bool = True
+    ) -> T | None:
+        """One Bot API request with bounded retries; `request(plain, chat)` sends without HTML
+        when Telegram could not parse ours, and to the supergroup a group became (`movable`).
+        Returns None when it could not be done (logged)."""
         plain = False
+        chat = self._moves.get(chat_id, chat_id)
         for attempt in range(1, self.attempts + 1):
             try:
-                return await request(plain)
+                return await request(plain, chat)
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc)
                 if wait > self.max_flood_wait or attempt == self.attempts:
                     log.warning("telegram: %s dropped: flood control for %.0f s", what, wait)
                     return None
                 await asyncio.sleep(wait)
-            except BadRequest as exc:
-                text = exc.message.lower()
-                if "not modified" in text:
+            except ChatMigrated as exc:
+                self._moved(chat, exc.new_chat_id)
+                if not movable or chat == exc.new_chat_id:
                     return None
-                if "parse" in text and not plain:
-                    log.warning("telegram: %s: HTML rejected (%s); sending as text", what, text)
-                    plain = True
-                    continue
-                log.warning("telegram: %s refused: %s", what, exc.message)
-                return None
+                chat = exc.new_chat_id
+            except BadRequest as exc:
+                if plain or not _unparsed(what, exc):
+                    return None
+                plain = True
             except (Forbidden, InvalidToken) as exc:
                 log.error("telegram: %s refused: %s", what, exc.message)
                 return None
@@ -478,13 +522,32 @@ class TelegramTransport:
                     log.warning("telegram: %s failed %d times: %s", what, attempt, exc.message)
                     return None
                 await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
-            except TelegramError as exc:  # ChatMigrated, EndPointNotFound, ...
+            except TelegramError as exc:  # EndPointNotFound, Conflict, ...
                 log.warning("telegram: %s failed: %s: %s", what, type(exc).__name__, exc.message)
                 return None
         return None
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: handling an update failed", exc_info=context.error)
+
+
+def _where(message: object) -> tuple[int, int] | None:
+    """(chat id, message id) of a pressed button's message, even one too old to be sent
+    whole (an InaccessibleMessage)."""
+    if isinstance(message, MaybeInaccessibleMessage):
+        return message.chat.id, message.message_id
+    return None
+
+
+def _unparsed(what: str, exc: BadRequest) -> bool:
+    """Whether Telegram refused our HTML (send it again as text); other refusals are logged."""
+    text = exc.message.lower()
+    if "parse" in text:
+        log.warning("telegram: %s: HTML rejected (%s); sending as text", what, text)
+        return True
+    if "not modified" not in text:
+        log.warning("telegram: %s refused: %s", what, exc.message)
+    return False
 
 
 def _mode(plain: bool) -> str | None:

@@ -1,24 +1,34 @@
 """/chart: the equity curve of each account as a picture, the numbers in the caption.
 
-The store keeps an equity snapshot per completed cycle. One account is drawn in its quote
+The store keeps the latest equity snapshot of every minute. One account is drawn in its quote
 currency; several are drawn as percent change from their first point on one shared axis, so a
 small account's moves stay visible next to a large one's. `equity_chart()` is usable on its own
 (the daily summary can attach the same picture).
+
+/chart must not stall the event loop that /kill, the notifier and the scheduler share: the store
+thins each curve in SQL to MAX_POINTS (about one per pixel column), and the pure-Python drawing
+runs in a worker thread. The caption's count, min and max still cover every snapshot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from handlers.context import Context
 from handlers.format import BadInput, command, money, pick, signed
 from handlers.png import Canvas, Color
 from handlers.reply import Reply, esc
 
+if TYPE_CHECKING:
+    from trading.engine import Trader
+
 DEFAULT_PERIOD = 7 * 86400.0
+MAX_POINTS = 600  # per account: the plot is 766 pixels wide
 UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 WIDTH, HEIGHT, MARGIN = 800, 400, 16
 BACKGROUND: Color = (255, 255, 255)
@@ -42,11 +52,15 @@ PALETTE: tuple[tuple[str, Color], ...] = (
 
 @dataclass(frozen=True)
 class Series:
-    """One account's equity over time, oldest first."""
+    """One account's equity over time, oldest first. When `points` is a thinned curve, `count`,
+    `low` and `high` describe every snapshot it stands for; left None, they are the points'."""
 
     label: str
     quote: str
     points: tuple[tuple[float, float], ...]  # (epoch, equity)
+    count: int | None = None
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,16 +97,12 @@ async def chart(ctx: Context, args: list[str]) -> Reply:
             ) from None
     now = ctx.clock.time()
     since = 0.0 if period is None else now - period
-    series = [
-        Series(
-            t.label,
-            t.settings.quote,
-            tuple((p.at, p.equity) for p in ctx.desk.store.equity(t.label, since)),
-        )
-        for t in traders
-    ]
+    series = [_series(ctx, t, since) for t in traders]
     window = "all time" if period is None else f"the last {named}"
-    made = equity_chart(series, title=f"📈 <b>Equity</b> over {esc(window)}")
+    # The drawing is pure Python: in a thread, so the loop keeps serving /kill meanwhile.
+    made = await asyncio.to_thread(
+        equity_chart, series, title=f"📈 <b>Equity</b> over {esc(window)}"
+    )
     if made is None:
         labels = esc(", ".join(t.label for t in traders))
         known = [s for s in series if s.points]
@@ -107,6 +117,20 @@ async def chart(ctx: Context, args: list[str]) -> Reply:
             )
         )
     return Reply(text=made.caption, photo=made.png)
+
+
+def _series(ctx: Context, trader: Trader, since: float) -> Series:
+    # On the loop, not in the thread: the store's connection belongs to the loop's thread, and
+    # the query is bounded (an index range, MAX_POINTS rows back to Python).
+    curve = ctx.desk.store.equity_curve(trader.label, since, MAX_POINTS)
+    return Series(
+        trader.label,
+        trader.settings.quote,
+        tuple((p.at, p.equity) for p in curve.points),
+        count=curve.count,
+        low=curve.low,
+        high=curve.high,
+    )
 
 
 def _single(s: Series) -> str:
@@ -200,10 +224,13 @@ def _keep(x, ys: list[int]) -> list[tuple[int, int]]:
 def _stats(s: Series) -> str:
     values = [v for _, v in s.points]
     first, last = values[0], values[-1]
+    low = min(values) if s.low is None else s.low
+    high = max(values) if s.high is None else s.high
+    count = len(values) if s.count is None else s.count
     change = last - first
     share = f" ({change / first * 100:+.2f} %)" if first > 0 else ""
     return (
         f"<b>{esc(s.label)}</b>: {money(first)} → {money(last)} {esc(s.quote)}, "
-        f"change {signed(change)}{share} · min {money(min(values))} · max {money(max(values))}"
-        f" · {len(values)} points"
+        f"change {signed(change)}{share} · min {money(low)} · max {money(high)}"
+        f" · {count} points"
     )

@@ -45,12 +45,14 @@ class ScriptedVenue:
         self.has_cancel_all_after = dead_man
         self.clock = clock
         self.calls: Counter[str] = Counter()
+        self.sequence: list[str] = []  # every call, in order
         self.script: dict[str, list[tuple[BaseException, bool]]] = defaultdict(list)
         self.forever: dict[str, BaseException] = {}
         self.orders: dict[str, Order] = {}
         self.offset_ms = 0.0
         self.dead_man_seconds: float | None = None
         self.gate: asyncio.Event | None = None  # when set, fetch_tickers waits for it
+        self.create_gate: asyncio.Event | None = None  # when set, create_order waits for it
 
     def inject(self, call: str, fault: BaseException, *, count: int = 1, after: bool = False):
         if count == -1:
@@ -65,6 +67,7 @@ class ScriptedVenue:
     def _enter(self, call: str) -> BaseException | None:
         """Count the call; raise a fault scripted to come first, return one due after."""
         self.calls[call] += 1
+        self.sequence.append(call)
         if call in self.forever:
             raise self.forever[call]
         if self.script[call]:
@@ -108,6 +111,8 @@ class ScriptedVenue:
 
     async def create_order(self, request: OrderRequest) -> Order:
         late = self._enter("create_order")
+        if self.create_gate is not None:
+            await self.create_gate.wait()
         order = Order(
             id=f"o{len(self.orders) + 1}",
             symbol=request.symbol,

@@ -13,7 +13,9 @@ def trader(exchange: str):
 
 
 def test_paper_accounts_cycle_in_paper_time_and_live_ones_in_real_time():
-    settings = load_settings({"SCAN_INTERVAL_SECONDS": "600", "PAPER_SPEED": "60"})
+    settings = load_settings(
+        {"SCAN_INTERVAL_SECONDS": "600", "SYNC_FAILURE_LIMIT_SECONDS": "1800", "PAPER_SPEED": "60"}
+    )
     paper, live = trader("paper"), trader("binance")
     [(paper_group, paper_cadence), (live_group, live_cadence)] = _cadences([paper, live], settings)
     assert paper_group == [paper] and live_group == [live]

@@ -1,10 +1,12 @@
-"""The connector's orders: placement never retried blindly, cancels, the dead man's switch.
+"""The connector's orders: placement sent once and never again, cancels, the dead man's switch.
 
 Against the ScriptedVenue of tests/connector_support.py on a FakeClock, so every wait is
 simulated time that the tests can assert exactly.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -18,7 +20,8 @@ from tests.connector_support import (
     notes_fixture,  # noqa: F401
     venue_fixture,  # noqa: F401
 )
-from trading.errors import Fatal, RateLimited, Rejected, Transient
+from trading.connector import OutcomeUnknown
+from trading.errors import DuplicateOrder, Fatal, RateLimited, Rejected, Transient
 from trading.models import Order, OrderStatus
 
 # ------------------------------------------------------------------ order placement
@@ -37,42 +40,39 @@ async def test_a_create_that_timed_out_after_acceptance_returns_the_existing_ord
     assert venue.calls["find_order"] == 1
 
 
-async def test_a_create_that_truly_failed_is_placed_once_more(venue, clock):
+@pytest.mark.parametrize("fault", [Transient("read timeout"), RateLimited("429")])
+async def test_a_create_without_an_answer_is_never_sent_again(venue, clock, fault):
+    """The exchange may still execute the first request after the lookup missed it: a second
+    send could fill a market order twice. The original fault is raised instead."""
     conn = connect(venue, clock)
-    venue.inject("create_order", RateLimited("429"))
+    venue.inject("create_order", fault)
+    clock.advance(5.0)
 
-    order = await conn.place(buy())
+    with pytest.raises(type(fault)) as caught:
+        await conn.place(buy("cid-u"))
 
-    assert list(venue.orders.values()) == [order]
-    assert venue.calls["create_order"] == 2
-    assert venue.calls["find_order"] == 1
-
-
-async def test_when_the_check_fails_the_original_fault_is_raised_and_nothing_placed(venue, clock):
-    conn = connect(venue, clock)
-    original = Transient("create timeout")
-    venue.inject("create_order", original)
-    venue.inject("find_order", Transient("still down"), count=-1)
-
-    with pytest.raises(Transient) as caught:
-        await conn.place(buy())
-
-    assert caught.value is original
+    assert caught.value is fault
     assert venue.orders == {}
     assert venue.calls["create_order"] == 1
-    assert venue.calls["find_order"] == 3  # the check is retried as a read
+    assert venue.calls["find_order"] == 1
+    clock.advance(40.0)
+    assert conn.last_sent("cid-u") == 5.0  # the window is counted from the lost answer
 
 
-async def test_a_second_unknown_outcome_is_looked_up_never_placed_a_third_time(venue, clock):
+async def test_an_order_executed_after_the_lookup_missed_it_exists_exactly_once(venue, clock):
+    """Binance -1007: no answer, the lookup right after does not see the order, and the
+    exchange executes it a moment later. Only reconciliation may find it; nothing re-sends."""
     conn = connect(venue, clock)
-    venue.inject("create_order", Transient("timeout"))
-    venue.inject("create_order", Transient("timeout again"), after=True)
+    venue.inject("create_order", Transient("-1007 execution status unknown"))
+    request = buy("cid-late")
 
-    order = await conn.place(buy())
+    with pytest.raises(Transient):
+        await conn.place(request)
+    await venue.create_order(request)  # the exchange's backend gets to it after all
 
-    assert list(venue.orders.values()) == [order]
-    assert venue.calls["create_order"] == 2
-    assert venue.calls["find_order"] == 2
+    assert [o.client_order_id for o in venue.orders.values()] == ["cid-late"]
+    assert (await conn.find_order("cid-late", SYMBOL)).client_order_id == "cid-late"
+    assert venue.calls["create_order"] == 2  # ours once, the exchange's late execution once
 
 
 @pytest.mark.parametrize("fault", [Rejected("insufficient funds"), Fatal("permission denied")])
@@ -85,6 +85,63 @@ async def test_rejected_and_fatal_placements_propagate_without_a_check(venue, cl
 
     assert venue.calls["find_order"] == 0
     assert venue.calls["create_order"] == 1
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        DuplicateOrder("duplicate client order id cid-d"),
+        Rejected('binance {"code":-2010,"msg":"Duplicate order sent."}'),
+        Rejected('okx {"sCode":"51016","sMsg":"Duplicated clOrdId"}'),
+    ],
+)
+async def test_a_duplicate_client_order_id_refusal_returns_the_order_that_exists(
+    venue, clock, refusal
+):
+    conn = connect(venue, clock)
+    request = buy("cid-d")
+    existing = await venue.create_order(request)  # the first request got there
+    venue.inject("create_order", refusal)
+
+    order = await conn.place(request)
+
+    assert order == existing
+    assert venue.calls["find_order"] == 1
+
+
+async def test_a_duplicate_refusal_the_lookup_cannot_see_is_an_unknown_outcome(venue, clock):
+    """Never "rejected": the router would forget an order that exists."""
+    conn = connect(venue, clock)
+    venue.inject("create_order", DuplicateOrder("duplicate client order id cid-d"))
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        await conn.place(buy("cid-d"))
+
+    assert isinstance(caught.value, Transient) and not isinstance(caught.value, Rejected)
+    assert isinstance(caught.value.__cause__, DuplicateOrder)
+    assert venue.calls["create_order"] == 1
+
+
+async def test_last_sent_is_now_while_the_create_is_in_flight(venue, clock):
+    conn = connect(venue, clock)
+    venue.create_gate = asyncio.Event()
+    placing = asyncio.ensure_future(conn.place(buy("cid-f")))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert venue.calls["create_order"] == 1
+
+    clock.advance(100.0)
+    assert conn.last_sent("cid-f") == clock.monotonic()  # it may land at any moment
+
+    venue.create_gate.set()
+    await placing
+    clock.advance(1.0)
+    # Answered: forgotten. An id it never sent (from before a restart) counts from the first ask.
+    assert conn.last_sent("cid-f") == clock.monotonic()
+    clock.advance(50.0)
+    assert conn.last_sent("cid-f") == clock.monotonic() - 50.0
+    conn.settled("cid-f")
+    assert conn.last_sent("cid-f") == clock.monotonic()
 
 
 # --------------------------------------------------------------------------- cancel

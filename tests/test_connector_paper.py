@@ -41,15 +41,29 @@ async def test_paper_create_accepted_then_timed_out_leaves_exactly_one_order(pap
     assert (await conn.sync()).open_orders == (order,)
 
 
-async def test_paper_create_that_failed_is_placed_once_more(paper, clock):
+async def test_paper_create_that_failed_is_not_placed_again(paper, clock):
     conn = Connector(paper, clock=clock)
     await conn.load_markets()
     paper.inject("create_order", Transient)
 
-    order = await conn.place(paper_buy(paper, "bot-2"))
+    with pytest.raises(Transient):
+        await conn.place(paper_buy(paper, "bot-2"))
 
-    assert [o.id for o in paper.order_log] == [order.id]
-    assert paper.calls["create_order"] == 2
+    assert paper.order_log == []
+    assert paper.calls["create_order"] == 1 and paper.calls["find_order"] == 1
+
+
+async def test_paper_duplicate_client_order_id_returns_the_order_it_already_has(paper, clock):
+    conn = Connector(paper, clock=clock)
+    await conn.load_markets()
+    request = paper_buy(paper, "bot-4")
+    first = await conn.place(request)
+
+    again = await conn.place(request)  # refused as a duplicate: the order exists
+
+    assert again.id == first.id
+    assert [o.id for o in paper.order_log] == [first.id]
+    assert paper.calls["find_order"] == 1
 
 
 async def test_paper_skewed_clock_is_resynced_and_the_call_retried_once(paper, clock):

@@ -14,10 +14,11 @@ from tests.connector_support import (
     clock_fixture,  # noqa: F401
     connect,
     notes_fixture,  # noqa: F401
+    open_circuit,
     sync_at,
     venue_fixture,  # noqa: F401
 )
-from trading.errors import ClockRejected, Fatal, Transient
+from trading.errors import ClockRejected, Fatal, Rejected, Transient
 
 # -------------------------------------------------------------------- sync escalation
 
@@ -112,6 +113,85 @@ async def test_find_order_is_a_retried_read(venue, clock):
     assert await conn.find_order("cid-f", SYMBOL) == placed
     assert await conn.find_order("cid-none", SYMBOL) is None
     assert venue.calls["find_order"] == 3
+
+
+async def test_sync_reads_open_orders_before_the_balance(venue, clock):
+    """A fill between the two reads then shows in the newer balance: a position it opened is
+    never compared with a balance from before it."""
+    conn = connect(venue, clock)
+
+    await conn.sync()
+
+    reads = [c for c in venue.sequence if c in ("fetch_open_orders", "fetch_balance")]
+    assert reads == ["fetch_open_orders", "fetch_balance"]
+
+
+async def test_a_sync_refused_as_a_bad_request_escalates_like_a_timeout(venue, clock, notes):
+    """An exchange API change can make the balance call a BadRequest (Rejected) for good: it
+    must not be skipped quietly for ever while no stop-loss is checked."""
+    conn = connect(venue, clock, notes, sync_failure_limit=300.0)
+    venue.inject("fetch_balance", Rejected("BadRequest: unknown parameter"), count=-1)
+    for at in (0.0, 150.0, 299.0):
+        with pytest.raises(Rejected):
+            await sync_at(conn, clock, at)
+
+    with pytest.raises(Fatal, match=r"sync failing for 301 s: .*BadRequest"):
+        await sync_at(conn, clock, 301.0)
+    assert venue.calls["fetch_balance"] == 4  # a refusal is not retried like a timeout
+
+
+async def test_a_start_up_market_load_that_keeps_failing_escalates_to_fatal(venue, clock, notes):
+    conn = connect(venue, clock, notes, sync_failure_limit=300.0)
+    venue.inject("load_markets", Transient("HTTP 404: exchange not available"), count=-1)
+    for at in (0.0, 200.0, 290.0):
+        clock.advance(at - clock.monotonic())
+        with pytest.raises(Transient):
+            await conn.load_markets(critical=True)
+    assert conn.health.sync_failing_since == clock.time() - clock.monotonic()
+
+    clock.advance(302.0 - clock.monotonic())
+    with pytest.raises(Fatal, match=r"markets failing for 30[0-9] s: .*404"):
+        await conn.load_markets(critical=True)
+    assert notes.faults[-1].kind == "fatal" and notes.faults[-1].emergency
+
+
+async def test_market_loads_and_syncs_share_one_streak_that_only_a_sync_ends(venue, clock):
+    conn = connect(venue, clock, sync_failure_limit=300.0)
+    venue.inject("load_markets", Transient("down"), count=3)  # every retry of the read
+    with pytest.raises(Transient):
+        await conn.load_markets(critical=True)  # 0 s: the streak begins
+    clock.advance(200.0)
+    await conn.load_markets(critical=True)  # markets load, the account is still unseen
+    assert conn.health.sync_failing_since is not None
+    venue.inject("fetch_balance", Transient("down"), count=-1)
+
+    with pytest.raises(Fatal, match=r"sync failing for 30[0-9] s"):
+        await sync_at(conn, clock, 301.0)
+
+    venue.clear()
+    await sync_at(conn, clock, 400.0)
+    assert conn.health.sync_failing_since is None
+
+
+async def test_a_scan_market_load_never_counts_toward_the_escalation(venue, clock):
+    conn = connect(venue, clock, sync_failure_limit=60.0)
+    venue.inject("load_markets", Transient("down"), count=-1)
+    for at in (0.0, 100.0, 200.0):
+        clock.advance(at - clock.monotonic())
+        with pytest.raises(Transient):
+            await conn.load_markets()
+
+    assert conn.health.sync_failing_since is None
+
+
+async def test_a_start_up_market_load_goes_past_an_open_circuit(venue, clock):
+    conn = connect(venue, clock, breaker_threshold=2)
+    await open_circuit(conn, venue, 2)
+    assert conn.health.circuit == "open"
+
+    markets = await conn.load_markets(critical=True)
+
+    assert SYMBOL in markets and venue.calls["load_markets"] == 1
 
 
 # ------------------------------------------------------------------------ clock resync

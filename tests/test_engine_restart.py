@@ -108,6 +108,11 @@ async def test_restart_finds_an_order_sent_just_before_a_crash_by_its_client_id(
     assert (position.stop_loss, position.take_profit) == (1000.0, 3000.0)
     assert [e.symbol for e in second.of(TradeOpened)] == ["ETH/USDT"]
     assert "SOL/USDT" not in second.trader.book.positions
+    # `lost` is not on the exchange, but its send time died with the first process: it stays
+    # unsettled (no new SOL entry) until it is too old to land and missed twice.
+    assert [t.client_id for t in second.trader.book.orders.values()] == [lost.client_order_id]
+    assert "SOL/USDT" in second.trader.book.pending_entries()
+    await second.cycles(3, step=60.0)  # asked at 0 s (in the window), missed at 60 s, 120 s
     statuses = {o.order.client_order_id: o.order.status for o in second.store.orders("paper:main")}
     assert statuses[lost.client_order_id] is OrderStatus.REJECTED
     assert second.trader.book.orders == {}

@@ -121,6 +121,16 @@ async def test_market_order_fills_at_once(venue):
     assert (await venue.fetch_balance()).free_of("ETH") == 0.5
 
 
+async def test_market_buy_with_a_reference_price_still_buys_the_base_amount(venue, fake):
+    # Binance takes market buys in base: the reference price must not turn it into a cost.
+    request = OrderRequest(
+        "ETH/USDT", Side.BUY, OrderType.MARKET, 0.5, "cbe0abcdefgh1234567", reference_price=10.0
+    )
+    order = await venue.create_order(request)
+    assert order.filled == 0.5 and order.average == 3_000.0
+    assert [o["clientOrderId"] for o in fake.orders.values()] == ["cbe0abcdefgh1234567"]
+
+
 async def test_find_order_by_client_id_and_none_when_the_exchange_never_saw_it(venue, fake):
     placed = await venue.create_order(limit_buy("bot-3"))
     found = await venue.find_order("bot-3", "BTC/USDT")

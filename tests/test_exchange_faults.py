@@ -11,6 +11,7 @@ from ccxt.base import errors as ce
 
 from trading.errors import (
     ClockRejected,
+    DuplicateOrder,
     Fatal,
     Fault,
     OrderNotFound,
@@ -52,10 +53,10 @@ EXPECTED: dict[type[Fault], list[type[Exception]]] = {
         ce.OrderNotCached,
         ce.OrderImmediatelyFillable,
         ce.OrderNotFillable,
-        ce.DuplicateOrderId,
         ce.ContractUnavailable,
     ],
     OrderNotFound: [ce.OrderNotFound],
+    DuplicateOrder: [ce.DuplicateOrderId],
     ClockRejected: [ce.InvalidNonce],
     RateLimited: [ce.DDoSProtection, ce.RateLimitExceeded],
     Transient: [

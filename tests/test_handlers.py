@@ -256,6 +256,10 @@ async def test_sync_reports_every_difference(office):
     await office.rig.paper.create_order(
         OrderRequest("ETH/USDT", Side.BUY, OrderType.LIMIT, 0.1, "by-hand-2", price=1000.0)
     )
+    # A shortfall is acted on only when a second sync shows it too (a fill can land between
+    # the reads of one sync): the first /sync says so, the second reduces the position.
+    first = plain((await office.run("/sync")).text)
+    assert "unresolved BTC/USDT" in first
     reply = await office.run("/sync")
     text = plain(reply.text)
     assert reply.ok and "paper:main: synced · 1 position(s)" in text

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import traceback
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from chatbot.pagers import (
     PagerError,
     PagerWorker,
     PushoverPager,
+    describe,
     pagers_from_settings,
 )
 from chatbot.senders import Message
@@ -92,32 +95,50 @@ async def test_pushover_limits_are_clamped_to_what_the_api_accepts(fake, client)
     assert (fake.pushover[0].form["retry"], fake.pushover[0].form["expire"]) == ("30", "10800")
 
 
-async def test_pushover_ack_cancels_every_receipt(fake, client):
+async def test_pushover_claim_takes_only_the_given_conditions_receipts_and_cancel_stops_them(
+    fake, client
+):
     pager = pushover(fake, client)
     await pager.page(ALERT)
     await pager.page(Message("🚨 other", emergency=True, key="failsafe:kraken:main"))
-    await pager.ack()
-    assert sorted(fake.cancelled) == sorted(m.receipt for m in fake.pushover)
-    assert pager.receipts == {}
-    assert not fake.active_receipts
+    handles = pager.claim({ALERT.key})
+    assert handles == [fake.pushover[0].receipt]
+    for handle in handles:
+        await pager.cancel(handle)
+    assert fake.cancelled == [fake.pushover[0].receipt]
+    assert pager.receipts == {"failsafe:kraken:main": [fake.pushover[1].receipt]}
+    assert fake.active_receipts == {fake.pushover[1].receipt}
 
 
-async def test_pushover_cleared_cancels_that_condition_and_sends_an_ordinary_notice(fake, client):
+async def test_pushover_cleared_notice_is_ordinary_and_cancels_nothing_by_itself(fake, client):
     pager = pushover(fake, client)
     await pager.page(ALERT)
-    await pager.page(Message("🚨 other", emergency=True, key="other"))
-    await pager.page(CLEARED)
+    await pager.page(CLEARED)  # cancelling is the worker's job, from a claim made at clear time
+    assert [m.priority for m in fake.pushover] == [2, 0]
+    assert fake.cancelled == []
+    assert list(pager.receipts) == [ALERT.key]
+
+
+async def test_worker_resolve_cancels_that_condition_only_then_sends_the_notice(fake, client):
+    worker = PagerWorker(pushover(fake, client), FakeClock())
+    worker.page(ALERT.key, ALERT)
+    worker.page("other", Message("🚨 other", emergency=True, key="other"))
+    await worker.run_due()
+    worker.resolve(ALERT.key, CLEARED)
+    await worker.run_due()
     assert fake.cancelled == [fake.pushover[0].receipt]
-    assert fake.pushover[-1].priority == 0
-    assert list(pager.receipts) == ["other"]
+    assert [m.priority for m in fake.pushover] == [2, 2, 0]
+    assert list(worker.pager.receipts) == ["other"]  # type: ignore[attr-defined]
 
 
-async def test_pushover_ack_of_a_receipt_already_acknowledged_in_the_app_is_done(fake, client):
+async def test_pushover_cancel_of_a_receipt_already_acknowledged_in_the_app_is_done(fake, client):
     pager = pushover(fake, client)
     await pager.page(ALERT)
     fake.active_receipts.clear()  # acknowledged on the phone: the API answers 404 now
-    await pager.ack()
+    for handle in pager.claim({ALERT.key}):
+        await pager.cancel(handle)  # no error: nothing left to stop
     assert pager.receipts == {}
+    assert fake.cancelled == []
 
 
 async def test_pushover_bad_credentials_fail_without_retry(fake, client):
@@ -185,17 +206,39 @@ async def test_worker_ack_drops_pages_not_yet_delivered_and_cancels_receipts(fak
     assert fake.cancelled == [fake.pushover[0].receipt]
 
 
-async def test_unreachable_pager_is_logged_without_its_url_or_token(client, caplog):
+async def test_unreachable_pager_is_logged_with_its_host_only_never_its_url_or_token(
+    client, caplog
+):
     url = f"http://127.0.0.1:{closed_port()}/secret-topic-name"
     clock = FakeClock()
-    worker = PagerWorker(NtfyPager(url, Secret("tk_very_secret"), client), clock)
+    worker = PagerWorker(NtfyPager(Secret(url), Secret("tk_very_secret"), client), clock)
     worker.page("k", ALERT)
     with caplog.at_level(logging.WARNING):
         await worker.run_due()
     assert worker.failures == 1
-    assert "ConnectError" in caplog.text
+    assert worker.pending == 1  # a network error is worth a retry
+    assert "ntfy (127.0.0.1) unreachable: ConnectError" in caplog.text
     assert "secret-topic-name" not in caplog.text
     assert "tk_very_secret" not in caplog.text
+
+
+async def test_ntfy_errors_and_repr_name_the_host_not_the_topic(fake, client):
+    pager = NtfyPager(Secret(fake.ntfy_url), None, client)
+    fake.fail_next("ntfy", status=403)
+    with pytest.raises(PagerError) as refused:
+        await pager.page(ALERT)
+    fake.drop_next("ntfy")
+    with pytest.raises(PagerError) as dropped:
+        await pager.page(ALERT)
+    for err in (refused.value, dropped.value):
+        assert "127.0.0.1" in str(err)
+        # Nor in a logged traceback: the httpx error (which holds the request) is not chained.
+        assert fake.topic not in "".join(traceback.format_exception(err))
+    assert refused.value.retryable is False
+    assert dropped.value.retryable is True
+    assert fake.topic not in repr(pager)
+    assert fake.topic not in repr(vars(pager))
+    assert describe([pager]) == "ntfy (127.0.0.1)"
 
 
 async def test_pagers_are_built_from_the_settings_that_configure_them(client):
@@ -211,9 +254,11 @@ async def test_pagers_are_built_from_the_settings_that_configure_them(client):
     assert none == []
     assert [p.name for p in both] == ["ntfy", "pushover"]
     assert "t" * 30 not in repr(both)
+    assert "topic" not in repr(both)
+    assert describe(both) == "ntfy (ntfy.example), pushover"
 
 
-async def test_pushover_cleared_notice_retries_until_the_siren_is_cancelled(fake, client):
+async def test_a_cleared_condition_whose_cancel_fails_is_cancelled_at_the_retry(fake, client):
     clock = FakeClock()
     worker = PagerWorker(pushover(fake, client), clock, backoff=1.0)
     worker.page(ALERT.key, ALERT)
@@ -222,8 +267,129 @@ async def test_pushover_cleared_notice_retries_until_the_siren_is_cancelled(fake
     worker.resolve(ALERT.key, CLEARED)
     await worker.run_due()
     assert fake.cancelled == []  # failed: the phone would keep ringing, so it is retried
-    assert [m.priority for m in fake.pushover] == [2]
+    assert [m.priority for m in fake.pushover] == [2, 0]
     clock.advance(1)
     await worker.run_due()
     assert fake.cancelled == [fake.pushover[0].receipt]
-    assert [m.priority for m in fake.pushover] == [2, 0]
+    assert worker.pending == 0
+
+
+# ---- acknowledgement: exactly what was ringing at /ack time -------------------------------
+
+
+async def test_a_retried_ack_never_cancels_an_emergency_raised_after_it(fake, client):
+    clock = FakeClock()
+    worker = PagerWorker(pushover(fake, client), clock, backoff=2.0)
+    worker.page(ALERT.key, ALERT)
+    await worker.run_due()
+    fake.fail_next("cancel", status=503)
+    worker.ack({ALERT.key})
+    await worker.run_due()  # the cancel fails and waits 2 s for its retry
+    assert fake.cancelled == []
+    newer = Message("🚨 EMERGENCY\nfailsafe", emergency=True, key="failsafe:kraken:main")
+    worker.page(newer.key, newer)  # type: ignore[arg-type]
+    await worker.run_due()
+    clock.advance(2)
+    await worker.run_due()
+    old, new = (m.receipt for m in fake.pushover)
+    assert fake.cancelled == [old]
+    assert fake.active_receipts == {new}
+
+
+async def test_a_retried_ack_spares_the_same_condition_raised_again_after_it(fake, client):
+    clock = FakeClock()
+    pager = pushover(fake, client)
+    worker = PagerWorker(pager, clock, backoff=2.0)
+    worker.page(ALERT.key, ALERT)
+    await worker.run_due()
+    fake.fail_next("cancel", 2, status=503)
+    worker.ack({ALERT.key})
+    await worker.run_due()
+    worker.page(ALERT.key, ALERT)  # the same condition, back after the /ack
+    await worker.run_due()
+    for _ in range(3):  # bounded: the retries at +2 s and +4 s
+        clock.advance(4)
+        await worker.run_due()
+    first, second = (m.receipt for m in fake.pushover)
+    assert fake.cancelled == [first]
+    assert pager.receipts == {ALERT.key: [second]}
+    assert fake.active_receipts == {second}
+
+
+async def test_a_page_in_flight_when_acknowledged_is_cancelled_as_soon_as_it_lands(fake, client):
+    worker = PagerWorker(pushover(fake, client), FakeClock())
+    fake.stall("pushover")
+    worker.page(ALERT.key, ALERT)
+    running = asyncio.ensure_future(worker.run_due())
+    try:
+        await fake.wait_until(lambda: fake.parked["pushover"] == 1, what="the page in flight")
+        worker.ack({ALERT.key})
+        assert fake.cancelled == []  # nothing to claim yet: the receipt is still on its way
+    finally:
+        fake.release("pushover")
+    await asyncio.wait_for(running, 5)
+    (sent,) = fake.pushover
+    assert fake.cancelled == [sent.receipt]
+    assert worker.expires_at(ALERT.key) is None
+
+
+# ---- a self-repeating service is paged again before its repeats run out -------------------
+
+
+async def test_worker_asks_for_one_refresh_shortly_before_the_services_repeats_expire(fake, client):
+    clock = FakeClock()
+    worker = PagerWorker(pushover(fake, client, expire=3600), clock, refresh_lead=300)
+    assert worker.wants_page(ALERT.key, repeat_due=False) is False
+    assert worker.wants_page(ALERT.key, repeat_due=True) is True  # never paged yet: on repeat
+    worker.page(ALERT.key, ALERT)
+    assert worker.wants_page(ALERT.key, repeat_due=True) is False  # one is already pending
+    await worker.run_due()
+    assert worker.expires_at(ALERT.key) == clock.monotonic() + 3600
+    assert worker.wants_page(ALERT.key, repeat_due=True) is False  # Pushover repeats it
+    clock.advance(3299)
+    assert worker.wants_page(ALERT.key, repeat_due=False) is False
+    clock.advance(1)
+    assert worker.wants_page(ALERT.key, repeat_due=False) is True  # 300 s before expiry
+    assert worker.wants_page(ALERT.key, repeat_due=False) is False  # once
+    worker.page(ALERT.key, ALERT)
+    await worker.run_due()
+    assert worker.expires_at(ALERT.key) == clock.monotonic() + 3600
+    assert len(fake.pushover) == 2
+    worker.ack({ALERT.key})
+    clock.advance(3300)
+    assert worker.wants_page(ALERT.key, repeat_due=False) is False  # acknowledged: forgotten
+
+
+async def test_a_refresh_that_fails_for_good_is_tried_again_at_the_repeat_until_expiry(
+    fake, client
+):
+    clock = FakeClock()
+    worker = PagerWorker(pushover(fake, client, expire=3600), clock, attempts=1)
+    worker.page(ALERT.key, ALERT)
+    await worker.run_due()
+    clock.advance(3300)
+    assert worker.wants_page(ALERT.key, repeat_due=False) is True
+    fake.fail_next("pushover", status=503)
+    worker.page(ALERT.key, ALERT)
+    await worker.run_due()  # given up after its one attempt
+    assert (worker.pending, worker.failures) == (0, 1)
+    assert worker.wants_page(ALERT.key, repeat_due=False) is False
+    assert worker.wants_page(ALERT.key, repeat_due=True) is True
+
+
+async def test_worker_of_a_service_that_pages_once_follows_the_repeat_interval(fake, client):
+    worker = PagerWorker(NtfyPager(fake.ntfy_url, None, client), FakeClock())
+    worker.page(ALERT.key, ALERT)
+    await worker.run_due()
+    assert worker.expires_at(ALERT.key) is None
+    assert worker.wants_page(ALERT.key, repeat_due=False) is False
+    assert worker.wants_page(ALERT.key, repeat_due=True) is True
+
+
+async def test_a_refresh_still_missing_when_the_repeats_expire_is_asked_for_at_once(fake, client):
+    clock = FakeClock()
+    worker = PagerWorker(pushover(fake, client, expire=3600), clock, attempts=1)
+    worker.page(ALERT.key, ALERT)
+    await worker.run_due()
+    clock.advance(3600)  # no pass of the notifier in the refresh window (a stalled loop)
+    assert worker.wants_page(ALERT.key, repeat_due=False) is True

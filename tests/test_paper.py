@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from trading.clock import FakeClock, run_simulated
-from trading.errors import ClockRejected, Fatal, RateLimited, Rejected, Transient
+from trading.errors import ClockRejected, DuplicateOrder, Fatal, RateLimited, Rejected, Transient
 from trading.market_sim import SyntheticFeed
 from trading.models import Candle, Market, OrderRequest, OrderStatus, OrderType, Side, Ticker
 from trading.paper import PaperExchange
@@ -214,7 +214,7 @@ async def test_unknown_or_closed_orders_are_rejected_on_cancel_and_fetch(paper: 
 
 async def test_a_client_order_id_is_accepted_only_once(paper: PaperExchange):
     await paper.create_order(market(BTC, Side.BUY, 0.01, "same"))
-    with pytest.raises(Rejected, match="duplicate"):
+    with pytest.raises(DuplicateOrder, match="duplicate"):  # a Rejected that means "it exists"
         await paper.create_order(market(BTC, Side.BUY, 0.01, "same"))
     assert len(paper.order_log) == 1
 

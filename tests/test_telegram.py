@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from telegram.error import NetworkError
 
+from chatbot.telegram import TelegramTransport
 from handlers.table import COMMANDS
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_handlers_support import make_office
-from tests.test_telegram_support import CHAT, OWNER, StallingPaper, polling, say
+from tests.test_telegram_support import CHAT, OWNER, StallingPaper, polling, say, settings_for
 from trading.clock import FakeClock
 from trading.risk import Mode
 
@@ -198,3 +200,36 @@ async def test_a_long_reply_is_split_into_messages_telegram_accepts(api, office)
     assert all(p.params["parse_mode"] == "HTML" for p in parts)
     joined = "\n".join(p.text for p in parts)
     assert all(f"COIN{i:03d}/USDT" in joined for i in range(400))
+
+
+async def test_stop_polling_lets_a_running_command_answer_and_leaves_the_bot_open(api):
+    office = make_office(FakeClock(), venue=StallingPaper)
+    await office.start()
+    paper = office.rig.paper
+    paper.gate = asyncio.Event()
+    cycle = asyncio.create_task(office.rig.trader.run_cycle())
+    await asyncio.wait_for(paper.stuck.wait(), 2.0)
+    transport = TelegramTransport(
+        settings_for(api), office.dispatcher, clock=office.clock, poll_timeout=1.0, tick=0.05
+    )
+    try:
+        await transport.start()
+        update_id = api.queue_command(CHAT, OWNER, "/sync")["update_id"]  # waits for the cycle
+        await api.wait_for_call("getUpdates", lambda c: c.params.get("offset", 0) > update_id)
+        stopping = asyncio.create_task(transport.stop_polling())
+        done, _ = await asyncio.wait({stopping}, timeout=0.2)
+        assert not done and not transport.app.updater.running  # no new command; /sync runs
+        paper.gate.set()
+        await asyncio.wait_for(stopping, 5.0)
+        assert "synced" in api.sent_texts(CHAT)[-1]  # answered before stop_polling returned
+        await transport.bot.send_message(CHAT, "the notifier's last words")  # still open
+        assert api.sent_texts(CHAT)[-1] == "the notifier's last words"
+        await transport.shutdown()
+        with pytest.raises(NetworkError, match="not initialized"):  # closed: nothing goes out
+            await transport.bot.send_message(CHAT, "too late")
+        await asyncio.wait_for(cycle, 5.0)
+    finally:
+        paper.gate.set()
+        await transport.stop()
+        await office.close()
+    assert not transport.app.running and api.sent_texts(CHAT)[-1] != "too late"

@@ -60,10 +60,13 @@ async def test_another_chat_gets_no_reply_is_logged_and_reported_once_an_hour(ap
         assert "1 try" in later.text and "/info" in later.text
     assert api.calls_to("sendMessage", OTHER_CHAT) == []
     assert office.rig.trader.mode is Mode.RUNNING and office.rig.held("BTC/USDT") > 0
-    ignored = [r.getMessage() for r in caplog.records if "not authorized" in r.getMessage()]
-    assert len(ignored) == 2 and f"from user {STRANGER} in chat {OTHER_CHAT}" in ignored[0]
-    audited = [e for e in office.store.audit_log() if e.result == "ignored: not authorized"]
-    assert {e.command for e in audited} == {"kill", "info"}
+    ignored = [r.getMessage() for r in caplog.records if "unauthorized" in r.getMessage().lower()]
+    ignored += [r.getMessage() for r in caplog.records if "not authorized" in r.getMessage()]
+    # The sender's first try at once, the rest in the hourly report's line.
+    assert len(ignored) == 2 and f"from user {STRANGER} in chat {OTHER_CHAT}" in ignored[1]
+    assert "1 more unauthorized tries ignored" in ignored[0] and "/info" in ignored[0]
+    audited = [e for e in office.store.audit_log() if e.result.startswith("ignored: ")]
+    assert [e.command for e in audited] == ["info", "kill"]  # newest first
 
 
 async def test_a_user_not_allowed_in_the_owner_chat_is_ignored_and_the_owner_obeyed(api, office):
@@ -95,7 +98,8 @@ async def test_without_an_owner_chat_nobody_is_obeyed(api, office):
     try:
         api.queue_command(CHAT, OWNER, "/kill now")
         api.queue_command(CHAT, OWNER, "/ping")
-        await api.wait_until(lambda: len(api.calls_to("getUpdates")) >= 3, 5.0, "two polls")
+        # The look at the backlog at start, then two polls after the commands were queued.
+        await api.wait_until(lambda: len(api.calls_to("getUpdates")) >= 4, 5.0, "two polls")
     finally:
         await transport.stop()
     assert api.sent_texts() == [] and office.rig.trader.mode is Mode.RUNNING
@@ -123,12 +127,14 @@ async def test_an_edited_command_is_not_run_again(api, office):
 
 
 async def test_a_command_sent_while_the_bot_was_down_is_not_run(api, office):
+    orders = office.rig.created()
+    update = api.queue_command(CHAT, OWNER, "/buy SOL/USDT 50")  # waiting before polling starts
+    update["message"]["date"] = int(time.time()) - 3600
     async with polling(api, office):
-        update = api.queue_command(CHAT, OWNER, "/kill now")
-        update["message"]["date"] = int(time.time()) - 3600
         reply = await api.wait_for_message(CHAT, "Not run")
     assert "sent 60 min ago" in reply.text and "Send it again" in reply.text
-    assert office.rig.trader.mode is Mode.RUNNING and office.rig.held("BTC/USDT") > 0
+    assert "SOL/USDT" not in office.rig.trader.book.positions
+    assert office.rig.created() == orders
     assert office.store.audit_log()[0].result == "ignored: stale"
 
 
@@ -187,3 +193,68 @@ def test_a_transport_needs_a_token(api):
             type(settings)(None, CHAT, frozenset(), None), office.dispatcher, clock=office.clock
         )
     office.store.close()
+
+
+async def test_a_group_upgrade_by_a_member_not_allowed_is_still_followed(api, office):
+    supergroup = -100777
+    async with polling(api, office, allowed=frozenset({OWNER})) as transport:
+        update = api.queue_message(CHAT, STRANGER, "")  # the admin who changed the setting
+        update["message"].pop("text")
+        update["message"]["migrate_to_chat_id"] = supergroup
+        await api.wait_until(lambda: transport.owner_chat == supergroup, 5.0, "the move")
+        api.queue_command(supergroup, OWNER, "/pause")
+        await api.wait_for_message(supergroup, "paused (was running)")
+    assert office.rig.trader.mode is Mode.PAUSED
+    assert _reports(api) == [] and api.sent_texts(CHAT) == []  # a service message, no intruder
+
+
+async def test_the_supergroup_announcing_where_it_came_from_is_followed(api, office):
+    supergroup = -100778
+    async with polling(api, office, allowed=frozenset({OWNER})) as transport:
+        update = api.queue_message(supergroup, STRANGER, "")
+        update["message"].pop("text")
+        update["message"]["migrate_from_chat_id"] = CHAT
+        await api.wait_until(lambda: transport.owner_chat == supergroup, 5.0, "the move")
+        api.queue_command(supergroup, OWNER, "/ping")
+        await api.wait_for_message(supergroup, "pong")
+    assert api.sent_texts(CHAT) == [] and api.sent_texts(supergroup)[0].startswith("<b>pong")
+
+
+async def test_a_reply_refused_because_the_group_moved_goes_to_the_supergroup(api, office):
+    supergroup = -100779
+    moved = {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: group chat was upgraded to a supergroup chat",
+        "parameters": {"migrate_to_chat_id": supergroup},
+    }
+    api.fail_next("sendMessage", status=400, json=moved)
+    async with polling(api, office) as transport:
+        api.queue_command(CHAT, OWNER, "/ping")
+        await api.wait_for_message(supergroup, "pong")
+        assert transport.owner_chat == supergroup
+        api.queue_command(supergroup, OWNER, "/pause")
+        await api.wait_for_message(supergroup, "paused (was running)")
+    assert office.rig.trader.mode is Mode.PAUSED and api.sent_texts(CHAT) == []
+
+
+async def test_a_flood_of_tries_logs_each_sender_once_and_the_rest_once_an_hour(
+    api, office, caplog
+):
+    caplog.set_level(logging.WARNING, logger="chatbot.telegram")
+    async with polling(api, office):
+        for _ in range(20):
+            api.queue_command(OTHER_CHAT, STRANGER, "/kill now")
+        api.queue_command(OTHER_CHAT, STRANGER + 1, "/pause")
+        await say(api, "/ping", "pong")  # every try has been seen by now
+        lines = [r.getMessage() for r in caplog.records if "authorized" in r.getMessage()]
+        assert len(lines) == 2 and len(office.store.audit_log(100)) == 3  # + the /ping
+        since = len(api.calls)
+        office.clock.advance(3601)
+        report = await api.wait_for_message(CHAT, "Unauthorized", since=since)
+    assert "20 tries" in report.text and f"/pause from user {STRANGER + 1}" in report.text
+    lines = [r.getMessage() for r in caplog.records if "authorized" in r.getMessage()]
+    assert len(lines) == 3 and "19 more unauthorized tries ignored" in lines[-1]
+    rows = [e for e in office.store.audit_log(100) if e.result.startswith("ignored: ")]
+    assert len(rows) == 3 and "19 more unauthorized tries" in rows[0].result
+    assert office.rig.trader.mode is Mode.RUNNING

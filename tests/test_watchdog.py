@@ -273,6 +273,9 @@ async def test_against_the_real_health_server_a_stalled_cycle_raises_the_alarm_a
         assert "HTTP 503 (no recent cycle: paper:main)" in out.getvalue()
         feed.open.set()
         await asyncio.wait_for(stuck, 5)
+        # Fresh means a recent cycle AND a recent successful sync: the stuck cycle synced before
+        # it hung, so health returns with the scheduler's next cycle.
+        await rig.trader.run_cycle()
         await app.watchdog.run(polls=1)
     finally:
         await server.stop()

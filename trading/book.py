@@ -24,15 +24,38 @@ ENTRY, EXIT, STOP, KILL, MANUAL, FAILSAFE = "entry", "exit", "stop", "kill", "ma
 _TAGS = {ENTRY: "e", EXIT: "x", STOP: "s", KILL: "k", MANUAL: "m", FAILSAFE: "f"}
 EPSILON = 1e-12
 
+# Client order ids: "cb" + purpose tag + tick + run, 18 lowercase letters and digits. 18 is
+# Kraken's limit for free text (cl_ord_id) and OKX takes only letters and digits (clOrdId);
+# Binance, Bybit and Coinbase take them too. The tick is the time in ms, bumped by one when two
+# orders share a millisecond, so a run never repeats an id; the run part is random, drawn once
+# per run, so two runs differ even at the same tick (a fake clock in tests does that). Fixed
+# widths need no separator; the tick wraps after 89 years.
+CLIENT_ID_PREFIX = "cb"
+_TICK_WIDTH, _RUN_WIDTH = 8, 7
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+def _base36(n: int, width: int) -> str:
+    """`n` modulo 36**width, in exactly `width` base-36 digits."""
+    n %= 36**width
     out = ""
-    while True:
+    for _ in range(width):
         n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
+        out = _DIGITS[r] + out
+    return out
+
+
+def client_id_purpose(client_order_id: str | None) -> str | None:
+    """The purpose an id of ours was made for (None: not one of ours)."""
+    if not client_order_id or not client_order_id.startswith(CLIENT_ID_PREFIX):
+        return None
+    tag = client_order_id[len(CLIENT_ID_PREFIX) : len(CLIENT_ID_PREFIX) + 1]
+    return next((purpose for purpose, t in _TAGS.items() if t == tag), None)
+
+
+def _base_of(symbol: str, markets: Mapping[str, Market]) -> str:
+    market = markets.get(symbol)
+    return market.base if market is not None else symbol.split("/")[0]
 
 
 def is_dust(market: Market | None, amount: float, price: float) -> bool:
@@ -74,7 +97,10 @@ class _Tally:
 
 
 class Book:
-    """One account's positions and open orders, mirrored in the store."""
+    """One account's positions and open orders, mirrored in the store.
+
+    `price_of(symbol)` is the last known price of a market (None: unknown); it values fees
+    charged in a third currency (BNB on ETH/USDT) through that currency's own market."""
 
     def __init__(
         self,
@@ -86,6 +112,7 @@ class Book:
         quote: str,
         markets: Callable[[], Mapping[str, Market]],
         log: logging.Logger | None = None,
+        price_of: Callable[[str], float | None] | None = None,
     ) -> None:
         self.label = label
         self.store = store
@@ -101,8 +128,10 @@ class Book:
         self._tallies: dict[str, _Tally] = {}
         self._exiting: set[str] = set()  # symbols with a sell on its way to the exchange
         self.on_close: Callable[[ClosedTrade], None] = lambda trade: None
-        self._run = secrets.token_hex(3)  # unique across restarts, with the time and a counter
-        self._seq = 0
+        self._price_of = price_of or (lambda symbol: None)
+        self._unvalued: set[str] = set()  # fee currencies already reported as not valued
+        self._run = _base36(secrets.randbelow(36**_RUN_WIDTH), _RUN_WIDTH)
+        self._tick = 0
 
     # -- loading
 
@@ -130,10 +159,11 @@ class Book:
     # -- placing
 
     def new_client_id(self, purpose: str) -> str:
-        """At most 36 chars of [a-z0-9-]: a tag, the time, a counter, this run's random part."""
-        self._seq += 1
-        millis = int(self.clock.time() * 1000)
-        return f"cb{_TAGS.get(purpose, 'o')}-{_base36(millis)}-{_base36(self._seq)}-{self._run}"
+        """18 chars of [a-z0-9]: "cb", a purpose tag, the time in ms (never repeated in a run),
+        this run's random part. Valid on Kraken, OKX, Binance, Bybit and Coinbase alike."""
+        self._tick = max(int(self.clock.time() * 1000), self._tick + 1)
+        tag = _TAGS.get(purpose, "o")
+        return f"{CLIENT_ID_PREFIX}{tag}{_base36(self._tick, _TICK_WIDTH)}{self._run}"
 
     def pending(
         self,
@@ -223,23 +253,48 @@ class Book:
                 self._announce_entry(tracked, order)
         return closed
 
-    def _fee_in_quote(self, order: Order, share: float, price: float) -> float:
-        fee = order.fee_cost * share
-        if order.fee_currency and order.fee_currency != self.quote:
-            return fee * price  # charged in base: its value
-        return fee
+    def _fee_in_quote(self, order: Order, fee: float, price: float) -> float:
+        """What `fee` (in the order's fee currency) is worth in quote: at the fill price when
+        charged in base, at its own market's price when charged in a third currency (BNB), and
+        0 when no price is known: left out of PnL rather than valued at a wrong price."""
+        currency = order.fee_currency
+        if not fee or currency in (None, self.quote):
+            return fee
+        if currency == _base_of(order.symbol, self._markets()):
+            return fee * price
+        direct = self._price_of(f"{currency}/{self.quote}")
+        if direct:
+            return fee * direct
+        inverse = self._price_of(f"{self.quote}/{currency}")
+        if inverse:
+            return fee / inverse
+        if currency not in self._unvalued:
+            self._unvalued.add(currency)
+            self.log.warning(
+                "fees paid in %s are left out of PnL: no %s/%s price to value them",
+                currency,
+                currency,
+                self.quote,
+            )
+        return 0.0
+
+    def _pay_fee(self, order: Order, fee: float) -> None:
+        """The fee leaves the free balance of the currency it was charged in."""
+        currency = order.fee_currency or self.quote
+        self.free[currency] = self.free.get(currency, 0.0) - fee
 
     def _apply_buy(self, tracked: Tracked, order: Order, delta: float) -> None:
         market = self._markets().get(order.symbol)
         price = order.average or order.price or 0.0
         share = delta / order.filled if order.filled else 1.0
-        fee_quote = self._fee_in_quote(order, share, price)
+        fee = order.fee_cost * share
+        fee_quote = self._fee_in_quote(order, fee, price)
         net = delta
-        if market is not None and order.fee_currency == market.base:
-            net -= order.fee_cost * share  # the exchange kept part of what we bought
         self.free[self.quote] = self.free.get(self.quote, 0.0) - delta * price
-        if order.fee_currency in (None, self.quote):
-            self.free[self.quote] -= fee_quote
+        if market is not None and order.fee_currency == market.base:
+            net -= fee  # the exchange kept part of what we bought
+        else:
+            self._pay_fee(order, fee)
         if market is not None:
             self.free[market.base] = self.free.get(market.base, 0.0) + net
         now = self.clock.time()
@@ -267,12 +322,14 @@ class Book:
         position = self.positions.get(order.symbol)
         price = order.average or order.price or 0.0
         share = delta / order.filled if order.filled else 1.0
-        fee_quote = self._fee_in_quote(order, share, price)
+        fee = order.fee_cost * share
+        fee_quote = self._fee_in_quote(order, fee, price)
         from_reserved = min(delta, tracked.reserved)
         tracked.reserved -= from_reserved
         self._adjust(order.symbol, base=-(delta - from_reserved))
         market = self._markets().get(order.symbol)
-        self.free[self.quote] = self.free.get(self.quote, 0.0) + delta * price - fee_quote
+        self.free[self.quote] = self.free.get(self.quote, 0.0) + delta * price
+        self._pay_fee(order, fee)
         if position is None:
             self.log.warning("sell fill on %s without a position", order.symbol)
             return []

@@ -7,11 +7,17 @@ sees is a fault that could not be absorbed:
 - reads (markets, tickers, candles, fetch_order, find_order) retry Transient and RateLimited
   with capped backoff; while the circuit is open they fail fast with `CircuitOpen`
   (a Transient);
-- `sync()` retries like a read, and a streak of failing syncs longer than
-  `sync_failure_limit` becomes Fatal (ccxt reports a retired endpoint's 404 as transient);
-- `place()` is never retried blindly: after an unknown outcome it asks the exchange for the
-  client order id first; orders and cancels bypass an open circuit so exits still go out;
-- a ClockRejected on a signed call resyncs the exchange clock and retries once.
+- the critical calls, `sync()` and the start-up `load_markets(critical=True)`, retry like a
+  read and share one streak clock: when they keep failing with any fault but Fatal (a timeout,
+  a retired endpoint's 404 that ccxt calls transient, a BadRequest after an API change) for
+  longer than `sync_failure_limit`, the failure becomes Fatal;
+- `place()` sends an order once and never again: after an unknown outcome (no answer, a rate
+  limit, "duplicate client order id") it looks the order up by client order id once and
+  otherwise raises, leaving the decision to reconciliation, which waits until the request is
+  too old for the exchange to still accept it (`last_sent`); orders and cancels bypass an open
+  circuit so exits still go out;
+- a ClockRejected on a signed call resyncs the exchange clock and retries once (the exchange
+  refused that request outright, so an order is safe to send again).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from trading.breaker import ApiHealth, Circuit, Quiet
 from trading.clock import Clock
 from trading.errors import (
     ClockRejected,
+    DuplicateOrder,
     Fatal,
     Fault,
     OrderNotFound,
@@ -50,11 +57,19 @@ T = TypeVar("T")
 
 # How exchanges word "that order does not exist" (paper, binance -2011, kraken, okx, ...).
 GONE_MARKERS = ("not found", "unknown order", "does not exist", "already closed", "not exist")
+# How they word "that client order id is taken" where ccxt has no DuplicateOrderId for it
+# (binance -2010 "Duplicate order sent.", okx 51016 "Duplicated clOrdId", bybit 170141).
+DUPLICATE_MARKERS = ("duplicat",)
 
 
 class CircuitOpen(Transient):
     """A read refused locally because this connector's circuit is open; the venue was not
     touched. A Transient to callers (skip this part of the cycle), but never retried."""
+
+
+class OutcomeUnknown(Transient):
+    """The exchange refused an order as a duplicate of its client order id, so an order under
+    that id exists, yet a lookup did not find it: placed or not is unknown, as after a timeout."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,13 @@ def _retryable(exc: BaseException) -> bool:
 
 def _any_rejection(fault: Rejected) -> bool:
     return True
+
+
+def _is_duplicate(fault: Rejected) -> bool:
+    if isinstance(fault, DuplicateOrder):
+        return True
+    text = fault.message.lower()
+    return any(marker in text for marker in DUPLICATE_MARKERS)
 
 
 def _looks_gone(fault: Rejected) -> bool:
@@ -134,16 +156,35 @@ class Connector:
             max_cooldown=breaker_max_cooldown,
         )
         self._breaker = self._health.breaker
-        self._sync_failing_since: tuple[float, float] | None = None  # (monotonic, epoch)
+        # One streak clock for the critical calls: (monotonic, epoch) of the first failure.
+        self._sync_failing_since: tuple[float, float] | None = None
         self._escalation_reported = False
+        # Client order ids whose create may still reach the exchange's book: None while the
+        # request is in flight, else the monotonic time its outcome became unknown.
+        self._in_doubt: dict[str, float | None] = {}
         self._last_time_sync: float | None = None  # monotonic
         self._dead_man_until: float | None = None  # epoch
 
     # ----------------------------------------------------------------- reads
 
-    async def load_markets(self) -> dict[str, Market]:
-        self.markets = await self._read("load_markets", self.venue.load_markets)
-        return self.markets
+    async def load_markets(self, *, critical: bool = False) -> dict[str, Market]:
+        """The exchange's markets. `critical=True` (a trader's start, which cannot sync without
+        them): past an open circuit, and a failure counts toward the escalation to Fatal."""
+        if not critical:
+            self.markets = await self._read("load_markets", self.venue.load_markets)
+            return self.markets
+        started = (self._clock.monotonic(), self._clock.time())
+        try:
+            markets = await self._read(
+                "load_markets", self.venue.load_markets, signed=False, gated=False
+            )
+        except Fatal:
+            raise
+        except Fault as fault:
+            self._critical_failed("markets", fault, started)
+            raise
+        self.markets = markets
+        return markets
 
     async def tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
         fetch = functools.partial(self.venue.fetch_tickers, symbols)
@@ -169,22 +210,27 @@ class Connector:
         return await self._retry(attempt, "find_order")
 
     async def sync(self) -> AccountState:
-        """Balance and open orders, the source of truth; escalates a long failing streak."""
+        """Open orders, then the balance: the source of truth. Any failure but a Fatal one
+        (a clock still rejected after a resync, a BadRequest after an API change, a timeout)
+        counts toward the escalation to Fatal."""
         started = (self._clock.monotonic(), self._clock.time())
         try:
             await self._refresh_time_if_due()
             # The sync asks the exchange itself even while scan traffic holds the circuit open:
             # its escalation to Fatal must rest on its own answers, and a breaker cooldown (up to
             # breaker_max_cooldown) must never run out the clock of SYNC_FAILURE_LIMIT_SECONDS.
-            balance = await self._read(
-                "fetch_balance", self.venue.fetch_balance, signed=True, gated=False
-            )
+            # Orders first: a fill between the two reads then shows in the (newer) balance, so
+            # a position it opened is never compared with a balance from before it.
             orders = await self._read(
                 "fetch_open_orders", self.venue.fetch_open_orders, signed=True, gated=False
             )
-        except (Transient, RateLimited, ClockRejected) as fault:
-            # A clock still rejected after a resync is as much a failing sync as a timeout.
-            self._sync_failed(fault, started)
+            balance = await self._read(
+                "fetch_balance", self.venue.fetch_balance, signed=True, gated=False
+            )
+        except Fatal:
+            raise
+        except Fault as fault:
+            self._critical_failed("sync", fault, started)
             raise
         if self._sync_failing_since is not None:
             self.log.info("sync works again")
@@ -194,37 +240,65 @@ class Connector:
 
     # ---------------------------------------------------------------- writes
 
-    async def place(
-        self, request: OrderRequest, *, still_wanted: Callable[[], bool] | None = None
-    ) -> Order:
-        """Place an order; after an unknown outcome, look for it before placing once more, and
-        only if the caller `still_wanted` it after that look (the trader may have been paused
-        or killed meanwhile). Not placed again: the unknown outcome stands, for reconciliation."""
+    async def place(self, request: OrderRequest) -> Order:
+        """Send an order once. The exchange's order, or: Rejected (it was not placed), Fatal,
+        or Transient / RateLimited when the outcome is unknown.
+
+        Never sent twice: an exchange may still execute a request after a lookup missed it
+        (Binance -1007 "execution status unknown"), and refuses a reused client order id only
+        while that order is open, so a second send could fill a market order twice. After an
+        unknown outcome the order is looked up once by its client order id; if it is not
+        there, the original fault is raised and reconciliation settles the order later."""
+        cid = request.client_order_id
         create = functools.partial(self.venue.create_order, request)
+        self._in_doubt[cid] = None  # in flight
         try:
-            return await self._call("create_order", create, signed=True, gated=False)
+            order = await self._call("create_order", create, signed=True, gated=False)
+        except Rejected as fault:
+            if not _is_duplicate(fault):
+                self._in_doubt.pop(cid, None)  # refused outright: never placed
+                raise
+            # The id is taken, so the order exists; if the lookup cannot see it (yet), its
+            # outcome is as unknown as after a timeout, never "not placed".
+            doubt: Fault = OutcomeUnknown(
+                f"{fault.message} (a duplicate: looked up by its client order id)",
+                venue=fault.venue,
+                call="create_order",
+            )
+            doubt.__cause__ = fault
         except (Transient, RateLimited) as fault:
-            first = fault
-        self.log.warning(
-            "create %s %s: outcome unknown (%s); checking before placing again",
-            request.client_order_id,
-            request.symbol,
-            first.kind,
-        )
-        existing = await self._find_placed(request, first)
-        if existing is not None:
-            return existing
-        if still_wanted is not None and not still_wanted():
-            self.log.info("%s no longer wanted: not placed again", request.client_order_id)
-            raise first
-        try:
-            return await self._call("create_order", create, signed=True, gated=False)
-        except (Transient, RateLimited) as fault:
-            # Unknown again: one more look, never a third placement.
-            again = await self._find_placed(request, fault)
-            if again is not None:
-                return again
+            doubt = fault
+        except BaseException:
+            self._in_doubt[cid] = self._clock.monotonic()  # a Fatal or a bug: who knows
             raise
+        else:
+            self._in_doubt.pop(cid, None)
+            return order
+        self._in_doubt[cid] = self._clock.monotonic()
+        self.log.warning(
+            "create %s %s: outcome unknown (%s); looking it up, never sending it again",
+            cid,
+            request.symbol,
+            doubt.kind,
+        )
+        existing = await self._find_placed(request, doubt)
+        if existing is not None:
+            self._in_doubt.pop(cid, None)
+            return existing
+        raise doubt
+
+    def last_sent(self, client_order_id: str) -> float:
+        """The latest monotonic time a request for this client order id may have left: now
+        while one is in flight, else when its outcome became unknown. For an id this connector
+        did not send (a placeholder from before a restart), the first time it is asked about:
+        later than the real send, so a window counted from it is never too short."""
+        now = self._clock.monotonic()
+        since = self._in_doubt.setdefault(client_order_id, now)
+        return now if since is None else since
+
+    def settled(self, client_order_id: str) -> None:
+        """Reconciliation has settled this order's fate: forget its doubt."""
+        self._in_doubt.pop(client_order_id, None)
 
     async def cancel(self, order_id: str, symbol: str) -> bool:
         """Cancel an order; False when it was already gone (filled, cancelled, unknown)."""
@@ -416,7 +490,9 @@ class Connector:
         self._last_time_sync = self._clock.monotonic()
         self.log.debug("clock offset %.0f ms", self.clock_offset_ms)
 
-    def _sync_failed(self, fault: Fault, started: tuple[float, float]) -> None:
+    def _critical_failed(self, what: str, fault: Fault, started: tuple[float, float]) -> None:
+        """A critical call failed: start or extend the streak; past the limit, raise Fatal.
+        Only a successful sync ends the streak (the trader is blind until one succeeds)."""
         if self._sync_failing_since is None:
             self._sync_failing_since = started
         elapsed = self._clock.monotonic() - self._sync_failing_since[0]
@@ -426,9 +502,9 @@ class Connector:
         opened_by = self._health.last_transport_fault if isinstance(fault, CircuitOpen) else ""
         cause = opened_by or str(fault)
         escalated = Fatal(
-            f"sync failing for {elapsed:.0f} s: {cause}", venue=self.label, call="sync"
+            f"{what} failing for {elapsed:.0f} s: {cause}", venue=self.label, call=what
         )
-        self._health.escalated("sync", escalated, report=not self._escalation_reported)
+        self._health.escalated(what, escalated, report=not self._escalation_reported)
         self._escalation_reported = True
         raise escalated from fault
 

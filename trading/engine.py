@@ -7,9 +7,12 @@
     a Fatal fault --> FAILSAFE (FAILSAFE_ON_FATAL=flatten) or HALTED (=stop: no orders at all)
     STOPPED/KILLED/FAILSAFE (flat) and HALTED --resume--> RUNNING
 
-The cycle is sync -> scan -> decide -> execute. A Transient or RateLimited fault skips the rest
-of the cycle and changes nothing. Every operation a command calls returns a result dataclass
-(trading/results.py) and never raises; the scheduler only decides when a cycle runs.
+The cycle is sync -> scan -> decide -> execute. A Transient, RateLimited or Rejected fault skips
+the rest of the cycle and changes nothing, but a sync (or a start's market load) that keeps
+failing becomes Fatal after SYNC_FAILURE_LIMIT_SECONDS: a trader that cannot see its account
+checks no stop-loss. `last_sync_at` is when it last saw it. Every operation a command calls
+returns a result dataclass (trading/results.py) and never raises; the scheduler only decides
+when a cycle runs.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from trading.failsafe import FLAT_MODES, Failsafe
 from trading.models import Balance, Side, Ticker
 from trading.operations import TraderOperations
 from trading.orders import OrderRouter, Placement
-from trading.reconcile import Difference, reconcile
+from trading.reconcile import Difference, Reconciler, settle_seconds
 from trading.risk import Mode, OrderIntent, RiskSnapshot, Source, entry_amount
 from trading.scanner import Scanner
 from trading.settings import TradingSettings
@@ -88,6 +91,7 @@ class Trader(Failsafe, TraderOperations):
             quote=settings.quote,
             markets=lambda: self.connector.markets,
             log=self.log,
+            price_of=self._last_price,
         )
         self.book.on_close = self._after_close
         self.router = OrderRouter(
@@ -102,8 +106,21 @@ class Trader(Failsafe, TraderOperations):
             # ccxt paces live requests itself.
             order_rate=order_rate or _venue_rate(connector),
         )
+        self.reconciler = Reconciler(
+            connector,
+            self.book,
+            clock=clock,
+            log=self.log,
+            settle_seconds=settle_seconds(settings.recv_window_ms),
+        )
         self.exits = Exits(
-            self.router, self.book, clock=clock, sync=self._sync_any, price=self.price, log=self.log
+            self.router,
+            self.book,
+            clock=clock,
+            sync=self._sync_any,
+            resolve=self.reconciler.resolve_unconfirmed,
+            price=self.price,
+            log=self.log,
         )
         self._lock = asyncio.Lock()
         self._lock_owner: asyncio.Task | None = None
@@ -154,10 +171,10 @@ class Trader(Failsafe, TraderOperations):
             )
         )
 
-    async def _start_exchange(self) -> None:
+    async def _start_exchange(self) -> list[Difference]:
         self._restore()
-        await self.connector.load_markets()
-        await self._sync_now()
+        await self.connector.load_markets(critical=True)
+        differences = await self._sync_now()
         self.started = True
         self.log.info(
             "started %s: %d positions, %d open orders",
@@ -165,6 +182,7 @@ class Trader(Failsafe, TraderOperations):
             len(self.book.positions),
             len(self.book.orders),
         )
+        return differences
 
     async def close(self) -> None:
         """Stop background work (the flattening retry loop); the connector is the caller's."""
@@ -173,6 +191,11 @@ class Trader(Failsafe, TraderOperations):
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+
+    def _last_price(self, symbol: str) -> float | None:
+        """The last traded price seen for a symbol (fees paid in a third currency)."""
+        ticker = self.tickers.get(symbol)
+        return ticker.last if ticker is not None and ticker.last > 0 else None
 
     @property
     def aborted(self) -> bool:
@@ -326,14 +349,14 @@ class Trader(Failsafe, TraderOperations):
     async def _sync_now(self) -> list[Difference]:
         state = await self.connector.sync()
         self.balance = state.balance
-        differences = await reconcile(self.connector, self.book, state, log=self.log)
+        differences = await self.reconciler.reconcile(state)
         self.last_sync_at = self.clock.time()
         return differences
 
     async def _sync_any(self) -> None:
         """The sync of a flatten round, which may come before the markets ever loaded."""
         if not self.connector.markets:
-            await self.connector.load_markets()
+            await self.connector.load_markets(critical=True)
         await self._sync_now()
 
     async def _price_positions(self) -> None:

@@ -7,7 +7,8 @@ exactly one of these. Vendor errors are translated at the boundary, in one place
     Fault                      base: carries venue, call and the vendor's message
     ├── Transient              timeouts, 5xx, "exchange not available"
     │                          -> reads retry with capped exponential backoff; a critical
-    │                             call (the sync) that stays Transient for longer than
+    │                             call (the sync, the start-up markets) that keeps failing
+    │                             with any fault but Fatal for longer than
     │                             SYNC_FAILURE_LIMIT_SECONDS is escalated to Fatal
     │                             (ccxt reports a retired endpoint's 404 as transient)
     ├── RateLimited            429/418, DDoSProtection, RateLimitExceeded
@@ -17,6 +18,8 @@ exactly one of these. Vendor errors are translated at the boundary, in one place
     │                          -> this one request failed; nothing else changes
     │   ├── OrderNotFound      the order is unknown (already filled, cancelled or never placed)
     │   │                      -> a cancel of it is done; a lookup of it answers "gone"
+    │   ├── DuplicateOrder     the client order id is taken: the order exists after all
+    │   │                      -> look it up by client order id, never "not placed"
     │   └── ClockRejected      timestamp / nonce outside the window (Binance -1021)
     │                          -> resync the exchange clock once and retry once
     └── Fatal                  authentication, permission, account suspended, not supported,
@@ -81,6 +84,12 @@ class OrderNotFound(Rejected):
     kind = "order_not_found"
 
 
+class DuplicateOrder(Rejected):
+    """The exchange already holds an order with this client order id: it was placed."""
+
+    kind = "duplicate_order"
+
+
 class ClockRejected(Rejected):
     """The request's timestamp or nonce was outside the exchange's window."""
 
@@ -98,6 +107,7 @@ FAULT_CLASSES: tuple[type[Fault], ...] = (
     RateLimited,
     Rejected,
     OrderNotFound,
+    DuplicateOrder,
     ClockRejected,
     Fatal,
 )

@@ -46,6 +46,7 @@ from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
 from trading.errors import (
     ClockRejected,
+    DuplicateOrder,
     Fatal,
     Fault,
     OrderNotFound,
@@ -92,7 +93,7 @@ FAULTS: dict[type[BaseException], type[Fault]] = {
     ce.OrderNotCached: Rejected,
     ce.OrderImmediatelyFillable: Rejected,
     ce.OrderNotFillable: Rejected,
-    ce.DuplicateOrderId: Rejected,
+    ce.DuplicateOrderId: DuplicateOrder,
     ce.ContractUnavailable: Rejected,
     ce.NotSupported: Fatal,
     ce.InvalidProxySettings: Fatal,
@@ -116,6 +117,11 @@ MAX_MESSAGE = 300
 _QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 # Exchanges whose fetch_order finds an order by our client id (binance: origClientOrderId).
 _FETCH_BY_CLIENT_ID = frozenset({"binance", "binanceus"})
+# What an exchange puts before our client id when it echoes it back (Gate's text is "t-" + id).
+_CLIENT_ID_ECHO_PREFIX = {"gate": "t-"}
+# ccxt's coinbase drops the unified clientOrderId param (and sends an id of its own): the
+# exchange's own name for it goes through.
+_CLIENT_ID_PARAM = {"coinbase": "client_order_id"}
 _STATUSES = {
     "open": OrderStatus.OPEN,
     "closed": OrderStatus.CLOSED,
@@ -210,6 +216,8 @@ class CcxtVenue:
         has = self._exchange.has
         self.has_bulk_tickers = bool(has.get("fetchTickers"))
         self.has_cancel_all_after = bool(has.get("cancelAllOrdersAfter")) and not self.public_only
+        self._echo_prefix = _CLIENT_ID_ECHO_PREFIX.get(exchange_id, "")
+        self._market_buy_in_quote = market_buy_needs_price(exchange_id)
 
     def __repr__(self) -> str:
         return f"CcxtVenue({self.label})"
@@ -272,13 +280,13 @@ class CcxtVenue:
 
     async def fetch_open_orders(self) -> list[Order]:
         async def run() -> list[Order]:
-            return [_order(o) for o in await self._exchange.fetch_open_orders()]
+            return [self._parse(o) for o in await self._exchange.fetch_open_orders()]
 
         return await self._call("fetch_open_orders", run)
 
     async def fetch_order(self, order_id: str, symbol: str) -> Order:
         async def run() -> Order:
-            return _order(await self._exchange.fetch_order(order_id, symbol))
+            return self._parse(await self._exchange.fetch_order(order_id, symbol))
 
         return await self._call("fetch_order", run)
 
@@ -290,10 +298,10 @@ class CcxtVenue:
                     raw = await ex.fetch_order(None, symbol, {"clientOrderId": client_order_id})
                 except ce.OrderNotFound:
                     return None
-                return _order(raw)
+                return self._parse(raw)
             for raw in await self._recent_orders(symbol):
-                if raw.get("clientOrderId") == client_order_id:
-                    return _order(raw)
+                if _client_id(raw, self._echo_prefix) == client_order_id:
+                    return self._parse(raw)
             return None
 
         return await self._call("find_order", run)
@@ -309,17 +317,39 @@ class CcxtVenue:
 
     async def create_order(self, request: OrderRequest) -> Order:
         async def run() -> Order:
+            price, params = self._price_and_params(request)
             raw = await self._exchange.create_order(
                 request.symbol,
                 request.type.value,
                 request.side.value,
                 request.amount,
-                request.price,
-                {"clientOrderId": request.client_order_id},
+                price,
+                params,
             )
-            return _order(raw, request)
+            return self._parse(raw, request)
 
         return await self._call("create_order", run)
+
+    def _price_and_params(self, request: OrderRequest) -> tuple[float | None, dict[str, Any]]:
+        """ccxt's price argument and params for an order. A market order gets no price, except a
+        market buy where the exchange spends quote (ccxt's createMarketBuyOrderRequiresPrice):
+        there ccxt's documented way is the price, and it spends amount * price. Nowhere else: on
+        some exchanges a price on a market order changes what it does."""
+        params = {_CLIENT_ID_PARAM.get(self.name, "clientOrderId"): request.client_order_id}
+        if request.type is OrderType.LIMIT:
+            return request.price, params
+        if request.side is Side.BUY and self._market_buy_in_quote:
+            if request.reference_price is None or request.reference_price <= 0:
+                raise Rejected(
+                    f"a market buy on {self.name} is sized in quote: it needs a reference price",
+                    venue=self.label,
+                    call="create_order",
+                )
+            return request.reference_price, params
+        return None, params
+
+    def _parse(self, raw: dict, request: OrderRequest | None = None) -> Order:
+        return _order(raw, request, echo_prefix=self._echo_prefix)
 
     async def cancel_order(self, order_id: str, symbol: str) -> None:
         async def run() -> None:
@@ -435,7 +465,15 @@ def _amounts(raw: Mapping[str, Any] | None) -> dict[str, float]:
     return {c: float(v) for c, v in (raw or {}).items() if v is not None}
 
 
-def _order(raw: dict, request: OrderRequest | None = None) -> Order:
+def _client_id(raw: Mapping[str, Any], echo_prefix: str = "") -> str | None:
+    """The client order id as we sent it, without what the exchange added in front."""
+    value = raw.get("clientOrderId")
+    if value and echo_prefix and value.startswith(echo_prefix):
+        return value[len(echo_prefix) :]
+    return value or None
+
+
+def _order(raw: dict, request: OrderRequest | None = None, *, echo_prefix: str = "") -> Order:
     """ccxt's order, with what the exchange did not echo back taken from our request."""
     if raw.get("id") is None:
         raise ValueError("the exchange answered without an order id")
@@ -453,7 +491,8 @@ def _order(raw: dict, request: OrderRequest | None = None) -> Order:
         # Unknown ("canceling", None) counts as live: the bot checks again before trusting it.
         status=_STATUSES.get(raw.get("status") or "", OrderStatus.OPEN),
         timestamp=raw["timestamp"] / 1000 if raw.get("timestamp") else time.time(),
-        client_order_id=raw.get("clientOrderId") or (request.client_order_id if request else None),
+        client_order_id=_client_id(raw, echo_prefix)
+        or (request.client_order_id if request else None),
         price=_num(raw.get("price")) or (request.price if request else None),
         average=_num(raw.get("average")),
         fee_cost=_num(fee.get("cost")) or 0.0,
@@ -471,6 +510,20 @@ def _metadata(exchange_id: str) -> tuple[frozenset[str], bool, bool]:
     required = frozenset(k for k, v in inst.requiredCredentials.items() if v)
     has_testnet = bool(inst.urls.get("test"))
     return required, has_testnet, bool(inst.has.get("cancelAllOrdersAfter"))
+
+
+@functools.cache
+def market_buy_needs_price(exchange_id: str) -> bool:
+    """Whether ccxt sizes this exchange's market buys in quote, as amount * price (its option
+    createMarketBuyOrderRequiresPrice: Coinbase, Gate, Bitget, HTX...). Read from ccxt's
+    defaults, not from the account's config: the bot's amounts are always in base. Where the
+    option is not declared, the exchange's declared features decide."""
+    inst = getattr(ccxt, exchange_id)()
+    value = inst.handle_option("createOrder", "createMarketBuyOrderRequiresPrice", None)
+    if value is None:
+        spot = (inst.features or {}).get("spot") or {}
+        value = (spot.get("createOrder") or {}).get("marketBuyRequiresPrice")
+    return bool(value)
 
 
 def required_credentials(exchange_id: str) -> frozenset[str]:

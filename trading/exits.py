@@ -2,9 +2,10 @@
 
 A flatten round cancels every order of ours, reads the balance, market-exits every position at
 once (concurrently, paced at the venue's request rate), and confirms by a second sync. Rounds
-repeat with capped backoff until the book is flat. A stop instead rests a limit sell at the
-touch (the best ask) for each position, re-prices it each cycle, and goes to market after
-STOP_EXIT_TIMEOUT_SECONDS.
+repeat with capped backoff until the book is flat: no position, and no order of unknown outcome
+that could still fill (reconciliation settles those once the exchange can no longer take them).
+A stop instead rests a limit sell at the touch (the best ask) for each position, re-prices it
+each cycle, and goes to market after STOP_EXIT_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from trading.book import STOP, Book, is_dust
+from trading.book import STOP, Book, Tracked, is_dust
 from trading.clock import Clock
 from trading.errors import Fatal, Fault
 from trading.models import Side, Ticker
 from trading.orders import OrderRouter, Placement
-from trading.reconcile import resolve_unconfirmed
+from trading.reconcile import Difference
 from trading.risk import OrderIntent, Source
 
 BACKOFF_BASE = 1.0
@@ -32,7 +33,7 @@ class FlattenRound:
 
     cancelled: int
     placements: tuple[Placement, ...]
-    remaining: tuple[str, ...]  # symbols still held after the confirming sync
+    remaining: tuple[str, ...]  # symbols still held, or with an order of unknown outcome
     confirmed: bool  # the confirming sync succeeded
     problems: tuple[str, ...] = ()
 
@@ -81,6 +82,7 @@ class Exits:
         *,
         clock: Clock,
         sync: Callable[[], Awaitable[object]],
+        resolve: Callable[..., Awaitable[Difference | None]],
         price: Callable[[str], float],
         log: logging.Logger,
     ) -> None:
@@ -88,6 +90,7 @@ class Exits:
         self.book = book
         self.clock = clock
         self._sync = sync
+        self._resolve = resolve  # Reconciler.resolve_unconfirmed
         self._price = price
         self.log = log
 
@@ -155,10 +158,11 @@ class Exits:
             elif isinstance(result, BaseException):
                 raise result
         confirmed = await self._try_sync(problems)
+        unsure = {t.order.symbol for t in self.book.orders.values() if not t.confirmed}
         return FlattenRound(
             cancelled=cancelled,
             placements=tuple(placements),
-            remaining=tuple(sorted(self.book.positions)),
+            remaining=tuple(sorted(set(self.book.positions) | unsure)),
             confirmed=confirmed,
             problems=tuple(problems),
         )
@@ -178,10 +182,10 @@ class Exits:
         """Without a sync, an order sent with an unknown outcome would hold back the next exit of
         its symbol for as long as the account endpoint fails (retired: for ever). Settle each by
         its client order id instead, past an open circuit like the orders themselves."""
-        for tracked in [t for t in self.book.orders.values() if not t.confirmed]:
-            connector = self.router.connector
+        unsure: list[Tracked] = [t for t in self.book.orders.values() if not t.confirmed]
+        for tracked in unsure:
             try:
-                found = await resolve_unconfirmed(connector, self.book, tracked, gated=False)
+                found = await self._resolve(tracked, gated=False)
             except Exception as exc:  # a Fatal or a bug too: keep trying to get out
                 problems.append(f"lookup of {tracked.order.symbol}: {_describe(exc)}")
                 self._log_bug("lookup", exc)

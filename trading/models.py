@@ -86,6 +86,9 @@ class OrderRequest:
     amount: float  # in base
     client_order_id: str
     price: float | None = None  # limit price
+    # The price the decision was made at (the ask for a buy). Exchanges that size a market buy
+    # in quote (Coinbase, Gate, Bitget, HTX) spend amount * reference_price.
+    reference_price: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,10 +159,10 @@ class TraderOperations:
 
         async def body() -> SyncResult:
             try:
-                if not self.started:
-                    await self.connector.load_markets()
-                    self.started = True
-                differences = await self._sync_now()
+                if self.started:
+                    differences = await self._sync_now()
+                else:
+                    differences = await self._start_exchange()
             except Fault as fault:
                 return refuse(_fault(fault))
             return SyncResult(

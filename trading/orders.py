@@ -2,11 +2,12 @@
 before and after, never retried blindly.
 
 `OrderRouter.place` is the only way an order leaves the trader. It asks the gate, records a
-placeholder under a fresh client order id, sends, and records the answer. An unknown outcome
-(the connector could not tell whether the exchange took it) keeps the placeholder open as
-unconfirmed: the next reconciliation looks it up by its client order id before anything is sent
-again for that position. Concurrent exits share a `Pacer` that slows to the exchange's pace as
-soon as it says "too many requests".
+placeholder under a fresh client order id, sends once, and records the answer. An unknown
+outcome (the connector could not tell whether the exchange took it) keeps the placeholder open
+as unconfirmed: it counts as a pending entry or an exit on its way, so nothing is sent again for
+that symbol until reconciliation has found it by its client order id, or settled it as never
+placed once the exchange could no longer accept it. Concurrent exits share a `Pacer` that slows
+to the exchange's pace as soon as it says "too many requests".
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class OrderRouter:
             amount=decision.amount,
             client_order_id=self.book.new_client_id(purpose),
             price=limit_price,
+            # Some exchanges buy at market by cost, so ccxt needs the price decided on.
+            reference_price=intent.price,
         )
         tracked = self.book.pending(
             request, purpose, reason=reason, stop_loss=stop_loss, take_profit=take_profit
@@ -153,16 +156,14 @@ class OrderRouter:
     ) -> Placement:
         await self.pacer.wait()
         # The gate was asked before the wait; a command may have paused, stopped, killed or
-        # banned since. Asked again here and before any second attempt, with no await between.
+        # banned since. Asked again here, with no await between it and the send.
         refusal = self._refusal(intent)
         if refusal:
             self.counts["refused"] += 1
             self.book.not_placed(tracked, refusal)
             return Placement(intent.symbol, intent.side, refused=refusal)
         try:
-            order = await self.connector.place(
-                request, still_wanted=lambda: self._refusal(intent) is None
-            )
+            order = await self.connector.place(request)
         except Rejected as fault:
             self.counts["rejected"] += 1
             self.book.not_placed(tracked, fault.message)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trading.clock import Clock
-from trading.errors import Fault, OrderNotFound, Rejected, Transient
+from trading.errors import DuplicateOrder, Fault, OrderNotFound, Rejected, Transient
 from trading.market_sim import MarketFeed, SyntheticFeed
 from trading.models import (
     Balance,
@@ -502,7 +502,9 @@ class PaperExchange:
             price = _round_to(request.price, market.price_step)
         client_id = request.client_order_id
         if client_id and (market.symbol, client_id) in self._by_client:
-            raise self._rejected(f"duplicate client order id {client_id}", "create_order")
+            raise DuplicateOrder(
+                f"duplicate client order id {client_id}", venue=self.name, call="create_order"
+            )
         return amount, price
 
     def _book(

@@ -5,6 +5,16 @@ id; orders of ours that left the exchange's open list are fetched and their fill
 (fills that happened while the bot was down are adopted this way); positions whose coins are
 no longer in the balance are closed or shrunk. Orders that are not the bot's are never touched.
 Every difference found is returned as data, for /sync to show.
+
+Two conclusions are never drawn from one look, because a look can be too early:
+
+- an order of unknown outcome is declared never placed only after NEVER_PLACED_MISSES lookups
+  that did not find it, each made once the request was older than `settle_seconds` (the
+  exchange's receive window plus a margin): before that, the exchange could still accept it;
+- a position is closed or shrunk for a balance shortfall only when the shortfall shows on
+  SHORTFALL_SYNCS consecutive syncs, and never in a pass that moved an order of its symbol
+  (a fill seen in the orders may not show in the balance yet, or the other way round). Until
+  then the shortfall is reported as "unresolved": the book knows it may be wrong.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from trading.book import Book, Tracked, is_dust
+from trading.clock import Clock
 from trading.errors import ClockRejected, Fatal, Fault, Rejected
 from trading.models import AccountState, Order, OrderStatus
 
@@ -22,6 +33,15 @@ if TYPE_CHECKING:
 
 # A balance this much below a position is a real difference, not rounding or a fee.
 SHORTFALL_TOLERANCE = 0.001
+NEVER_PLACED_MISSES = 2
+SHORTFALL_SYNCS = 2
+# Added to the exchange's receive window: its clock, ours and the request's travel time.
+SETTLE_MARGIN_SECONDS = 20.0
+
+
+def settle_seconds(recv_window_ms: float) -> float:
+    """How long after a request of unknown outcome the exchange may still accept it."""
+    return recv_window_ms / 1000.0 + SETTLE_MARGIN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -29,154 +49,205 @@ class Difference:
     """One thing the exchange said that the book did not know."""
 
     kind: str  # adopted | filled | gone | never_placed | position_closed | position_reduced
-    #            | foreign_orders | unresolved
+    #            | foreign_orders | unresolved (an order or a balance not settled yet)
     symbol: str
     detail: str
 
 
-async def reconcile(
-    connector: Connector,
-    book: Book,
-    state: AccountState,
-    *,
-    log: logging.Logger,
-) -> list[Difference]:
-    """Bring `book` in line with `state` (a fresh sync). Fatal and bugs propagate."""
-    differences: list[Difference] = []
-    open_on_exchange = {o.id: o for o in state.open_orders}
-    by_client = {o.client_order_id: o for o in state.open_orders if o.client_order_id}
-    for tracked in list(book.orders.values()):
-        found = await _resolve(connector, book, tracked, open_on_exchange, by_client, log)
-        if found is not None:
-            differences.append(found)
-    # The balance already counts every fill above: it replaces the book's running estimate
-    # only now, so that applying those fills did not count them twice.
-    book.free = dict(state.balance.free)
-    differences += _positions_against_balance(book, state)
-    ours = {t.order.id for t in book.orders.values()}
-    foreign = [o for o in state.open_orders if o.id not in ours]
-    if foreign:
-        symbols = ", ".join(sorted({o.symbol for o in foreign}))
-        differences.append(
-            Difference("foreign_orders", "", f"{len(foreign)} open orders not the bot's: {symbols}")
-        )
-    for d in differences:
-        if d.kind != "foreign_orders":
-            log.info("reconcile: %s %s: %s", d.kind, d.symbol, d.detail)
-    return differences
+class Reconciler:
+    """Brings one trader's book in line with the exchange, and remembers between syncs what a
+    single look cannot settle: orders of unknown outcome not found yet, balances short of a
+    position."""
 
+    def __init__(
+        self,
+        connector: Connector,
+        book: Book,
+        *,
+        clock: Clock,
+        log: logging.Logger,
+        settle_seconds: float = settle_seconds(10_000),
+        misses: int = NEVER_PLACED_MISSES,
+        shortfall_syncs: int = SHORTFALL_SYNCS,
+    ) -> None:
+        self.connector = connector
+        self.book = book
+        self.clock = clock
+        self.log = log
+        self.settle_seconds = settle_seconds
+        self.misses = misses
+        self.shortfall_syncs = shortfall_syncs
+        self._misses: dict[str, int] = {}  # client order id -> lookups past the window
+        self._short: dict[str, int] = {}  # symbol -> consecutive syncs showing a shortfall
 
-async def _resolve(
-    connector: Connector,
-    book: Book,
-    tracked: Tracked,
-    open_on_exchange: dict[str, Order],
-    by_client: dict[str, Order],
-    log: logging.Logger,
-) -> Difference | None:
-    order = tracked.order
-    if not tracked.confirmed:
-        return await _resolve_unconfirmed(connector, book, tracked, by_client)
-    if order.id in open_on_exchange:
-        seen = open_on_exchange[order.id]
-        closed = book.update(seen)
-        if seen.filled > order.filled:
-            return Difference("filled", order.symbol, f"{seen.filled:g} of {seen.amount:g} filled")
-        return Difference("position_closed", order.symbol, "exit filled") if closed else None
-    try:
-        final = await connector.fetch_order(order.id, order.symbol)
-    except Fatal:
-        raise
-    except Rejected as fault:
-        if isinstance(fault, ClockRejected):
-            return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
-        # The exchange no longer knows it: nothing more will fill.
-        book.update(_finished(order))
-        return Difference("gone", order.symbol, f"order {order.id} unknown: {fault.message}")
-    except Fault as fault:
-        log.info("reconcile: order %s not resolved yet (%s)", order.id, fault.kind)
-        return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
-    was = order.filled
-    book.update(final)
-    if final.is_open:
-        return None  # listed late: still working
-    if final.filled > was:
-        return Difference(
-            "adopted", order.symbol, f"{final.side} {final.filled - was:g} filled while away"
-        )
-    return Difference("gone", order.symbol, f"order {order.id} {final.status}")
+    async def reconcile(self, state: AccountState) -> list[Difference]:
+        """Bring the book in line with `state` (a fresh sync). Fatal and bugs propagate."""
+        book = self.book
+        differences: list[Difference] = []
+        open_on_exchange = {o.id: o for o in state.open_orders}
+        by_client = {o.client_order_id: o for o in state.open_orders if o.client_order_id}
+        for tracked in list(book.orders.values()):
+            found = await self._resolve(tracked, open_on_exchange, by_client)
+            if found is not None:
+                differences.append(found)
+        # The balance already counts every fill above: it replaces the book's running estimate
+        # only now, so that applying those fills did not count them twice.
+        book.free = dict(state.balance.free)
+        moved = {d.symbol for d in differences}
+        moved |= {t.order.symbol for t in book.orders.values() if not t.confirmed}
+        differences += self._positions_against_balance(state, moved)
+        ours = {t.order.id for t in book.orders.values()}
+        foreign = [o for o in state.open_orders if o.id not in ours]
+        if foreign:
+            symbols = ", ".join(sorted({o.symbol for o in foreign}))
+            differences.append(
+                Difference(
+                    "foreign_orders", "", f"{len(foreign)} open orders not the bot's: {symbols}"
+                )
+            )
+        for d in differences:
+            if d.kind != "foreign_orders":
+                self.log.info("reconcile: %s %s: %s", d.kind, d.symbol, d.detail)
+        return differences
 
+    async def resolve_unconfirmed(
+        self, tracked: Tracked, *, gated: bool = True
+    ) -> Difference | None:
+        """One order sent with an unknown outcome, looked up by its client order id alone (no
+        sync): adopted if the exchange has it, dropped once it is settled as never placed.
+        `gated=False` goes past an open circuit, as orders and cancels do, for a flatten that
+        must not wait on a failing sync."""
+        return await self._resolve_unconfirmed(tracked, {}, gated=gated)
 
-async def resolve_unconfirmed(
-    connector: Connector, book: Book, tracked: Tracked, *, gated: bool = True
-) -> Difference | None:
-    """One order sent with an unknown outcome, looked up by its client order id alone (no
-    sync): adopted if the exchange has it, dropped if not. `gated=False` goes past an open
-    circuit, as orders and cancels do, for a flatten that must not wait on a failing sync."""
-    return await _resolve_unconfirmed(connector, book, tracked, {}, gated=gated)
+    # -- orders
 
-
-async def _resolve_unconfirmed(
-    connector: Connector,
-    book: Book,
-    tracked: Tracked,
-    by_client: dict[str, Order],
-    *,
-    gated: bool = True,
-) -> Difference | None:
-    cid = tracked.client_id
-    symbol = tracked.order.symbol
-    found = by_client.get(cid)
-    if found is None:
+    async def _resolve(
+        self,
+        tracked: Tracked,
+        open_on_exchange: dict[str, Order],
+        by_client: dict[str, Order],
+    ) -> Difference | None:
+        order = tracked.order
+        if not tracked.confirmed:
+            return await self._resolve_unconfirmed(tracked, by_client)
+        if order.id in open_on_exchange:
+            seen = open_on_exchange[order.id]
+            closed = self.book.update(seen)
+            if seen.filled > order.filled:
+                return Difference(
+                    "filled", order.symbol, f"{seen.filled:g} of {seen.amount:g} filled"
+                )
+            return Difference("position_closed", order.symbol, "exit filled") if closed else None
         try:
-            found = await find_order(connector, cid, symbol, gated=gated)
+            final = await self.connector.fetch_order(order.id, order.symbol)
         except Fatal:
             raise
+        except Rejected as fault:
+            if isinstance(fault, ClockRejected):
+                return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
+            # The exchange no longer knows it: nothing more will fill.
+            self.book.update(_finished(order))
+            return Difference("gone", order.symbol, f"order {order.id} unknown: {fault.message}")
         except Fault as fault:
-            return Difference("unresolved", symbol, f"order {cid}: {fault.kind}")
-    if found is None:
-        book.not_placed(tracked, "not on the exchange")
+            self.log.info("reconcile: order %s not resolved yet (%s)", order.id, fault.kind)
+            return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
+        was = order.filled
+        self.book.update(final)
+        if final.is_open:
+            return None  # listed late: still working
+        if final.filled > was:
+            return Difference(
+                "adopted", order.symbol, f"{final.side} {final.filled - was:g} filled while away"
+            )
+        return Difference("gone", order.symbol, f"order {order.id} {final.status}")
+
+    async def _resolve_unconfirmed(
+        self, tracked: Tracked, by_client: dict[str, Order], *, gated: bool = True
+    ) -> Difference | None:
+        cid = tracked.client_id
+        symbol = tracked.order.symbol
+        found = by_client.get(cid)
+        # Asked before the lookup: a miss says "never placed" only if the exchange could no
+        # longer accept the request when it was asked.
+        too_late = self.clock.monotonic() - self.connector.last_sent(cid) >= self.settle_seconds
+        if found is None:
+            try:
+                found = await self.connector.find_order(cid, symbol, gated=gated)
+            except Fatal:
+                raise
+            except Fault as fault:
+                return Difference("unresolved", symbol, f"order {cid}: {fault.kind}")
+        if tracked.confirmed or self.book.orders.get(tracked.order.id) is not tracked:
+            return None  # the placement's own answer (or another pass) settled it meanwhile
+        if found is not None:
+            self._forget(cid)
+            self.book.placed(tracked, found)
+            return Difference("adopted", symbol, f"order {cid} was placed ({found.status})")
+        if not too_late:
+            return Difference("unresolved", symbol, f"order {cid} not seen yet; it may still land")
+        misses = self._misses.get(cid, 0) + 1
+        if misses < self.misses:
+            self._misses[cid] = misses
+            return Difference(
+                "unresolved",
+                symbol,
+                f"order {cid} not on the exchange ({misses} of {self.misses} looks)",
+            )
+        self._forget(cid)
+        self.book.not_placed(tracked, "not on the exchange")
         return Difference("never_placed", symbol, f"order {cid} never reached the exchange")
-    book.placed(tracked, found)
-    return Difference("adopted", symbol, f"order {cid} was placed ({found.status})")
 
+    def _forget(self, cid: str) -> None:
+        self._misses.pop(cid, None)
+        self.connector.settled(cid)
 
-async def find_order(
-    connector: Connector, client_order_id: str, symbol: str, *, gated: bool = True
-) -> Order | None:
-    """Look an order up by client order id (a retried read, counted in the health score)."""
-    return await connector.find_order(client_order_id, symbol, gated=gated)
+    # -- positions
+
+    def _positions_against_balance(self, state: AccountState, moved: set[str]) -> list[Difference]:
+        book = self.book
+        differences: list[Difference] = []
+        markets = book.markets()
+        short: dict[str, int] = {}
+        for symbol, position in list(book.positions.items()):
+            market = markets.get(symbol)
+            if market is None:
+                continue
+            total = state.balance.total_of(market.base)
+            if total >= position.amount * (1 - SHORTFALL_TOLERANCE):
+                continue
+            seen = self._short.get(symbol, 0) + 1
+            if seen < self.shortfall_syncs or symbol in moved:
+                # Counted, not acted on: this pass's order changes may explain it.
+                short[symbol] = seen
+                differences.append(
+                    Difference(
+                        "unresolved",
+                        symbol,
+                        f"balance holds {total:g} {market.base}, position is "
+                        f"{position.amount:g}: acted on if the next sync shows it too",
+                    )
+                )
+                continue
+            price = position.entry_price
+            if is_dust(market, total, price):
+                book.close(symbol, price, "balance gone (sold outside the bot)")
+                differences.append(
+                    Difference("position_closed", symbol, f"no {market.base} left in the balance")
+                )
+            else:
+                book.shrink(symbol, total)
+                differences.append(
+                    Difference(
+                        "position_reduced",
+                        symbol,
+                        f"balance holds {total:g} {market.base}, position was {position.amount:g}",
+                    )
+                )
+        self._short = short  # a sync without the shortfall ends its streak
+        return differences
 
 
 def _finished(order: Order) -> Order:
     """An order the exchange holds no longer, with what it filled."""
     status = OrderStatus.CLOSED if order.filled >= order.amount else OrderStatus.CANCELED
     return replace(order, status=status)
-
-
-def _positions_against_balance(book: Book, state: AccountState) -> list[Difference]:
-    differences: list[Difference] = []
-    markets = book.markets()
-    for symbol, position in list(book.positions.items()):
-        market = markets.get(symbol)
-        if market is None:
-            continue
-        total = state.balance.total_of(market.base)
-        if total >= position.amount * (1 - SHORTFALL_TOLERANCE):
-            continue
-        price = position.entry_price
-        if is_dust(market, total, price):
-            book.close(symbol, price, "balance gone (sold outside the bot)")
-            differences.append(
-                Difference("position_closed", symbol, f"no {market.base} left in the balance")
-            )
-        else:
-            book.shrink(symbol, total)
-            differences.append(
-                Difference(
-                    "position_reduced",
-                    symbol,
-                    f"balance holds {total:g} {market.base}, position was {position.amount:g}",
-                )
-            )
-    return differences

@@ -6,6 +6,12 @@ restart reconciles instead of starting blind (a pause or a kill survives, an ord
 before a crash is found again by its client order id). One explicit connection, no globals:
 tests pass ":memory:" or a temporary file. Timestamps are epoch seconds given by the caller, so
 simulated time reaches the store exactly as it reaches the rest of the core.
+
+Equity snapshots are kept at most one per account and clock minute: a paper account cycles every
+second, and a week of one row a second (604,800) made /chart slow and the file grow for nothing.
+The newest snapshot of a minute replaces the previous one of the same minute, so the latest row
+is always current; a file written before this rule is thinned the same way once, when opened.
+`equity_curve` thins a window further, in SQL, to the few hundred points a picture can show.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ FILE_NAME = "bot.sqlite3"
 # Why an order was placed. Not enforced: a record with an odd purpose is better than a failed
 # write after the order already went out.
 PURPOSES = ("entry", "exit", "stop", "kill", "manual", "failsafe")
+EQUITY_STEP = 60.0  # seconds: one equity snapshot per account and clock minute (the latest)
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,6 +61,19 @@ CREATE INDEX equity_at ON equity (account, at);
 CREATE TABLE audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL,
     command TEXT NOT NULL, args TEXT NOT NULL, result TEXT NOT NULL);
+"""
+
+# The thinned equity curve: for each bucket boundary b_k = t0 + k * w (k = 0 .. n, the last one
+# exactly t1), the newest snapshot at or before it, found by one seek in the (account, at) index;
+# an empty bucket finds its predecessor's row again, and DISTINCT drops the repeat. k = 0 yields
+# the first snapshot and k = n the newest, so both ends of the curve are exact.
+_CURVE_SQL = """
+WITH RECURSIVE b(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM b WHERE k < :n)
+SELECT DISTINCT e.account, e.at, e.equity, e.exposure FROM b JOIN equity e ON e.seq = (
+    SELECT seq FROM equity WHERE account = :account AND at >= :t0
+    AND at <= CASE WHEN b.k = :n THEN :t1 ELSE :t0 + b.k * :w END
+    ORDER BY at DESC, seq DESC LIMIT 1)
+ORDER BY e.at, e.seq
 """
 
 # MIGRATIONS[n] upgrades a file from version n to n + 1, inside one transaction with the version
@@ -114,6 +134,20 @@ class EquityPoint:
 
 
 @dataclass(frozen=True)
+class EquityCurve:
+    """An account's equity over a window, thinned for drawing. `points` (oldest first) holds the
+    window's first snapshot, then the last snapshot of each equal time bucket, so the newest is
+    always there; `count`, `low` and `high` describe every snapshot in the window, thinned or
+    not. A spike shorter than a bucket is missing from `points` but counted in low/high."""
+
+    account: str
+    points: tuple[EquityPoint, ...]
+    count: int
+    low: float | None  # None when the window is empty
+    high: float | None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One command as received and what it did."""
 
@@ -139,6 +173,7 @@ class Store:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
+            self._thin_old_equity()
         except BaseException:
             self._db.close()
             raise
@@ -190,6 +225,24 @@ class Store:
                 raise
             self._db.commit()
             version += 1
+
+    def _thin_old_equity(self) -> None:
+        # A file from before the one-a-minute rule may hold a snapshot a second: keep what
+        # add_equity would have kept (each minute's last), once; the meta key marks it done.
+        # Not a schema migration: the tables are unchanged, and an older release can still
+        # open the file.
+        step = str(EQUITY_STEP)
+        if self.get_meta("equity_step") == step:
+            return
+        with self._db:
+            self._db.execute(
+                "DELETE FROM equity WHERE seq NOT IN (SELECT seq FROM (SELECT seq, MAX(at) "
+                "FROM equity GROUP BY account, CAST(at / ? AS INTEGER)))",
+                (EQUITY_STEP,),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('equity_step', ?)", (step,)
+            )
 
     def _set_version(self, version: int) -> None:
         self._db.execute(
@@ -307,10 +360,25 @@ class Store:
     # -- equity
 
     def add_equity(self, account: str, at: float, equity: float, exposure: float) -> None:
-        self._write(
-            "INSERT INTO equity (account, at, equity, exposure) VALUES (?, ?, ?, ?)",
-            (account, at, equity, exposure),
-        )
+        """Record a snapshot, at most one per account and clock minute: when the account's
+        latest snapshot is of the same minute (and not newer), this one replaces it. Minutes of
+        the clock, not "younger than 60 s": replacing a row that is merely recent would slide it
+        forward for ever under one-second cycles, and the curve would keep a single point."""
+        with self._db:
+            latest = self._db.execute(
+                "SELECT seq, at FROM equity WHERE account = ? ORDER BY at DESC, seq DESC LIMIT 1",
+                (account,),
+            ).fetchone()
+            if latest is not None and latest[1] <= at and _minute(latest[1]) == _minute(at):
+                self._db.execute(
+                    "UPDATE equity SET at = ?, equity = ?, exposure = ? WHERE seq = ?",
+                    (at, equity, exposure, latest[0]),
+                )
+            else:
+                self._db.execute(
+                    "INSERT INTO equity (account, at, equity, exposure) VALUES (?, ?, ?, ?)",
+                    (account, at, equity, exposure),
+                )
 
     def equity(self, account: str | None = None, since: float = 0.0) -> list[EquityPoint]:
         """Equity snapshots, oldest first, taken at or after `since`."""
@@ -319,6 +387,28 @@ class Store:
             f"SELECT account, at, equity, exposure FROM equity {sql} ORDER BY at, seq", params
         )
         return [EquityPoint(*row) for row in rows]
+
+    def equity_curve(self, account: str, since: float = 0.0, max_points: int = 600) -> EquityCurve:
+        """The account's snapshots taken at or after `since`, thinned in SQL to at most
+        `max_points` (see EquityCurve). Python only ever sees `max_points` rows; the database
+        makes one pass over the window for count, low and high, and one index seek per bucket."""
+        if max_points < 2:
+            raise ValueError(f"max_points must be at least 2, not {max_points}")
+        count, t0, t1, low, high = self._db.execute(
+            "SELECT COUNT(*), MIN(at), MAX(at), MIN(equity), MAX(equity) FROM equity "
+            "WHERE account = ? AND at >= ?",
+            (account, since),
+        ).fetchone()
+        if count <= max_points:
+            points = self.equity(account, since)
+        else:
+            buckets = max_points - 1
+            rows = self._db.execute(
+                _CURVE_SQL,
+                {"n": buckets, "account": account, "t0": t0, "t1": t1, "w": (t1 - t0) / buckets},
+            )
+            points = [EquityPoint(*row) for row in rows]
+        return EquityCurve(account, tuple(points), count, low, high)
 
     # -- audit
 
@@ -344,6 +434,10 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _minute(at: float) -> int:
+    return int(at // EQUITY_STEP)
 
 
 def _where_account(column: str, account: str | None, since: float) -> tuple[str, tuple]:

@@ -12,12 +12,17 @@ are recorded in `ntfy`. Pushover: POST /1/messages.json checks token and user, r
 expire for priority 2 (HTTP 400 otherwise, like the real API) and answers a 30-character receipt;
 POST /1/receipts/<receipt>/cancel.json cancels it (recorded in `cancelled`). Route names for
 scripted trouble: "ntfy", "pushover", "cancel".
+
+Records are stamped by `now` (real monotonic time unless a test points it at its FakeClock's
+`monotonic`), so `alerting_at(t)` can tell which emergency receipts would still be making the
+phone ring at simulated time t: sent, not yet past their `expire`, not cancelled.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -40,10 +45,17 @@ class PushoverMessage:
     form: dict[str, str]
     receipt: str | None
     at: float = field(default_factory=time.monotonic)
+    cancelled_at: float | None = None
 
     @property
     def priority(self) -> int:
         return int(self.form.get("priority", "0"))
+
+    def alerting_at(self, t: float) -> bool:
+        """Whether Pushover would still be repeating this emergency at time t."""
+        if self.priority != 2 or t < self.at or t >= self.at + int(self.form["expire"]):
+            return False
+        return self.cancelled_at is None or t < self.cancelled_at
 
 
 class FakePagers(LoopbackServer):
@@ -66,6 +78,7 @@ class FakePagers(LoopbackServer):
         self.requests = 0  # every request, failed ones included
         self._receipts = itertools.count(1)
         self.active_receipts: set[str] = set()
+        self.now: Callable[[], float] = time.monotonic
         self.app.router.add_post("/1/messages.json", self._pushover_message)
         self.app.router.add_post("/1/receipts/{receipt}/cancel.json", self._cancel)
         self.app.router.add_post("/{topic}", self._ntfy)
@@ -116,12 +129,16 @@ class FakePagers(LoopbackServer):
         if form.get("priority") == "2":
             receipt = f"r{next(self._receipts):029d}"
             self.active_receipts.add(receipt)
-        self.pushover.append(PushoverMessage(form, receipt))
+        self.pushover.append(PushoverMessage(form, receipt, at=self.now()))
         self.changed()
         answer = {"status": 1, "request": f"req-{len(self.pushover)}"}
         if receipt:
             answer["receipt"] = receipt
         return web.json_response(answer)
+
+    def alerting_at(self, t: float) -> list[str]:
+        """Receipts of the emergencies that would make the phone ring at time t."""
+        return [m.receipt for m in self.pushover if m.receipt and m.alerting_at(t)]
 
     def _pushover_problem(self, form: dict[str, str]) -> str | None:
         if form.get("token") != self.pushover_token:
@@ -152,5 +169,8 @@ class FakePagers(LoopbackServer):
             return web.json_response({"status": 0, "errors": ["receipt not found"]}, status=404)
         self.active_receipts.discard(receipt)
         self.cancelled.append(receipt)
+        for message in self.pushover:
+            if message.receipt == receipt:
+                message.cancelled_at = self.now()
         self.changed()
         return web.json_response({"status": 1, "request": "cancel"})

@@ -1,0 +1,99 @@
+"""Reconciliation's two rules against a single early look: a balance short of a position is
+acted on only when two syncs in a row show it (never in a pass that moved an order of that
+symbol), and an order of unknown outcome is dropped as never placed only after two misses made
+once the exchange could no longer accept it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tests.test_engine_support import ScriptedStrategy, make_rig
+from trading.book import EXIT
+from trading.clock import FakeClock
+from trading.models import AccountState, Balance, OrderRequest, OrderType, Side
+
+
+async def _holding_eth():
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+    assert set(rig.trader.book.positions) == {"ETH/USDT"}
+    return rig
+
+
+def _without(state: AccountState, currency: str) -> AccountState:
+    """The same account state, as a balance read that raced a fill would show it."""
+    total = {c: v for c, v in state.balance.total.items() if c != currency}
+    free = {c: v for c, v in state.balance.free.items() if c != currency}
+    return replace(state, balance=Balance(free=free, total=total))
+
+
+async def test_one_short_balance_between_good_ones_never_touches_the_position():
+    rig = await _holding_eth()
+    reconciler, book = rig.trader.reconciler, rig.trader.book
+    amount = book.positions["ETH/USDT"].amount
+
+    for _ in range(3):  # short, fine, short, fine...: never two in a row
+        good = await rig.connector.sync()
+        kinds = [d.kind for d in await reconciler.reconcile(_without(good, "ETH"))]
+        assert kinds == ["unresolved"]
+        assert [d.kind for d in await reconciler.reconcile(good)] == []
+
+    assert book.positions["ETH/USDT"].amount == amount and rig.store.trades(book.label) == []
+
+
+async def test_two_short_balances_in_a_row_close_the_position():
+    rig = await _holding_eth()
+    reconciler, book = rig.trader.reconciler, rig.trader.book
+    short = _without(await rig.connector.sync(), "ETH")
+
+    await reconciler.reconcile(short)
+    differences = await reconciler.reconcile(short)
+
+    assert [(d.kind, d.symbol) for d in differences] == [("position_closed", "ETH/USDT")]
+    assert book.positions == {}
+
+
+async def test_a_shortfall_is_never_acted_on_in_a_pass_that_moved_an_order_of_its_symbol():
+    rig = await _holding_eth()
+    reconciler, book = rig.trader.reconciler, rig.trader.book
+    short = _without(await rig.connector.sync(), "ETH")
+    amount = book.positions["ETH/USDT"].amount
+    request = OrderRequest(
+        "ETH/USDT", Side.SELL, OrderType.MARKET, amount, book.new_client_id(EXIT)
+    )
+    book.pending(request, EXIT)  # an exit of unknown outcome: it may be what took the coins
+
+    for _ in range(3):
+        differences = await reconciler.reconcile(short)
+        assert {d.kind for d in differences} == {"unresolved"}
+        assert set(book.positions) == {"ETH/USDT"}
+
+    rig.clock.advance(31.0)  # the exit can no longer land: two misses settle it
+    await reconciler.reconcile(short)
+    differences = await reconciler.reconcile(short)
+    assert ("never_placed", "ETH/USDT") in [(d.kind, d.symbol) for d in differences]
+    assert book.orders == {}
+    # That pass moved the symbol; the next one, quiet and still short, acts.
+    differences = await reconciler.reconcile(short)
+    assert [(d.kind, d.symbol) for d in differences] == [("position_closed", "ETH/USDT")]
+
+
+async def test_an_unknown_outcome_is_looked_up_every_sync_and_adopted_whenever_it_shows():
+    rig = await _holding_eth()
+    reconciler, book = rig.trader.reconciler, rig.trader.book
+    amount = book.positions["ETH/USDT"].amount
+    request = OrderRequest(
+        "ETH/USDT", Side.SELL, OrderType.MARKET, amount, book.new_client_id(EXIT)
+    )
+    book.pending(request, EXIT)
+    rig.clock.advance(40.0)
+    first = await reconciler.reconcile(await rig.connector.sync())
+    assert [d.kind for d in first] == ["unresolved"]  # one miss past the window: not enough
+    await rig.paper.create_order(request)  # it shows after all (an exchange that lagged)
+
+    second = await reconciler.reconcile(await rig.connector.sync())
+
+    assert ("adopted", "ETH/USDT") in [(d.kind, d.symbol) for d in second]
+    assert book.positions == {} and book.orders == {}
+    assert rig.held("ETH/USDT") == 0
