@@ -6,11 +6,15 @@ variable; `ConfigError.problems` lists them. Nothing reads os.environ after this
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from dotenv import load_dotenv
 
 from trading.exchange import known_exchange_ids, required_credentials, supports_sandbox
 from trading.settings import PaperSettings, TradingSettings
@@ -533,3 +537,18 @@ def load_watchdog_settings(environ: Mapping[str, str]) -> WatchdogSettings:
         log_level=log_level,
         secrets=secrets,
     )
+
+
+def from_environment(loader: Callable[[Mapping[str, str]], T], what: str) -> T | None:
+    """The environment, with a .env in the working directory filling in what it does not set,
+    parsed by `loader`. On bad variables every problem is printed and None returned (the caller
+    exits with status 2, no traceback)."""
+    load_dotenv(Path.cwd() / ".env", override=False)
+    try:
+        return loader(os.environ)
+    except ConfigError as exc:
+        print(f"Configuration error ({what} did not start):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("See .env.example for every variable and its default.", file=sys.stderr)
+        return None

@@ -21,19 +21,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from telegram import Bot
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 
-from chatbot.config import ConfigError, TelegramSettings, WatchdogSettings, load_watchdog_settings
+from chatbot.config import (
+    TelegramSettings,
+    WatchdogSettings,
+    from_environment,
+    load_watchdog_settings,
+)
 from chatbot.notifier import Notifier
 from chatbot.pagers import Pager, brief, describe, pagers_from_settings
 from chatbot.senders import ConsoleSender, Sender, TelegramSender
@@ -383,20 +386,13 @@ async def _until_signal() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dotenv import load_dotenv
-
     from chatbot.logsetup import setup_logging
 
     if sys.argv[1:] if argv is None else argv:
         print("usage: python -m chatbot.watchdog  (configured by WATCHDOG_* variables)")
         return 2
-    load_dotenv(Path.cwd() / ".env", override=False)
-    try:
-        settings = load_watchdog_settings(os.environ)
-    except ConfigError as exc:
-        print("Configuration error (the watchdog did not start):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+    settings = from_environment(load_watchdog_settings, "the watchdog")
+    if settings is None:
         return 2
     setup_logging(settings.log_level, settings.secrets)
     try:

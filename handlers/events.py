@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from html import escape
 
+from handlers.format import money, num
+from handlers.reply import esc
 from trading.events import (
     Emergency,
     EmergencyCleared,
@@ -26,91 +27,74 @@ from trading.events import (
 )
 
 
-def e(value: object) -> str:
-    """Escape anything for Telegram's HTML (only <, > and & are special there)."""
-    return escape(str(value), quote=False)
-
-
-def num(value: float) -> str:
-    """Prices and amounts: up to 8 significant digits, no exponent for everyday sizes."""
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000:
-        return f"{value:,.2f}"
-    text = f"{value:.8g}"
-    if "e" in text:
-        text = f"{value:.10f}".rstrip("0").rstrip(".")
-    return text
-
-
-def money(value: float) -> str:
-    return f"{value:,.2f}"
-
-
 def who(account: str) -> str:
-    return e(account or "bot")
+    return esc(account or "bot")
 
 
 def _opened(ev: TradeOpened) -> str:
     return (
-        f"🟢 <b>Bought</b> {num(ev.amount)} {e(ev.symbol)} @ {num(ev.price)}"
-        f" = {money(ev.cost)} · {who(ev.account)}\n<i>{e(ev.reason)}</i>"
+        f"🟢 <b>Bought</b> {num(ev.amount)} {esc(ev.symbol)} @ {num(ev.price)}"
+        f" = {money(ev.cost)} · {who(ev.account)}\n<i>{esc(ev.reason)}</i>"
     )
 
 
 def _closed(ev: TradeClosed) -> str:
     icon = "✅" if ev.pnl >= 0 else "🔻"
     return (
-        f"{icon} <b>Sold</b> {num(ev.amount)} {e(ev.symbol)} @ {num(ev.price)}"
-        f" · PnL {ev.pnl:+,.2f} ({ev.pnl_pct:+.2f}%) · {who(ev.account)}\n<i>{e(ev.reason)}</i>"
+        f"{icon} <b>Sold</b> {num(ev.amount)} {esc(ev.symbol)} @ {num(ev.price)}"
+        f" · PnL {ev.pnl:+,.2f} ({ev.pnl_pct:+.2f}%) · {who(ev.account)}\n<i>{esc(ev.reason)}</i>"
     )
 
 
 def _rejected(ev: OrderRejected) -> str:
-    return f"⛔ Order refused: {e(ev.side)} {e(ev.symbol)} · {who(ev.account)}\n{e(ev.reason)}"
+    return (
+        f"⛔ Order refused: {esc(ev.side)} {esc(ev.symbol)} · {who(ev.account)}\n{esc(ev.reason)}"
+    )
 
 
 def _fault(ev: FaultRaised) -> str:
     if ev.kind == "fatal":
         head = f"🚨 <b>Fatal fault</b> · {who(ev.account)}"
     else:
-        head = f"⚠️ {e(ev.kind)} fault · {who(ev.account)}"
-    call = f" in <code>{e(ev.call)}</code>" if ev.call else ""
-    return f"{head}{call}\n{e(ev.message)}"
+        head = f"⚠️ {esc(ev.kind)} fault · {who(ev.account)}"
+    call = f" in <code>{esc(ev.call)}</code>" if ev.call else ""
+    return f"{head}{call}\n{esc(ev.message)}"
 
 
 def _state(ev: StateChanged) -> str:
-    reason = f"\n<i>{e(ev.reason)}</i>" if ev.reason else ""
-    return f"⚙️ {who(ev.account)}: {e(ev.old)} → <b>{e(ev.new)}</b>{reason}"
+    reason = f"\n<i>{esc(ev.reason)}</i>" if ev.reason else ""
+    return f"⚙️ {who(ev.account)}: {esc(ev.old)} → <b>{esc(ev.new)}</b>{reason}"
 
 
 def _banned(ev: SymbolBanned) -> str:
-    return f"🚫 {e(ev.symbol)} banned on {who(ev.account)}\n<i>{e(ev.reason)}</i>"
+    return f"🚫 {esc(ev.symbol)} banned on {who(ev.account)}\n<i>{esc(ev.reason)}</i>"
 
 
 def _equity(ev: EquityReport) -> str:
     return (
-        f"💰 {who(ev.account)}: equity {money(ev.equity)} {e(ev.quote)}, exposure "
+        f"💰 {who(ev.account)}: equity {money(ev.equity)} {esc(ev.quote)}, exposure "
         f"{ev.exposure:.0%}, {ev.positions} position{'s' if ev.positions != 1 else ''}"
     )
 
 
 def _emergency(ev: Emergency) -> str:
     return (
-        f"🚨 <b>EMERGENCY</b> · {who(ev.account)}\n{e(ev.message)}\n"
-        f"<code>{e(ev.key)}</code> · send /ack to stop the repeats"
+        f"🚨 <b>EMERGENCY</b> · {who(ev.account)}\n{esc(ev.message)}\n"
+        f"<code>{esc(ev.key)}</code> · send /ack to stop the repeats"
     )
 
 
 def _cleared(ev: EmergencyCleared) -> str:
-    return f"✅ <b>Cleared</b> · {who(ev.account)}\n{e(ev.message)}\n<code>{e(ev.key)}</code>"
+    return f"✅ <b>Cleared</b> · {who(ev.account)}\n{esc(ev.message)}\n<code>{esc(ev.key)}</code>"
 
 
 def _generic(ev: Event) -> str:
     parts = ", ".join(
-        f"{f.name}={e(getattr(ev, f.name))}" for f in fields(ev) if f.name not in ("account", "at")
+        f"{f.name}={esc(getattr(ev, f.name))}"
+        for f in fields(ev)
+        if f.name not in ("account", "at")
     )
-    return f"ℹ️ {e(type(ev).__name__)} · {who(ev.account)}\n{parts}"
+    return f"ℹ️ {esc(type(ev).__name__)} · {who(ev.account)}\n{parts}"
 
 
 FORMATTERS: dict[type, Callable] = {
@@ -140,7 +124,7 @@ def format_alarm(text: str, *, count: int, repeat: int, age_seconds: float) -> s
         notes.append(f"raised {count}×")
     if age_seconds >= 1:
         notes.append(f"first {duration(age_seconds)} ago")
-    return f"{text}\n<i>{e(', '.join(notes))}</i>" if notes else text
+    return f"{text}\n<i>{esc(', '.join(notes))}</i>" if notes else text
 
 
 def format_dropped(dropped: int, stale: int, since: str = "since the last report") -> str:
@@ -196,11 +180,11 @@ def format_daily_summary(
 ) -> str:
     """The daily summary: per account equity over the day, then what happened, in counts."""
     day = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
-    lines = [f"📊 <b>Daily summary</b> · {e(day)}"]
+    lines = [f"📊 <b>Daily summary</b> · {esc(day)}"]
     for account, eq in sorted(equity.items()):
         change = (eq.end - eq.start) / eq.start * 100.0 if eq.start else 0.0
         lines.append(
-            f"{who(account)}: {money(eq.end)} {e(eq.quote)} ({change:+.2f}% today, "
+            f"{who(account)}: {money(eq.end)} {esc(eq.quote)} ({change:+.2f}% today, "
             f"PnL {eq.end - eq.start:+,.2f}, realized {eq.realized:+,.2f}), "
             f"exposure {eq.exposure:.0%}, {eq.positions} open"
         )
@@ -211,9 +195,9 @@ def format_daily_summary(
     others = sum(v for k, v in counts.items() if k not in known and k != "EquityReport")
     if others:
         happened.append(f"{others} other events")
-    lines.append(e(", ".join(happened)) if happened else "A quiet day: no trades, no faults.")
+    lines.append(esc(", ".join(happened)) if happened else "A quiet day: no trades, no faults.")
     if dropped or stale:
-        lines.append(e(format_dropped(dropped, stale, "today")))
+        lines.append(esc(format_dropped(dropped, stale, "today")))
     if active_emergencies:
         lines.append(f"🚨 {active_emergencies} emergency condition(s) still open: /ack")
     return "\n".join(lines)

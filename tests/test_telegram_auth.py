@@ -11,32 +11,19 @@ import pytest
 from chatbot.telegram import TelegramTransport, file_url
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_handlers_support import make_office
-from tests.test_telegram_support import (
+from tests.test_telegram_support import (  # noqa: F401 (fixtures)
     CHAT,
     OTHER_CHAT,
     OWNER,
     STRANGER,
+    api_fixture,
+    office_holding_btc,
     polling,
     say,
     settings_for,
 )
 from trading.clock import FakeClock
 from trading.risk import Mode
-
-
-@pytest.fixture
-async def api():
-    async with FakeTelegramAPI() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def office():
-    o = make_office(FakeClock())
-    await o.start()
-    await o.enter(o.rig, ["BTC/USDT"])
-    yield o
-    await o.close()
 
 
 def _reports(api: FakeTelegramAPI) -> list[str]:

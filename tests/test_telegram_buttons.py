@@ -4,28 +4,16 @@ loopback fake Bot API; edits are held back so the second tap lands while the fir
 
 from __future__ import annotations
 
-import pytest
-
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_handlers_support import make_office
-from tests.test_telegram_support import CHAT, OWNER, polling, say
-from trading.clock import FakeClock
+from tests.test_telegram_support import (  # noqa: F401 (fixtures)
+    CHAT,
+    OWNER,
+    api_fixture,
+    office_holding_btc,
+    polling,
+    say,
+)
 from trading.risk import Mode
-
-
-@pytest.fixture
-async def api():
-    async with FakeTelegramAPI() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def office():
-    o = make_office(FakeClock())
-    await o.start()
-    await o.enter(o.rig, ["BTC/USDT"])
-    yield o
-    await o.close()
 
 
 async def _tap_twice_while_the_first_runs(api: FakeTelegramAPI, first: str, second: str) -> str:

@@ -10,9 +10,14 @@ import pytest
 
 from chatbot.telegram_guard import TelegramTime
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_handlers_support import make_office
-from tests.test_telegram_support import CHAT, OWNER, polling, say
-from trading.clock import FakeClock
+from tests.test_telegram_support import (  # noqa: F401 (fixtures)
+    CHAT,
+    OWNER,
+    api_fixture,
+    office_holding_btc,
+    polling,
+    say,
+)
 from trading.risk import Mode
 
 SIX_MIN_FAST = 360.0
@@ -20,21 +25,6 @@ SIX_MIN_FAST = 360.0
 
 def fast_host() -> float:
     return time.time() + SIX_MIN_FAST
-
-
-@pytest.fixture
-async def api():
-    async with FakeTelegramAPI() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def office():
-    o = make_office(FakeClock())
-    await o.start()
-    await o.enter(o.rig, ["BTC/USDT"])
-    yield o
-    await o.close()
 
 
 def waiting(api: FakeTelegramAPI, text: str, *, ago: float) -> None:

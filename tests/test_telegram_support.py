@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
+
 from chatbot.config import Secret, TelegramSettings
 from chatbot.telegram import TelegramTransport
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI
-from tests.test_handlers_support import Office
+from tests.test_handlers_support import Office, make_office
+from trading.clock import FakeClock
 from trading.paper import PaperExchange
 
 CHAT = 4242  # the owner chat
@@ -67,3 +70,20 @@ class StallingPaper(PaperExchange):
             self.stuck.set()
             await self.gate.wait()
         return await super().fetch_balance()
+
+
+@pytest.fixture(name="api")
+async def api_fixture() -> AsyncIterator[FakeTelegramAPI]:
+    """The loopback fake Bot API (import this into a test module to use `api`)."""
+    async with FakeTelegramAPI() as fake:
+        yield fake
+
+
+@pytest.fixture(name="office")
+async def office_holding_btc() -> AsyncIterator[Office]:
+    """A paper account already holding BTC/USDT (import this to use `office`)."""
+    o = make_office(FakeClock())
+    await o.start()
+    await o.enter(o.rig, ["BTC/USDT"])
+    yield o
+    await o.close()
