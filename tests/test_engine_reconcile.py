@@ -10,7 +10,9 @@ from dataclasses import replace
 from tests.test_engine_support import ScriptedStrategy, make_rig
 from trading.book import EXIT
 from trading.clock import FakeClock
+from trading.errors import Rejected
 from trading.models import AccountState, Balance, OrderRequest, OrderType, Side
+from trading.risk import OrderIntent
 
 
 async def _holding_eth():
@@ -97,3 +99,47 @@ async def test_an_unknown_outcome_is_looked_up_every_sync_and_adopted_whenever_i
     assert ("adopted", "ETH/USDT") in [(d.kind, d.symbol) for d in second]
     assert book.positions == {} and book.orders == {}
     assert rig.held("ETH/USDT") == 0
+
+
+async def _resting_buy(rig):
+    """A limit buy far below the market: open on the exchange, tracked by the book."""
+    price = rig.paper.price("BTC/USDT") * 0.5
+    placement = await rig.trader.router.place(
+        OrderIntent("BTC/USDT", Side.BUY, 50.0 / price, price), "entry", limit_price=price
+    )
+    assert placement.ok and placement.order.is_open
+    return placement.order
+
+
+def _hiding(state: AccountState, order_id: str) -> AccountState:
+    """The state as an open-orders read that missed one order would show it."""
+    return replace(state, open_orders=tuple(o for o in state.open_orders if o.id != order_id))
+
+
+async def test_a_generic_refusal_to_look_an_order_up_does_not_make_it_gone():
+    rig = await _holding_eth()
+    reconciler, book = rig.trader.reconciler, rig.trader.book
+    order = await _resting_buy(rig)
+    rig.paper.inject("fetch_order", Rejected("bad request: try again"), count=1)
+
+    first = await reconciler.reconcile(_hiding(await rig.connector.sync(), order.id))
+
+    assert [(d.kind, d.symbol) for d in first] == [("unresolved", "BTC/USDT")]
+    assert order.id in book.orders  # still tracked: it may still fill
+    assert [d.kind for d in await reconciler.reconcile(await rig.connector.sync())] == []
+    assert book.orders[order.id].order.is_open
+
+
+async def test_a_refusal_that_persists_over_syncs_is_believed_so_exits_are_not_held_up():
+    rig = await _holding_eth()
+    reconciler, book = rig.trader.reconciler, rig.trader.book
+    order = await _resting_buy(rig)
+    rig.paper.inject("fetch_order", Rejected("unknown order sent"), count=-1)
+
+    kinds = []
+    for _ in range(2):
+        state = _hiding(await rig.connector.sync(), order.id)
+        kinds.append([d.kind for d in await reconciler.reconcile(state)])
+
+    assert kinds == [["unresolved"], ["gone"]]
+    assert order.id not in book.orders

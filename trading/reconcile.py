@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from trading.book import Book, Tracked, is_dust
 from trading.clock import Clock
-from trading.errors import ClockRejected, Fatal, Fault, Rejected
+from trading.errors import ClockRejected, Fatal, Fault, OrderNotFound, Rejected
 from trading.models import AccountState, Order, OrderStatus
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class Reconciler:
         self.shortfall_syncs = shortfall_syncs
         self._misses: dict[str, int] = {}  # client order id -> lookups past the window
         self._short: dict[str, int] = {}  # symbol -> consecutive syncs showing a shortfall
+        self._refused: dict[str, int] = {}  # order id -> lookups refused with a generic error
 
     async def reconcile(self, state: AccountState) -> list[Difference]:
         """Bring the book in line with `state` (a fresh sync). Fatal and bugs propagate."""
@@ -143,14 +144,16 @@ class Reconciler:
         except Fatal:
             raise
         except Rejected as fault:
-            if isinstance(fault, ClockRejected):
+            if not self._gone(order, fault):
                 return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
             # The exchange no longer knows it: nothing more will fill.
+            self._refused.pop(order.id, None)
             self.book.update(_finished(order))
             return Difference("gone", order.symbol, f"order {order.id} unknown: {fault.message}")
         except Fault as fault:
             self.log.info("reconcile: order %s not resolved yet (%s)", order.id, fault.kind)
             return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
+        self._refused.pop(order.id, None)
         was = order.filled
         self.book.update(final)
         if final.is_open:
@@ -160,6 +163,20 @@ class Reconciler:
                 "adopted", order.symbol, f"{final.side} {final.filled - was:g} filled while away"
             )
         return Difference("gone", order.symbol, f"order {order.id} {final.status}")
+
+    def _gone(self, order: Order, fault: Rejected) -> bool:
+        """Whether a refused lookup means the exchange no longer has the order. OrderNotFound
+        says so; a generic refusal might be about the request, and taking it for "gone, nothing
+        more filled" would lose track of a resting order that fills later. It is believed only
+        when it repeats over `misses` syncs, so an exchange that answers unknown orders that way
+        cannot hold up exits for ever."""
+        if isinstance(fault, OrderNotFound):
+            return True
+        if isinstance(fault, ClockRejected):
+            return False
+        refused = self._refused.get(order.id, 0) + 1
+        self._refused[order.id] = refused
+        return refused >= self.misses
 
     async def _resolve_unconfirmed(
         self, tracked: Tracked, by_client: dict[str, Order], *, gated: bool = True
