@@ -103,6 +103,10 @@ class NotifySettings:
     pushover_token: Secret | None = None
     pushover_user: Secret | None = None
 
+    def secrets(self) -> tuple[Secret | None, ...]:
+        """Every credential here (the ntfy topic URL is one: it is the topic's password)."""
+        return (self.ntfy_url, self.ntfy_token, self.pushover_token, self.pushover_user)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -242,10 +246,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         for s in (
             telegram.token,
             metrics_token,
-            notify.ntfy_url,
-            notify.ntfy_token,
-            notify.pushover_token,
-            notify.pushover_user,
+            *notify.secrets(),
             *(x for a in accounts for x in (a.api_key, a.api_secret, a.api_password)),
         )
         if s is not None
@@ -521,9 +522,7 @@ def load_watchdog_settings(environ: Mapping[str, str]) -> WatchdogSettings:
         for s in (
             telegram.token,
             listen,
-            notify.ntfy_token,
-            notify.pushover_token,
-            notify.pushover_user,
+            *notify.secrets(),
         )
         if s is not None
     )

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from chatbot.config import ConfigError, load_watchdog_settings
+from chatbot.config import ConfigError, load_settings, load_watchdog_settings
 from chatbot.health import HealthServer
 from chatbot.watchdog import KEY, build
 from tests.fakes.http import LoopbackServer
@@ -318,3 +318,16 @@ def test_watchdog_settings_defaults_and_secrets_are_hidden():
     )
     assert WATCHDOG_TOKEN not in repr(with_token)
     assert with_token.secrets == (with_token.listen_token,)
+
+
+def test_the_watchdog_redacts_the_same_pager_credentials_as_the_bot():
+    env = {
+        "WATCHDOG_URL": "https://bot.example/healthz",
+        "NTFY_URL": "https://ntfy.sh/my-secret-topic",
+        "PUSHOVER_TOKEN": "po-token-1234",
+        "PUSHOVER_USER": "po-user-5678",
+    }
+    watchdog = {s.get() for s in load_watchdog_settings(env).secrets}
+    bot = {s.get() for s in load_settings(env).secrets}
+    assert {"https://ntfy.sh/my-secret-topic", "po-token-1234", "po-user-5678"} <= watchdog
+    assert watchdog == bot

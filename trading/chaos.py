@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from trading.book import is_dust
+from trading.book import client_id_purpose, is_dust
 from trading.clock import Clock
 from trading.connector import Connector
 from trading.engine import Trader
@@ -56,8 +56,6 @@ EXPOSURE_TOLERANCE = 0.02  # the gate prices at the bid, the check at the mid
 DUST_MARGIN = 1.05  # holdings within 5 % of the market minimum count as dust (price rounding)
 MAX_REPORTED = 3  # violations of one kind listed per seed (all are counted)
 
-# client order id tag -> purpose (trading/book.py's _TAGS, reversed)
-PURPOSES = {"e": "entry", "x": "exit", "s": "stop", "k": "kill", "m": "manual", "f": "failsafe"}
 # Which sells each mode may send (buys: only RUNNING).
 SELLS = {
     Mode.RUNNING: {"exit", "manual"},
@@ -241,7 +239,7 @@ class Monitor:
         assert trader is not None
         mode, symbol = trader.mode, request.symbol
         cid = request.client_order_id or ""
-        purpose = PURPOSES.get(cid[2:3], "?") if cid.startswith("cb") else "?"
+        purpose = client_id_purpose(cid) or "?"
         self.stats[f"sent {purpose}"] += 1
         if request.side is Side.BUY:
             if mode is not Mode.RUNNING:
@@ -485,4 +483,4 @@ def _dust(market, amount: float, price: float) -> bool:
 
 
 def _ours(client_order_id: str | None) -> bool:
-    return bool(client_order_id) and client_order_id.startswith("cb")
+    return client_id_purpose(client_order_id) is not None

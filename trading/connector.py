@@ -204,10 +204,7 @@ class Connector:
         """The order placed with this client order id, if the exchange has it (a read;
         `gated=False`: past an open circuit, for settling the fate of an exit)."""
         find = functools.partial(self.venue.find_order, client_order_id, symbol)
-        if gated:
-            return await self._read("find_order", find, signed=True)
-        attempt = functools.partial(self._call, "find_order", find, signed=True, gated=False)
-        return await self._retry(attempt, "find_order")
+        return await self._read("find_order", find, signed=True, gated=gated)
 
     async def sync(self) -> AccountState:
         """Open orders, then the balance: the source of truth. Any failure but a Fatal one
