@@ -106,6 +106,8 @@ class Commander:
         if name in ("sell", "ban"):
             pool = held if held and self.rng.random() < 0.8 else markets
             return [self.rng.choice(pool)]
+        if name == "pause" and self.rng.random() < 0.2:
+            return ["hands-off"]  # the owner's choice: nothing sold, protection off
         if name == "unban":
             bans = sorted(self.trader.store.bans(self.trader.label))
             return [self.rng.choice(bans or markets)]
@@ -117,7 +119,8 @@ class Commander:
         if dispatcher is not None and name in dispatcher.commands:
             self.via_table[name] += 1
             command = dispatcher.commands[name]
-            text = " ".join([f"/{name}", *args, *(["now"] if command.confirm else [])])
+            asks = command.confirm or command.ask is not None
+            text = " ".join([f"/{name}", *args, *(["now"] if asks else [])])
             return await dispatcher.handle(text, who="chaos")
         trader = self.trader
         if name == "buy":
@@ -125,4 +128,6 @@ class Commander:
             return await trader.buy(args[0], stake)
         if name in ("sell", "ban", "unban"):
             return await getattr(trader, name)(args[0])
+        if name == "pause":
+            return await trader.pause(hands_off=bool(args))
         return await getattr(trader, name)()

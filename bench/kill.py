@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trading.book import KILL
 from trading.clock import run_simulated
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Fault
 from trading.events import discard
 from trading.models import OrderRequest, OrderType, Side
+from trading.modes import Purpose
 from trading.paper import PaperExchange
 from trading.settings import TradingSettings
 from trading.store import Store
@@ -90,7 +90,7 @@ async def _sequential(clock, positions: int, rate: float, burst: int, latency: f
             Side.SELL,
             OrderType.MARKET,
             position.amount,
-            trader.book.new_client_id(KILL),
+            trader.book.new_client_id(Purpose.KILL),
         )
         for _ in range(100):
             try:

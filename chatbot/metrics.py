@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from trading.clock import Clock
-from trading.risk import Mode
+from trading.modes import Mode
 
 if TYPE_CHECKING:
     from chatbot.notifier import Notifier

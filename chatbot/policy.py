@@ -16,6 +16,7 @@ from chatbot.config import NotifySettings
 from handlers.events import DayEquity, format_daily_summary
 from trading.events import (
     EmergencyCleared,
+    EntriesHeld,
     EquityReport,
     Event,
     FaultRaised,
@@ -60,8 +61,10 @@ class NotifyPolicy:
             case OrderRejected():
                 return "silent"
             case FaultRaised():
-                return None  # non-fatal: the connector retries; the daily summary counts it
-            case StateChanged() | SymbolBanned() | EmergencyCleared():
+                # Counted for the daily summary. A fatal one reaches the trader, whose one
+                # emergency says what it does about it; the others are retried or skipped.
+                return None
+            case StateChanged() | SymbolBanned() | EmergencyCleared() | EntriesHeld():
                 return "normal"
             case EquityReport():
                 return self._equity(event)

@@ -10,9 +10,23 @@ from __future__ import annotations
 import asyncio
 
 from handlers.context import Context
-from handlers.format import BadInput, command, each, failed, num, outcome, pick, signed
+from handlers.format import (
+    BadInput,
+    command,
+    each,
+    failed,
+    num,
+    outcome,
+    pick,
+    signed,
+    unknown_account,
+)
 from handlers.reply import Reply, esc
-from trading.risk import Mode
+from trading.modes import Mode
+
+
+def _left(what: str) -> str:
+    return f"\nstill in the account: {esc(what)}" if what else ""
 
 
 def _refused(label: str, reason: str) -> str:
@@ -37,35 +51,108 @@ async def _modes(ctx: Context, args: list[str], name: str, op, done) -> Reply:
 # ---- pause / unpause / resume / stop -----------------------------------------------------
 
 
+HANDS_OFF = "hands-off"
+
+
+def _pause_args(ctx: Context, args: list[str]) -> tuple[list, bool]:
+    traders, rest = pick(ctx, args, max_rest=1, usage="/pause [ACCOUNT] [hands-off]")
+    if rest and rest[0].lower() != HANDS_OFF:
+        if len(args) == 1:  # meant as an account
+            raise BadInput(unknown_account(args[0], ctx.desk.labels))
+        raise BadInput(f"Unknown option {esc(rest[0])}. Usage: /pause [ACCOUNT] [hands-off]")
+    return traders, bool(rest)
+
+
+def pause_question(ctx: Context, args: list[str]) -> str | None:
+    """A hands-off pause is confirmed first: it leaves positions unprotected."""
+    try:
+        _, hands_off = _pause_args(ctx, args)
+    except BadInput:
+        return None  # the handler refuses it
+    if not hands_off:
+        return None
+    return (
+        "⚠️ <b>Hands-off</b>: every order is cancelled and nothing is sold, not even at a "
+        "stop-loss: positions are unprotected until /unpause."
+    )
+
+
 @command
 async def pause(ctx: Context, args: list[str]) -> Reply:
-    """Cancel every open order and place none until /unpause."""
+    """No entries, no strategy exits, no flattening; positions keep their stop-loss and
+    take-profit (`hands-off`: nothing at all is sold)."""
+    traders, hands_off = _pause_args(ctx, args)
+    results = await each(traders, lambda t: t.pause(hands_off=hands_off))
+    lines = []
+    for trader, r in results:
+        if isinstance(r, Exception):
+            lines.append(failed(trader.label, r))
+        elif not r.ok:
+            lines.append(_refused(r.account, r.reason))
+        else:
+            lines.append(_paused(r))
+    return outcome(lines, results)
 
-    def done(trader, r) -> str:
-        text = f"⏸ {esc(r.account)}: paused (was {esc(r.old)})"
-        if r.cancelled:
-            text += f"; {r.cancelled} open order(s) cancelled"
-        if r.reason:
-            text += f"\n⚠️ not all cancelled yet ({esc(r.reason)}); the next cycle retries"
-        return text
 
-    return await _modes(ctx, args, "pause", lambda t: t.pause(), done)
+def _paused(r) -> str:
+    label = esc(r.account)
+    if r.old == r.mode:
+        return f"⏸ {label}: {esc(r.reason)}"
+    if r.mode is Mode.HANDS_OFF:
+        text = f"✋ {label}: <b>hands-off</b> (was {esc(r.old)}): nothing will be sold"
+        if r.positions:
+            text += f"; {r.positions} position(s) <b>unprotected</b>"
+    else:
+        text = f"⏸ {label}: paused (was {esc(r.old)}): no entries"
+        if r.positions:
+            text += f"; {r.positions} position(s) keep their stop-loss and take-profit"
+    if r.old in (Mode.KILLED, Mode.FAILSAFE, Mode.STOPPING):
+        text += f"; the {esc(r.old)} exits stopped (/unpause goes back to them)"
+    if r.cancelled:
+        text += f"; {r.cancelled} open order(s) cancelled"
+    if r.reason:
+        text += f"\n⚠️ not all cancelled yet ({esc(r.reason)}); the next cycle retries"
+    return text
 
 
 @command
 async def unpause(ctx: Context, args: list[str]) -> Reply:
+    """Back to what the pause interrupted."""
+
     def done(trader, r) -> str:
-        return f"▶️ {esc(r.account)}: running again"
+        if r.mode is Mode.RUNNING:
+            return f"▶️ {esc(r.account)}: running again"
+        return f"▶️ {esc(r.account)}: back to {esc(r.mode)}: exiting {r.exiting} position(s)"
 
     return await _modes(ctx, args, "unpause", lambda t: t.unpause(), done)
 
 
+def resume_question(ctx: Context, args: list[str]) -> str | None:
+    """/resume is confirmed first when it leaves something unresolved, named here."""
+    try:
+        traders, _ = pick(ctx, args, max_rest=0, usage="/resume [ACCOUNT]")
+    except BadInput:
+        return None
+    lines = [
+        f"• {esc(t.label)}: {esc(note)}"
+        for t in traders
+        if t.mode is not Mode.RUNNING
+        for note in t.unresolved()
+    ]
+    if not lines:
+        return None
+    return "⚠️ <b>Unresolved</b>: resuming leaves this as it is:\n" + "\n".join(lines)
+
+
 @command
 async def resume(ctx: Context, args: list[str]) -> Reply:
-    """Trade again after /stop, /kill, a failsafe or a halt."""
+    """Trade again from any mode."""
 
     def done(trader, r) -> str:
-        return f"▶️ {esc(r.account)}: running again (was {esc(r.old)})"
+        text = f"▶️ {esc(r.account)}: running again (was {esc(r.old)})"
+        if r.reason:
+            text += f"\nleft as it was: {esc(r.reason)}"
+        return text
 
     return await _modes(ctx, args, "resume", lambda t: t.resume(), done)
 
@@ -76,7 +163,14 @@ async def stop(ctx: Context, args: list[str]) -> Reply:
 
     def done(trader, r) -> str:
         if r.mode is Mode.STOPPED:
-            return f"⏹ {esc(r.account)}: stopped, nothing left to exit"
+            left = trader.leftovers()
+            if not left:
+                return f"⏹ {esc(r.account)}: stopped, nothing left to exit"
+            return f"⏹ {esc(r.account)}: stopped; every position the bot could sell is sold" + (
+                _left("; ".join(left))
+            )
+        if r.old is Mode.STOPPING:
+            return f"⏹ {esc(r.account)}: already stopping: exiting {r.exiting} position(s)"
         timeout = trader.settings.stop_exit_timeout_seconds
         return (
             f"⏹ {esc(r.account)}: stopping: exiting {r.exiting} position(s) with limit orders, "
@@ -99,7 +193,8 @@ async def kill(ctx: Context, args: list[str]) -> Reply:
         if isinstance(r, Exception):
             blocks.append(failed(trader.label, r))
         elif not r.ok:
-            blocks.append(_refused(r.account, r.reason + (" and flat" if r.flat else "")))
+            flat = " and flat" if r.flat and not r.left else ""
+            blocks.append(_refused(r.account, r.reason + flat) + _left("; ".join(r.left)))
         else:
             blocks.append("\n".join(_kill_lines(r)))
     return outcome(blocks, results)
@@ -107,7 +202,9 @@ async def kill(ctx: Context, args: list[str]) -> Reply:
 
 def _kill_lines(r) -> list[str]:
     label = esc(r.account)
-    if r.flat:
+    if r.flat and r.left:
+        head = f"🛑 {label}: killed; every position the bot could sell is sold in {r.seconds:.1f} s"
+    elif r.flat:
         head = f"🛑 {label}: killed and flat in {r.seconds:.1f} s"
     else:
         head = f"⚠️ {label}: killed, <b>NOT flat yet</b> after {r.seconds:.1f} s"
@@ -121,6 +218,9 @@ def _kill_lines(r) -> list[str]:
         lines.append(f"still holding {esc(', '.join(r.remaining))}: retrying until flat")
     elif r.reason:
         lines.append(esc(r.reason))
+    if r.left:
+        lines.append("still in the account, not the bot's to sell:")
+        lines.extend(f"• {esc(note)}" for note in r.left)
     lines.extend(f"problem: {esc(p)}" for p in r.problems[-3:])
     return lines
 

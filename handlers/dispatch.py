@@ -71,15 +71,17 @@ class Dispatcher:
         if isinstance(parsed, Reply):
             return parsed
         command, args = parsed
-        if command.confirm:
+        if command.confirm or command.ask is not None:
             now = [a for a in args if a.lower() != "now"]
             if command.check is not None and (problem := command.check(self.ctx, now)):
                 reply = refuse(problem)
                 self._audit(who, command.name, args, plain(reply.text))
                 return reply
-            if len(now) < len(args):  # `/kill now`, `/kill kraken now`: no confirmation
+            why = command.ask(self.ctx, now) if command.ask is not None else None
+            # `/kill now`, `/kill kraken now`: no confirmation
+            if len(now) < len(args) or (not command.confirm and why is None):
                 return await self._run(command, now, who)
-            return self._ask(command, args, who)
+            return self._ask(command, now, who, why or "")
         return await self._run(command, args, who)
 
     def ask(self, text: str, who: str, why: str = "") -> Reply:

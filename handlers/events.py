@@ -16,6 +16,7 @@ from handlers.reply import esc
 from trading.events import (
     Emergency,
     EmergencyCleared,
+    EntriesHeld,
     EquityReport,
     Event,
     FaultRaised,
@@ -66,6 +67,15 @@ def _state(ev: StateChanged) -> str:
     return f"⚙️ {who(ev.account)}: {esc(ev.old)} → <b>{esc(ev.new)}</b>{reason}"
 
 
+def _held(ev: EntriesHeld) -> str:
+    if not ev.held:
+        return f"▶️ {who(ev.account)}: entries allowed again"
+    return (
+        f"⚠️ {who(ev.account)}: <b>no new entries</b>: {esc(ev.reason)}\n"
+        "Positions keep their protection. If it persists it becomes a fatal fault."
+    )
+
+
 def _banned(ev: SymbolBanned) -> str:
     return f"🚫 {esc(ev.symbol)} banned on {who(ev.account)}\n<i>{esc(ev.reason)}</i>"
 
@@ -103,6 +113,7 @@ FORMATTERS: dict[type, Callable] = {
     OrderRejected: _rejected,
     FaultRaised: _fault,
     StateChanged: _state,
+    EntriesHeld: _held,
     SymbolBanned: _banned,
     EquityReport: _equity,
     Emergency: _emergency,

@@ -25,6 +25,9 @@ class Command:
     # Validates the arguments before a confirmation is asked for (a refusal text, or None), so
     # a typo is refused at once instead of after the user pressed Confirm.
     check: Check | None = None
+    # Asks for a confirmation only in some cases (a hands-off pause, a /resume that leaves
+    # something unresolved): the question's heading (HTML), or None to run at once.
+    ask: Check | None = None
 
 
 async def help_(ctx: Context, args: list[str]) -> Reply:
@@ -32,7 +35,7 @@ async def help_(ctx: Context, args: list[str]) -> Reply:
     lines = ["<b>Commands</b>"]
     for c in COMMANDS:
         usage = f" {esc(c.args)}" if c.args else ""
-        confirm = " (asks to confirm; add now to skip)" if c.confirm else ""
+        confirm = " (asks to confirm; add now to skip)" if c.confirm or c.ask else ""
         lines.append(f"/{c.name}{usage} - {esc(c.help)}{confirm}")
     lines.append(
         "With several accounts, a first argument such as kraken or binance:master picks which."
@@ -71,9 +74,22 @@ COMMANDS: tuple[Command, ...] = (
         confirm=True,
         check=_no_args,
     ),
-    Command("pause", control.pause, "cancel open orders and pause trading", "[ACCOUNT]"),
-    Command("unpause", control.unpause, "trade again after /pause", "[ACCOUNT]"),
-    Command("resume", control.resume, "trade again after /stop or /kill", "[ACCOUNT]"),
+    Command(
+        "pause",
+        control.pause,
+        "no entries, open orders cancelled; positions keep their stops "
+        "(hands-off: nothing is sold at all)",
+        "[ACCOUNT] [hands-off]",
+        ask=control.pause_question,
+    ),
+    Command("unpause", control.unpause, "back to what /pause interrupted", "[ACCOUNT]"),
+    Command(
+        "resume",
+        control.resume,
+        "trade again from any mode (after /stop, /kill, a failsafe, a halt)",
+        "[ACCOUNT]",
+        ask=control.resume_question,
+    ),
     Command("sync", control.sync, "reload state from the exchanges, show differences", "[ACCOUNT]"),
     Command("ban", symbols.ban, "never trade a symbol", "[ACCOUNT] SYMBOL"),
     Command("unban", symbols.unban, "allow a banned symbol again", "[ACCOUNT] SYMBOL"),

@@ -7,21 +7,13 @@ import re
 
 import pytest
 
-from trading.book import (
-    ENTRY,
-    EXIT,
-    FAILSAFE,
-    KILL,
-    MANUAL,
-    STOP,
-    Book,
-    client_id_purpose,
-)
+from trading.book import Book, client_id_purpose
 from trading.clock import FakeClock
 from trading.models import Market, Order, OrderRequest, OrderStatus, OrderType, Side
+from trading.modes import Purpose
 from trading.store import ClosedTrade, Store
 
-PURPOSES = (ENTRY, EXIT, STOP, KILL, MANUAL, FAILSAFE)
+PURPOSES = tuple(Purpose)
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 # What each exchange accepts as a client order id, as its API documents it.
@@ -77,11 +69,11 @@ def test_client_order_ids_are_18_lowercase_letters_and_digits_and_tell_their_pur
 def test_client_order_ids_stay_unique_in_one_millisecond_and_across_a_restart(tmp_path):
     clock = FakeClock()  # time stands still: every id is made in the same millisecond
     store = Store.in_dir(tmp_path)
-    first = [make_book(clock, store).new_client_id(ENTRY)]
+    first = [make_book(clock, store).new_client_id(Purpose.ENTRY)]
     book = make_book(clock, store)
-    first += [book.new_client_id(ENTRY) for _ in range(5_000)]
+    first += [book.new_client_id(Purpose.ENTRY) for _ in range(5_000)]
     restarted = make_book(clock, store)  # a new run, same store, same instant
-    second = [restarted.new_client_id(ENTRY) for _ in range(5_000)]
+    second = [restarted.new_client_id(Purpose.ENTRY) for _ in range(5_000)]
     assert len(set(first) | set(second)) == 10_001
     assert all(len(i) == 18 for i in first + second)
 
@@ -89,9 +81,9 @@ def test_client_order_ids_stay_unique_in_one_millisecond_and_across_a_restart(tm
 def test_client_order_ids_keep_their_length_and_order_as_time_goes_on():
     clock = FakeClock(start=0.0)
     book = make_book(clock)
-    early = book.new_client_id(EXIT)
+    early = book.new_client_id(Purpose.EXIT)
     clock.advance(86_400 * 365 * 30)  # thirty years later
-    late = book.new_client_id(EXIT)
+    late = book.new_client_id(Purpose.EXIT)
     assert len(early) == len(late) == 18
     assert early[3:11] < late[3:11]  # the time part
 
@@ -101,7 +93,7 @@ def test_client_order_ids_keep_their_length_and_order_as_time_goes_on():
 
 def fill(book: Book, side: Side, amount: float, price: float, fee: float, currency: str | None):
     """An order sent through the book and filled at once by the exchange."""
-    purpose = ENTRY if side is Side.BUY else EXIT
+    purpose = Purpose.ENTRY if side is Side.BUY else Purpose.EXIT
     cid = book.new_client_id(purpose)
     tracked = book.pending(OrderRequest("ETH/USDT", side, OrderType.MARKET, amount, cid), purpose)
     order = Order(

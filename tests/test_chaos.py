@@ -10,7 +10,8 @@ import pytest
 import trading.exits
 import trading.orders
 from bench.chaos_lib import run_seed
-from trading.risk import Allowed, Side
+from trading.models import Side
+from trading.risk import Allowed
 
 CYCLES = 150
 
@@ -22,7 +23,8 @@ def test_a_few_seeds_of_chaos_break_no_invariant(seed):
     assert report.stats["cycles"] == CYCLES
     assert sum(report.injected.values()) >= 5  # the faults really came
     assert sum(report.commands.values()) >= 5  # and the human did things
-    assert report.stats["exchange checks"] > CYCLES // 2  # the book was compared, often
+    if not report.planned.get("endpoint_404_for_good"):  # a retired account endpoint: no sync
+        assert report.stats["exchange checks"] > CYCLES // 2  # the book was compared, often
 
 
 def test_the_balance_endpoint_retired_for_good_escalates_and_breaks_no_invariant():
@@ -53,7 +55,7 @@ def test_the_referee_sees_a_gate_that_lets_buys_through_in_any_mode(monkeypatch)
         return Allowed(intent.amount) if intent.side is Side.BUY else decision
 
     monkeypatch.setattr(trading.orders, "check", lax)
-    monkeypatch.setattr(trading.orders, "mode_refusal", lambda intent, mode, bans: None)
+    monkeypatch.setattr(trading.orders, "mode_refusal", lambda *args: None)
     report = run_seed(3, CYCLES)
     kinds = report.violation_counts
     assert kinds.get("order in a mode that forbids it", 0) > 0

@@ -175,43 +175,62 @@ async def test_cancel_refused_because_the_order_filled_returns_false(venue, cloc
 # ------------------------------------------------------------------ dead man's switch
 
 
-async def test_refresh_dead_man_arms_cancel_all_after(venue, clock):
+async def test_dead_man_is_armed_only_while_the_bot_has_working_orders_then_disarmed(venue, clock):
     conn = connect(venue, clock, cancel_all_after_seconds=60.0)
 
-    assert await conn.refresh_dead_man() is True
-
+    assert await conn.guard_dead_man(working=True, others=False) is True
     assert venue.dead_man_seconds == 60.0
     assert conn.health.has_dead_man
     assert conn.health.dead_man_armed_until == clock.time() + 60.0
-    clock.advance(61.0)
+
+    assert await conn.guard_dead_man(working=False, others=False) is False
+    assert venue.dead_man_seconds == 0.0  # disarmed: it would fire on a healthy bot
     assert conn.health.dead_man_armed_until is None
+    calls = venue.calls["cancel_all_after"]
+    assert await conn.guard_dead_man(working=False, others=False) is False
+    assert venue.calls["cancel_all_after"] == calls  # nothing to disarm twice
 
 
-async def test_refresh_dead_man_without_exchange_support_does_nothing(clock):
+async def test_dead_man_is_never_armed_over_orders_that_are_not_the_bots(venue, clock):
+    conn = connect(venue, clock, cancel_all_after_seconds=60.0)
+
+    assert await conn.guard_dead_man(working=True, others=True) is False
+    assert venue.calls["cancel_all_after"] == 0  # it would cancel the user's orders too
+
+    assert await conn.guard_dead_man(working=True, others=False) is True
+    assert await conn.guard_dead_man(working=True, others=True) is False
+    assert venue.dead_man_seconds == 0.0  # a user order appeared: disarmed at once
+
+
+async def test_dead_man_without_exchange_support_does_nothing(clock):
     venue = ScriptedVenue(clock, dead_man=False)
     conn = connect(venue, clock)
 
-    assert await conn.refresh_dead_man() is False
+    assert await conn.guard_dead_man(working=True, others=False) is False
     assert venue.calls["cancel_all_after"] == 0
     assert conn.health.has_dead_man is False
 
 
-async def test_a_failed_dead_man_refresh_is_reported_not_raised(venue, clock, notes):
+async def test_a_failed_dead_man_refresh_is_counted_not_raised_nor_paged(venue, clock, notes):
     conn = connect(venue, clock, notes)
     venue.inject("cancel_all_after", Transient("timeout"))
 
-    assert await conn.refresh_dead_man() is False
+    assert await conn.guard_dead_man(working=True, others=False) is False
 
-    assert [f.call for f in notes.faults] == ["cancel_all_after"]
-    assert await conn.refresh_dead_man() is True
+    assert notes.faults == []  # a warning in the log and a fault in the metrics only
+    assert conn.health.faults_by_kind == {"transient": 1}
+    assert await conn.guard_dead_man(working=True, others=False) is True
 
 
-async def test_a_fatal_dead_man_refresh_is_raised(venue, clock):
+async def test_an_exchange_that_refuses_the_dead_man_outright_is_not_asked_again(venue, clock):
+    """WhiteBIT's cancelAllOrdersAfter needs a symbol (ccxt: ArgumentsRequired, a Fatal): that
+    must never flatten the account, only switch the extra off."""
     conn = connect(venue, clock)
-    venue.inject("cancel_all_after", Fatal("not supported"))
+    venue.inject("cancel_all_after", Fatal("ArgumentsRequired: symbol"))
 
-    with pytest.raises(Fatal):
-        await conn.refresh_dead_man()
+    assert await conn.guard_dead_man(working=True, others=False) is False
+    assert await conn.guard_dead_man(working=True, others=False) is False
+    assert venue.calls["cancel_all_after"] == 1
 
 
 async def test_close_closes_the_venue(venue, clock):

@@ -303,15 +303,16 @@ async def test_faults_of_a_retried_call_are_reported_once_per_streak(venue, cloc
     assert not first.emergency
 
 
-async def test_a_fatal_fault_is_reported_as_an_emergency(venue, clock, notes):
+async def test_a_fatal_fault_is_reported_once_and_left_to_the_trader_to_page(venue, clock, notes):
     conn = connect(venue, clock, notes)
     venue.inject("fetch_balance", Fatal("invalid api key"))
 
     with pytest.raises(Fatal):
         await conn.sync()
 
+    # One fault, one page: the trader's Emergency, which says what it does about it.
     assert [(f.call, f.kind, f.emergency) for f in notes.faults] == [
-        ("fetch_balance", "fatal", True)
+        ("fetch_balance", "fatal", False)
     ]
 
 

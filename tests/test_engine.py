@@ -9,7 +9,7 @@ from tests.test_engine_support import SETTINGS, ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.events import EquityReport, OrderRejected, StateChanged, TradeClosed, TradeOpened
 from trading.models import OrderType, Side
-from trading.risk import Mode
+from trading.modes import Mode
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
@@ -70,7 +70,7 @@ async def test_take_profit_and_signal_exits_close_positions():
     assert next(e for e in rig.of(TradeClosed) if e.symbol == "ETH/USDT").pnl > 0
 
 
-async def test_pause_leaves_zero_open_orders_and_places_none_for_several_cycles():
+async def test_pause_cancels_open_orders_enters_nothing_but_keeps_the_stop_loss_armed():
     strategy = ScriptedStrategy(["ETH/USDT", "SOL/USDT"])
     rig = make_rig(FakeClock(), strategy=strategy)
     await rig.trader.start()
@@ -84,16 +84,36 @@ async def test_pause_leaves_zero_open_orders_and_places_none_for_several_cycles(
     assert rig.open_orders() == []
     placed = rig.created()
     strategy.entries = ["BTC/USDT", "XRP/USDT"]
-    rig.paper.shock("ETH/USDT", -20)  # through the stop-loss: still no order while paused
-    await rig.cycles(4)
-    assert rig.created() == placed
+    await rig.cycles(2)
+    assert rig.created() == placed  # no entry while paused
+    rig.paper.shock("ETH/USDT", -20)  # through the stop-loss: a pause never disarms it
+    await rig.cycles(2)
+    assert rig.created() == placed + 1
+    assert set(rig.trader.book.positions) == {"SOL/USDT"}
+    assert rig.held("ETH/USDT") == 0
     assert rig.open_orders() == []
-    assert set(rig.trader.book.positions) == {"ETH/USDT", "SOL/USDT"}
     assert rig.trader.mode is Mode.PAUSED
 
-    assert (await rig.trader.unpause()).ok
+    resumed = await rig.trader.unpause()
+    assert resumed.ok and resumed.mode is Mode.STOPPING  # the pause interrupted a stop
+
+
+async def test_a_hands_off_pause_sells_nothing_even_through_the_stop_loss():
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+
+    result = await rig.trader.pause(hands_off=True)
+
+    assert result.ok and result.mode is Mode.HANDS_OFF and result.positions == 1
+    placed = rig.created()
+    rig.paper.shock("ETH/USDT", -20)
+    await rig.cycles(3)
+    assert rig.created() == placed
+    assert set(rig.trader.book.positions) == {"ETH/USDT"}
+    assert (await rig.trader.unpause()).mode is Mode.RUNNING
     await rig.cycles(1)
-    assert "ETH/USDT" not in rig.trader.book.positions  # the stop-loss acts again
+    assert "ETH/USDT" not in rig.trader.book.positions  # armed again
 
 
 async def test_stop_rests_limit_sells_at_the_touch_then_goes_to_market_after_the_timeout():
@@ -181,7 +201,7 @@ async def test_an_order_the_exchange_rejects_is_reported_and_changes_nothing():
     assert set(rig.trader.book.positions) == {"ETH/USDT"}
 
 
-async def test_ban_keeps_a_symbol_out_and_leaves_its_position_alone():
+async def test_ban_keeps_a_symbol_out_but_its_position_keeps_its_stop_loss():
     strategy = ScriptedStrategy(["ETH/USDT"])
     rig = make_rig(FakeClock(), strategy=strategy)
     await rig.trader.start()
@@ -190,15 +210,15 @@ async def test_ban_keeps_a_symbol_out_and_leaves_its_position_alone():
     banned = await rig.trader.ban("ETH/USDT")
     other = await rig.trader.ban("SOL/USDT")
     assert banned.ok and {b.symbol for b in other.bans} == {"ETH/USDT", "SOL/USDT"}
-    rig.paper.shock("ETH/USDT", -20)  # through the stop-loss: left alone
     strategy.entries = ["SOL/USDT"]
     await rig.cycles(2)
     assert set(rig.trader.book.positions) == {"ETH/USDT"}
     assert rig.held("SOL/USDT") == 0
-
-    assert (await rig.trader.unban("ETH/USDT")).ok
+    rig.paper.shock("ETH/USDT", -60)  # through the stop-loss: a ban never disarms it
     await rig.cycles(1)
-    assert "ETH/USDT" not in rig.trader.book.positions
+    assert rig.trader.book.positions == {}
+    assert rig.held("ETH/USDT") == 0
+    assert rig.of(TradeClosed)[-1].reason == "stop-loss"
 
 
 async def test_commands_that_make_no_sense_are_refused_with_a_reason_and_change_nothing():
@@ -215,12 +235,10 @@ async def test_commands_that_make_no_sense_are_refused_with_a_reason_and_change_
     assert all(not r.ok and r.reason for r in refusals)
     assert rig.trader.mode is Mode.RUNNING
     await rig.trader.pause()
-    for refused in (
-        await rig.trader.pause(),
-        await rig.trader.resume(),
-        await rig.trader.buy("ETH/USDT"),
-    ):
-        assert not refused.ok and refused.reason
+    again = await rig.trader.pause()
+    assert again.ok and again.reason == "already paused"  # taken, and nothing changes
+    refused = await rig.trader.buy("ETH/USDT")
+    assert not refused.ok and refused.reason
     assert rig.trader.mode is Mode.PAUSED
     assert len(rig.of(StateChanged)) == 1
     assert rig.created() == 0

@@ -10,7 +10,7 @@ from trading.clock import FakeClock
 from trading.errors import Fatal, Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, StateChanged, TradeClosed
 from trading.models import OrderType, Side
-from trading.risk import Mode
+from trading.modes import Mode
 
 THREE = ["ETH/USDT", "SOL/USDT", "BNB/USDT"]
 
@@ -133,7 +133,7 @@ async def test_fatal_fault_with_flatten_policy_exits_everything():
     assert [e.key for e in rig.of(Emergency)] == [f"fatal:{rig.trader.label}"]
 
 
-async def test_fatal_fault_with_stop_policy_halts_with_positions_left_and_no_orders():
+async def test_fatal_fault_with_stop_policy_halts_with_positions_left_to_their_stops():
     rig = await _rig_with_positions(settings=replace(SETTINGS, failsafe_on_fatal="stop"))
     rig.paper.inject("fetch_tickers", Fatal("permission denied"))
 
@@ -143,15 +143,16 @@ async def test_fatal_fault_with_stop_policy_halts_with_positions_left_and_no_ord
     assert set(rig.trader.book.positions) == set(THREE)
     assert "permission denied" in rig.of(Emergency)[0].message
     placed = rig.created()
-    rig.paper.shock("ETH/USDT", -20)  # through its stop-loss: halted means no orders at all
-    await rig.cycles(3)
-    assert rig.created() == placed
+    await rig.cycles(2)
+    assert rig.created() == placed  # halted: nothing is entered or flattened
+    rig.paper.shock("ETH/USDT", -20)  # through its stop-loss: positions keep their stops
+    await rig.cycles(2)
+    assert rig.created() == placed + 1
+    assert set(rig.trader.book.positions) == set(THREE) - {"ETH/USDT"}
 
     resumed = await rig.trader.resume()
     assert resumed.ok and rig.trader.mode is Mode.RUNNING
     assert [e.key for e in rig.of(EmergencyCleared)] == [f"fatal:{rig.trader.label}"]
-    await rig.cycles(1)
-    assert "ETH/USDT" not in rig.trader.book.positions
 
 
 async def test_resume_after_a_kill_once_flat_trades_again_and_a_second_kill_works():

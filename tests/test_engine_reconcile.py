@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.test_engine_support import ScriptedStrategy, make_rig
-from trading.book import EXIT
 from trading.clock import FakeClock
 from trading.errors import Rejected
 from trading.models import AccountState, Balance, OrderRequest, OrderType, Side
+from trading.modes import Purpose
 from trading.risk import OrderIntent
 
 
@@ -62,9 +62,9 @@ async def test_a_shortfall_is_never_acted_on_in_a_pass_that_moved_an_order_of_it
     short = _without(await rig.connector.sync(), "ETH")
     amount = book.positions["ETH/USDT"].amount
     request = OrderRequest(
-        "ETH/USDT", Side.SELL, OrderType.MARKET, amount, book.new_client_id(EXIT)
+        "ETH/USDT", Side.SELL, OrderType.MARKET, amount, book.new_client_id(Purpose.EXIT)
     )
-    book.pending(request, EXIT)  # an exit of unknown outcome: it may be what took the coins
+    book.pending(request, Purpose.EXIT)  # an exit of unknown outcome: it may be what took the coins
 
     for _ in range(3):
         differences = await reconciler.reconcile(short)
@@ -86,9 +86,9 @@ async def test_an_unknown_outcome_is_looked_up_every_sync_and_adopted_whenever_i
     reconciler, book = rig.trader.reconciler, rig.trader.book
     amount = book.positions["ETH/USDT"].amount
     request = OrderRequest(
-        "ETH/USDT", Side.SELL, OrderType.MARKET, amount, book.new_client_id(EXIT)
+        "ETH/USDT", Side.SELL, OrderType.MARKET, amount, book.new_client_id(Purpose.EXIT)
     )
-    book.pending(request, EXIT)
+    book.pending(request, Purpose.EXIT)
     rig.clock.advance(40.0)
     first = await reconciler.reconcile(await rig.connector.sync())
     assert [d.kind for d in first] == ["unresolved"]  # one miss past the window: not enough
@@ -105,7 +105,7 @@ async def _resting_buy(rig):
     """A limit buy far below the market: open on the exchange, tracked by the book."""
     price = rig.paper.price("BTC/USDT") * 0.5
     placement = await rig.trader.router.place(
-        OrderIntent("BTC/USDT", Side.BUY, 50.0 / price, price), "entry", limit_price=price
+        OrderIntent("BTC/USDT", Side.BUY, 50.0 / price, price), limit_price=price
     )
     assert placement.ok and placement.order.is_open
     return placement.order

@@ -13,8 +13,8 @@ from trading.clock import FakeClock, run_simulated
 from trading.errors import Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, TradeClosed
 from trading.models import Market, Order, OrderRequest, OrderStatus, Side
+from trading.modes import Mode
 from trading.paper import PaperExchange
-from trading.risk import Mode
 from trading.store import Store
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from tests.test_engine_support import ScriptedStrategy, make_rig
-from trading.book import ENTRY
 from trading.clock import FakeClock
 from trading.events import StateChanged, TradeClosed, TradeOpened
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
-from trading.risk import Mode
+from trading.modes import Mode, Purpose
 from trading.store import Store
 
 
@@ -93,10 +92,11 @@ async def test_restart_finds_an_order_sent_just_before_a_crash_by_its_client_id(
     first = make_rig(FakeClock(), store=Store.in_dir(tmp_path))
     await first.trader.start()
     book = first.trader.book
-    sent = OrderRequest("ETH/USDT", Side.BUY, OrderType.MARKET, 0.05, book.new_client_id(ENTRY))
-    lost = OrderRequest("SOL/USDT", Side.BUY, OrderType.MARKET, 1.0, book.new_client_id(ENTRY))
-    book.pending(sent, ENTRY, reason="scripted", stop_loss=1000.0, take_profit=3000.0)
-    book.pending(lost, ENTRY, reason="scripted")
+    entry = Purpose.ENTRY
+    sent = OrderRequest("ETH/USDT", Side.BUY, OrderType.MARKET, 0.05, book.new_client_id(entry))
+    lost = OrderRequest("SOL/USDT", Side.BUY, OrderType.MARKET, 1.0, book.new_client_id(entry))
+    book.pending(sent, Purpose.ENTRY, reason="scripted", stop_loss=1000.0, take_profit=3000.0)
+    book.pending(lost, Purpose.ENTRY, reason="scripted")
     await first.paper.create_order(sent)  # the exchange took it; the answer never came back
     # ... and the process died before `lost` was sent.
 
@@ -121,8 +121,8 @@ async def test_restart_finds_an_order_sent_just_before_a_crash_by_its_client_id(
 async def test_client_order_ids_are_unique_across_restarts(tmp_path):
     clock = FakeClock()
     first = make_rig(clock, store=Store.in_dir(tmp_path))
-    ids = {first.trader.book.new_client_id(ENTRY) for _ in range(100)}
+    ids = {first.trader.book.new_client_id(Purpose.ENTRY) for _ in range(100)}
     second = _restart(first, tmp_path)
-    ids |= {second.trader.book.new_client_id(ENTRY) for _ in range(100)}
+    ids |= {second.trader.book.new_client_id(Purpose.ENTRY) for _ in range(100)}
     assert len(ids) == 200
     assert all(len(i) <= 36 for i in ids)

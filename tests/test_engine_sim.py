@@ -9,8 +9,8 @@ from tests.test_engine_support import ScriptedStrategy, make_rig
 from trading.clock import FakeClock, run_simulated
 from trading.events import SymbolBanned, TradeClosed, TradeOpened
 from trading.models import Side
+from trading.modes import Mode
 from trading.orders import Pacer
-from trading.risk import Mode
 from trading.settings import TradingSettings
 from trading.strategies import load_strategy
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.capture import CaptureServer
-from trading.book import ENTRY, Book
+from trading.book import Book
 from trading.clock import FakeClock
 from trading.errors import Rejected
 from trading.exchange import CcxtVenue, market_buy_needs_price
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
+from trading.modes import Purpose
 from trading.store import Store
 
 CID = Book(
     "t", store=Store(), clock=FakeClock(), notify=lambda event: None, quote="USDT", markets=dict
-).new_client_id(ENTRY)
+).new_client_id(Purpose.ENTRY)
 
 COINBASE_ORDERS = "/api/v3/brokerage/orders"
 GATE_ORDERS = "/api/v4/spot/orders"

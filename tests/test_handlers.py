@@ -15,7 +15,7 @@ from tests.test_handlers_support import make_office
 from trading.clock import FakeClock
 from trading.events import Emergency
 from trading.models import OrderRequest, OrderType, Side
-from trading.risk import Mode
+from trading.modes import Mode
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ async def test_pause_then_unpause_and_unpause_when_running_is_refused(office):
     assert paused.ok and "paper:main: paused (was running)" in paused.text
     assert trader.mode is Mode.PAUSED
     again = await office.run("/pause")
-    assert not again.ok and "only a running trader can be paused" in again.text
+    assert again.ok and "already paused" in again.text and trader.mode is Mode.PAUSED
     resumed = await office.run("/unpause")
     assert resumed.ok and "running again" in resumed.text and trader.mode is Mode.RUNNING
 
@@ -160,15 +160,19 @@ async def test_unpause_with_one_account_paused_reports_each(pair):
     assert "▶️ kraken:master: running again" in reply.text
 
 
-async def test_pause_cancels_the_open_orders_and_resume_needs_flat(office):
+async def test_a_pause_inside_a_stop_cancels_its_orders_and_unpause_returns_to_the_stop(office):
     await office.enter(office.rig, ["BTC/USDT"])
     await office.confirm("/stop")  # a resting limit exit is now on the book
     assert any(o.is_open for o in office.rig.open_orders())
     reply = await office.run("/pause")
-    assert reply.ok and "paused (was stopping); 1 open order(s) cancelled" in reply.text
+    assert reply.ok and "paused (was stopping)" in reply.text
+    assert "1 open order(s) cancelled" in reply.text and "/unpause goes back" in reply.text
     assert not any(o.is_open for o in office.rig.open_orders())
-    refused = await office.run("/resume")
-    assert not refused.ok and "use unpause" in refused.text
+    await office.rig.cycles(2)
+    assert office.rig.trader.mode is Mode.PAUSED  # the stop does not go on by itself
+    back = await office.run("/unpause")
+    assert back.ok and "back to stopping" in back.text
+    assert office.rig.trader.mode is Mode.STOPPING
 
 
 async def test_kill_asks_first_and_cancel_changes_nothing(office):
@@ -219,7 +223,7 @@ async def test_stop_exits_with_limit_orders_then_resume_trades_again(office):
     resumed = await office.run("/resume")
     assert resumed.ok and "running again (was stopped)" in resumed.text
     refused = await office.run("/resume")
-    assert not refused.ok and "nothing to resume" in refused.text
+    assert not refused.ok and "already running" in refused.text
 
 
 async def test_abort_answers_what_stays_open_before_ending_the_process(office):

@@ -17,8 +17,8 @@ from trading.clock import FakeClock
 from trading.desk import Desk
 from trading.errors import Rejected
 from trading.market_sim import SyntheticFeed
+from trading.modes import Mode
 from trading.paper import PaperExchange
-from trading.risk import Mode
 
 SCAN = 60.0
 

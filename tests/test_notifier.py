@@ -40,6 +40,7 @@ from tests.notifier_support import (  # noqa: F401 (fixtures by name)
 )
 from trading.clock import LoopClock, run_simulated
 from trading.events import (
+    Emergency,
     EmergencyCleared,
     Event,
     FaultRaised,
@@ -265,15 +266,16 @@ async def test_identical_emergencies_coalesce_into_one_alert_with_a_count(
     assert "raised 1000×" in texts(api)[1]
 
 
-async def test_a_fatal_fault_is_an_emergency_keyed_by_account(make, api, fake_pagers):
+async def test_a_fatal_fault_pages_once_through_the_traders_emergency(make, api, fake_pagers):
     notifier = make()
     fatal = FaultRaised(account=ACC, at=0, kind="fatal", call="fetch_balance", message="bad key")
-    notifier.notify(fatal)
-    notifier.notify(fatal)
+    alarm = Emergency(account=ACC, at=0, key=f"fatal:{ACC}", message="fatal: bad key; halted")
+    for event in (fatal, alarm, alarm):
+        notifier.notify(event)
     await notifier.drain()
     assert [(a.key, a.count) for a in notifier.stats().active_emergencies] == [(f"fatal:{ACC}", 2)]
-    assert "Fatal fault" in texts(api)[0]
-    assert fake_pagers.pushover[0].priority == 2
+    assert len(texts(api)) == 1 and "EMERGENCY" in texts(api)[0]
+    assert len(fake_pagers.pushover) == 1 and fake_pagers.pushover[0].priority == 2
 
 
 async def test_an_acknowledged_condition_that_returns_after_a_quiet_gap_rings_again(

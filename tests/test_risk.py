@@ -7,13 +7,12 @@ from dataclasses import replace
 import pytest
 
 from trading.models import Market, Position, Side
+from trading.modes import Mode, Purpose
 from trading.risk import (
     Allowed,
-    Mode,
     OrderIntent,
     Refused,
     RiskSnapshot,
-    Source,
     check,
     entry_amount,
     loop_guard_trips,
@@ -53,12 +52,12 @@ SNAP = RiskSnapshot(
 )
 
 
-def buy(symbol="ETH/USDT", amount=0.05, price=2000.0, source=Source.STRATEGY) -> OrderIntent:
-    return OrderIntent(symbol, Side.BUY, amount, price, source)
+def buy(symbol="ETH/USDT", amount=0.05, price=2000.0, purpose=Purpose.ENTRY) -> OrderIntent:
+    return OrderIntent(symbol, Side.BUY, amount, price, purpose)
 
 
-def sell(symbol="SOL/USDT", amount=2.0, price=50.0, source=Source.STRATEGY) -> OrderIntent:
-    return OrderIntent(symbol, Side.SELL, amount, price, source)
+def sell(symbol="SOL/USDT", amount=2.0, price=50.0, purpose=Purpose.EXIT) -> OrderIntent:
+    return OrderIntent(symbol, Side.SELL, amount, price, purpose)
 
 
 def test_an_entry_within_every_limit_is_allowed():
@@ -68,9 +67,9 @@ def test_an_entry_within_every_limit_is_allowed():
 @pytest.mark.parametrize(
     ("intent", "snap", "reason"),
     [
-        (buy(), replace(SNAP, mode=Mode.PAUSED), "trader is paused, not running"),
-        (buy(), replace(SNAP, mode=Mode.STOPPING), "trader is stopping, not running"),
-        (buy(), replace(SNAP, mode=Mode.KILLED), "trader is killed, not running"),
+        (buy(), replace(SNAP, mode=Mode.PAUSED), "trader is paused: no entry now"),
+        (buy(), replace(SNAP, mode=Mode.STOPPING), "trader is stopping: no entry now"),
+        (buy(), replace(SNAP, mode=Mode.KILLED), "trader is killed: no entry now"),
         (buy(), replace(SNAP, bans=frozenset({"ETH/USDT"})), "ETH/USDT is banned"),
         (buy("NOPE/USDT"), SNAP, "NOPE/USDT: unknown market"),
         (buy("OLD/USDT"), SNAP, "OLD/USDT: market is not an active spot market"),
@@ -158,12 +157,17 @@ def test_an_exit_is_clamped_to_the_position_and_the_free_base_balance():
         ),
         (sell(), replace(SNAP, mode=Mode.PAUSED), "trader is paused: no strategy exit now"),
         (
-            sell(source=Source.MANUAL),
+            sell(purpose=Purpose.STOP),
             replace(SNAP, mode=Mode.HALTED),
-            "trader is halted: no manual exit now",
+            "trader is halted: no stop exit now",
         ),
         (
-            sell(source=Source.FAILSAFE),
+            sell(purpose=Purpose.PROTECT),
+            replace(SNAP, mode=Mode.HANDS_OFF),
+            "trader is hands-off: no stop-loss or take-profit exit now",
+        ),
+        (
+            sell(purpose=Purpose.FAILSAFE),
             replace(SNAP, mode=Mode.PAUSED),
             "trader is paused: no failsafe exit now",
         ),
@@ -174,19 +178,33 @@ def test_every_exit_refusal_has_its_reason(intent, snap, reason):
 
 
 @pytest.mark.parametrize(
-    ("mode", "source"),
+    ("mode", "purpose"),
     [
-        (Mode.RUNNING, Source.STRATEGY),
-        (Mode.STOPPING, Source.STOP),
-        (Mode.KILLED, Source.KILL),
-        (Mode.PAUSED, Source.KILL),  # a kill goes through a pause
-        (Mode.HALTED, Source.KILL),
-        (Mode.FAILSAFE, Source.FAILSAFE),
-        (Mode.STOPPED, Source.MANUAL),
+        (Mode.RUNNING, Purpose.EXIT),
+        (Mode.PAUSED, Purpose.PROTECT),  # a pause never disarms a stop-loss
+        (Mode.HALTED, Purpose.PROTECT),
+        (Mode.STOPPED, Purpose.PROTECT),
+        (Mode.PAUSED, Purpose.MANUAL),  # /sell is the owner's own exit
+        (Mode.FAILSAFE, Purpose.MANUAL),
+        (Mode.HANDS_OFF, Purpose.MANUAL),
+        (Mode.STOPPING, Purpose.STOP),
+        (Mode.KILLED, Purpose.KILL),
+        (Mode.PAUSED, Purpose.KILL),  # a kill goes through a pause
+        (Mode.HALTED, Purpose.KILL),
+        (Mode.FAILSAFE, Purpose.FAILSAFE),
+        (Mode.STOPPED, Purpose.MANUAL),
     ],
 )
-def test_exits_are_allowed_while_stopping_killed_or_failsafe_and_a_kill_always(mode, source):
-    assert check(sell(source=source), replace(SNAP, mode=mode), LIMITS) == Allowed(2.0)
+def test_exits_are_allowed_where_the_mode_table_lets_their_purpose_out(mode, purpose):
+    assert check(sell(purpose=purpose), replace(SNAP, mode=mode), LIMITS) == Allowed(2.0)
+
+
+def test_an_unrecognised_answer_holds_entries_but_not_exits():
+    held = replace(SNAP, caution="fetch_tickers gave an unrecognised answer")
+    assert check(buy(), held, LIMITS) == Refused(
+        "entries held: fetch_tickers gave an unrecognised answer"
+    )
+    assert check(sell(purpose=Purpose.PROTECT), held, LIMITS) == Allowed(2.0)
 
 
 def test_loop_guard_bans_only_more_than_n_round_trips_inside_the_window():

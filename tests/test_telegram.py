@@ -14,7 +14,7 @@ from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_handlers_support import make_office
 from tests.test_telegram_support import CHAT, OWNER, StallingPaper, polling, say, settings_for
 from trading.clock import FakeClock
-from trading.risk import Mode
+from trading.modes import Mode
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ async def test_kill_now_acts_at_once_without_buttons(api, office):
      ("/info paper y", "Usage: /info [ACCOUNT]"),
      ("/chart 3x", "neither an account nor a period"),
      ("/unpause", "trader is running, not paused"),
-     ("/resume", "nothing to resume"),
+     ("/resume", "already running"),
      ("/sync nope", "No account nope"),
      ("/bans nope", "No account nope"),
      ("/debug nope", "No account nope"),

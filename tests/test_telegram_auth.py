@@ -23,7 +23,7 @@ from tests.test_telegram_support import (  # noqa: F401 (fixtures)
     settings_for,
 )
 from trading.clock import FakeClock
-from trading.risk import Mode
+from trading.modes import Mode
 
 
 def _reports(api: FakeTelegramAPI) -> list[str]:

@@ -13,7 +13,7 @@ from tests.test_telegram_support import (  # noqa: F401 (fixtures)
     polling,
     say,
 )
-from trading.risk import Mode
+from trading.modes import Mode
 
 
 async def _tap_twice_while_the_first_runs(api: FakeTelegramAPI, first: str, second: str) -> str:

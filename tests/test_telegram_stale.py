@@ -18,7 +18,7 @@ from tests.test_telegram_support import (  # noqa: F401 (fixtures)
     polling,
     say,
 )
-from trading.risk import Mode
+from trading.modes import Mode
 
 SIX_MIN_FAST = 360.0
 

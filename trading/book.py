@@ -18,10 +18,18 @@ from dataclasses import dataclass, replace
 from trading.clock import Clock
 from trading.events import Notify, TradeClosed, TradeOpened
 from trading.models import Market, Order, OrderRequest, OrderStatus, Position, Side
+from trading.modes import Purpose
 from trading.store import ClosedTrade, Store
 
-ENTRY, EXIT, STOP, KILL, MANUAL, FAILSAFE = "entry", "exit", "stop", "kill", "manual", "failsafe"
-_TAGS = {ENTRY: "e", EXIT: "x", STOP: "s", KILL: "k", MANUAL: "m", FAILSAFE: "f"}
+_TAGS = {
+    Purpose.ENTRY: "e",
+    Purpose.EXIT: "x",
+    Purpose.PROTECT: "p",
+    Purpose.STOP: "s",
+    Purpose.KILL: "k",
+    Purpose.MANUAL: "m",
+    Purpose.FAILSAFE: "f",
+}
 EPSILON = 1e-12
 
 # Client order ids: "cb" + purpose tag + tick + run, 18 lowercase letters and digits. 18 is
@@ -45,7 +53,7 @@ def _base36(n: int, width: int) -> str:
     return out
 
 
-def client_id_purpose(client_order_id: str | None) -> str | None:
+def client_id_purpose(client_order_id: str | None) -> Purpose | None:
     """The purpose an id of ours was made for (None: not one of ours)."""
     if not client_order_id or not client_order_id.startswith(CLIENT_ID_PREFIX):
         return None
@@ -188,7 +196,7 @@ class Book:
             client_order_id=cid,
             price=request.price,
         )
-        if purpose == ENTRY or stop_loss is not None or take_profit is not None:
+        if purpose == Purpose.ENTRY or stop_loss is not None or take_profit is not None:
             intent = {"reason": reason, "stop_loss": stop_loss, "take_profit": take_profit}
             self.store.set_meta(f"intent:{self.label}:{cid}", json.dumps(intent))
         self.store.save_order(self.label, placeholder, purpose, at=self.clock.time())

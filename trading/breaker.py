@@ -145,7 +145,7 @@ class HealthScore:
 
 
 MAX_FAULT_TEXT = 300
-Quiet = Callable[[Rejected], bool]
+Quiet = Callable[[Fault], bool]
 """Says a Rejected is an expected answer (an order already gone), not a fault."""
 
 
@@ -206,7 +206,8 @@ class ApiHealth:
             self.score.record(False)
         self.faults[fault.kind] += 1
         self.last_fault = describe(call, fault.kind, fault.message)
-        self._report(call, fault.kind, fault.message)
+        if quiet is None or not quiet(fault):
+            self._report(call, fault.kind, fault.message)
 
     def unclassified(self, call: str, exc: Exception) -> None:
         """A venue raised something that is not a Fault: a bug, left to the engine's dead

@@ -42,11 +42,10 @@ from trading.clock import Clock
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import Event, StateChanged
-from trading.failsafe import FLAT_MODES
 from trading.models import AccountState, OrderRequest, Side
+from trading.modes import FLATTENING, PAUSES, Mode, allows
 from trading.paper import PaperExchange
 from trading.reconcile import Difference
-from trading.risk import Mode
 from trading.settings import TradingSettings
 
 # Cycles of a well exchange after which a kill must be flat there: more than the circuit
@@ -55,18 +54,6 @@ FLAT_WITHIN = 8
 EXPOSURE_TOLERANCE = 0.02  # the gate prices at the bid, the check at the mid
 DUST_MARGIN = 1.05  # holdings within 5 % of the market minimum count as dust (price rounding)
 MAX_REPORTED = 3  # violations of one kind listed per seed (all are counted)
-
-# Which sells each mode may send (buys: only RUNNING).
-SELLS = {
-    Mode.RUNNING: {"exit", "manual"},
-    Mode.PAUSED: set(),
-    Mode.HALTED: set(),
-    Mode.STOPPING: {"stop", "manual"},
-    Mode.STOPPED: {"manual"},
-    Mode.KILLED: {"kill", "failsafe", "manual"},
-    Mode.FAILSAFE: {"failsafe", "kill"},
-}
-
 
 class ChaosBug(RuntimeError):
     """A bug injected on purpose; any other exception the bot logs is a real one."""
@@ -239,16 +226,15 @@ class Monitor:
         assert trader is not None
         mode, symbol = trader.mode, request.symbol
         cid = request.client_order_id or ""
-        purpose = client_id_purpose(cid) or "?"
-        self.stats[f"sent {purpose}"] += 1
-        if request.side is Side.BUY:
-            if mode is not Mode.RUNNING:
-                self.violation("order in a mode that forbids it", f"{purpose} buy {symbol} {mode}")
+        purpose = client_id_purpose(cid)
+        self.stats[f"sent {purpose or '?'}"] += 1
+        side = request.side
+        if purpose is None or not allows(mode, side, purpose):
+            self.violation("order in a mode that forbids it", f"{purpose} {side} {symbol} {mode}")
+        if side is Side.BUY:
             if symbol in trader.store.bans(trader.label):
                 self.violation("order for a banned symbol", f"{purpose} buy {symbol}")
             self._check_caps(request)
-        elif purpose not in SELLS[mode]:
-            self.violation("order in a mode that forbids it", f"{purpose} sell {symbol} {mode}")
 
     def _check_caps(self, request: OrderRequest) -> None:
         held, equity = self._holdings()
@@ -389,8 +375,13 @@ class Monitor:
         if not self._alarms:
             return
         active = self._alarm_active()
+        assert self.trader is not None
+        # A Fatal fault pages once per condition (until /resume), not once per cycle.
+        raised = "fatal" in self.trader._emergencies
         for index, why in self._alarms:
-            if not active and not any(e.emergency for e in self.events[index:]):
+            if active or (raised and why.startswith("Fatal on")):
+                continue
+            if not any(e.emergency for e in self.events[index:]):
                 self.violation("no emergency", why)
         self._alarms.clear()
 
@@ -412,8 +403,10 @@ class Monitor:
 
     def _settle_bugs(self) -> None:
         for index, what, mode in self._bugs:
-            if mode in FLAT_MODES:
-                continue  # caught while getting out: reported as a problem, flattening goes on
+            if mode in FLATTENING or mode in PAUSES:
+                # Caught while getting out (reported as a problem, flattening goes on), or
+                # while the owner has taken over (an emergency, nothing sold).
+                continue
             tripped = any(
                 isinstance(e, StateChanged) and e.new in ("failsafe", "killed")
                 for e in self.events[index:]
@@ -428,7 +421,7 @@ class Monitor:
         endpoint: orders still go through, so the kill must still get out)."""
         trader, venue = self.trader, self.venue
         assert trader is not None and venue is not None
-        if trader.mode not in FLAT_MODES:
+        if trader.mode not in FLATTENING:
             self._quiet, self._flat_reported = 0, False
             return
         unwell = venue.unsettled() or venue.faults != self._faults

@@ -103,6 +103,10 @@ def _any_rejection(fault: Rejected) -> bool:
     return True
 
 
+def _always(fault: Fault) -> bool:
+    return True
+
+
 def _is_duplicate(fault: Rejected) -> bool:
     if isinstance(fault, DuplicateOrder):
         return True
@@ -164,6 +168,7 @@ class Connector:
         self._in_doubt: dict[str, float | None] = {}
         self._last_time_sync: float | None = None  # monotonic
         self._dead_man_until: float | None = None  # epoch
+        self._dead_man_broken = False
 
     # ----------------------------------------------------------------- reads
 
@@ -311,23 +316,42 @@ class Connector:
             raise
         return True
 
-    async def refresh_dead_man(self) -> bool:
-        """Arm or refresh the exchange-side cancel-all-after; whether it is armed now."""
-        if not self.venue.has_cancel_all_after:
+    async def guard_dead_man(self, *, working: bool, others: bool) -> bool:
+        """The exchange-side cancel-all-after, armed only to guard the bot's own working orders:
+        refreshed while it has some (`working`) and nothing else rests on the account that it
+        would cancel too (`others`: the user's orders, protective stops), disarmed (0) as soon as
+        that no longer holds. Whether it is armed now. A failure to arm is a warning and a
+        fault in the metrics, never fatal: it is an extra; an exchange that refuses the call
+        outright (not supported, needs arguments) is not asked again."""
+        if not self.venue.has_cancel_all_after or self._cancel_all_after_seconds <= 0:
             return False
-        seconds = self._cancel_all_after_seconds
+        if self._dead_man_broken:
+            return False
+        armed = self._dead_man_until is not None
+        if working and not others:
+            await self._arm_dead_man(self._cancel_all_after_seconds)
+        elif armed:
+            await self._arm_dead_man(0.0)
+        return self._dead_man_until is not None and self._clock.time() < self._dead_man_until
+
+    async def _arm_dead_man(self, seconds: float) -> None:
         armed_at = self._clock.time()
         try:
             arm = functools.partial(self.venue.cancel_all_after, seconds)
-            await self._call("cancel_all_after", arm, signed=True, gated=False)
-        except Fatal:
-            raise
+            await self._call("cancel_all_after", arm, signed=True, gated=False, quiet=_always)
+        except Fatal as fault:
+            self._dead_man_broken = True
+            self.log.warning("dead man's switch unavailable here (%s); not asked again", fault)
         except Fault as fault:
-            # A safety extra: reported through _call, never fatal to the cycle.
-            self.log.warning("dead man's switch not refreshed: %s", fault.kind)
+            what = "armed" if seconds else "disarmed"
+            self.log.warning("dead man's switch not %s: %s", what, fault)
         else:
-            self._dead_man_until = armed_at + seconds
-        return self._dead_man_until is not None and self._clock.time() < self._dead_man_until
+            self._dead_man_until = armed_at + seconds if seconds > 0 else None
+
+    def unrecognized(self) -> tuple[str, float, str] | None:
+        """(call, since epoch, message) of an answer nobody recognised that has not been
+        followed by a success of the same call; None when there is none."""
+        return None
 
     async def close(self) -> None:
         await self.venue.close()

@@ -1,38 +1,38 @@
 """The Trader: one exchange account's state machine, its cycle and its dead switch.
 
-    RUNNING --pause--> PAUSED --unpause--> RUNNING
-    RUNNING/PAUSED/HALTED --stop--> STOPPING --(flat)--> STOPPED
-    any --kill--> KILLED (flattened at market, retried until flat)
-    a bug in a cycle --> FAILSAFE (cancel all, exit all, retried until flat)
-    a Fatal fault --> FAILSAFE (FAILSAFE_ON_FATAL=flatten) or HALTED (=stop: no orders at all)
-    STOPPED/KILLED/FAILSAFE (flat) and HALTED --resume--> RUNNING
+What each mode lets out and where each command leads is the mode table (trading/modes.py).
+Besides the commands: a bug in a cycle leads to FAILSAFE (cancel all, exit all, retried until
+flat); a Fatal fault to FAILSAFE (FAILSAFE_ON_FATAL=flatten) or HALTED (=stop: no entries,
+positions left to their stops).
 
-The cycle is sync -> scan -> decide -> execute. A Transient, RateLimited or Rejected fault skips
-the rest of the cycle and changes nothing, but a sync (or a start's market load) that keeps
-failing becomes Fatal after SYNC_FAILURE_LIMIT_SECONDS: a trader that cannot see its account
-checks no stop-loss. `last_sync_at` is when it last saw it. Every operation a command calls
-returns a result dataclass (trading/results.py) and never raises; the scheduler only decides
-when a cycle runs.
+The cycle is sync -> scan -> decide -> execute. A recoverable fault skips the rest of the cycle
+and changes nothing, but a sync (or a start's market load) that keeps failing becomes Fatal after
+SYNC_FAILURE_LIMIT_SECONDS; an answer nobody recognises holds entries at once and becomes Fatal
+when it persists as long. `last_sync_at` is when the trader last saw its account. Every
+operation a command calls returns a result dataclass (trading/results.py) and never raises; the
+scheduler only decides when a cycle runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from contextlib import suppress
 
-from trading.book import ENTRY, EXIT, FAILSAFE, KILL, Book, is_dust
+from trading.book import Book, is_dust
 from trading.clock import Clock
 from trading.connector import Connector
 from trading.errors import Fatal, Fault
-from trading.events import EquityReport, Notify, StateChanged
+from trading.events import EntriesHeld, EquityReport, Notify, StateChanged
 from trading.exits import Exits
-from trading.failsafe import FLAT_MODES, Failsafe
+from trading.failsafe import Failsafe
 from trading.models import Balance, Side, Ticker
+from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
 from trading.operations import TraderOperations
 from trading.orders import OrderRouter, Placement
 from trading.reconcile import Difference, Reconciler, settle_seconds
-from trading.risk import Mode, OrderIntent, RiskSnapshot, Source, entry_amount
+from trading.risk import OrderIntent, RiskSnapshot, entry_amount
 from trading.scanner import Scanner
 from trading.settings import TradingSettings
 from trading.store import ClosedTrade, Store
@@ -130,6 +130,8 @@ class Trader(Failsafe, TraderOperations):
         self._closed_log: list[ClosedTrade] = []  # the latest round trips, for kill reports
         self._closes = 0
         self._emergencies: set[str] = set()
+        self._held_for: str | None = None  # the caution last announced
+        self._foreign_orders = 0  # open orders at the exchange that are not the bot's
 
     # ------------------------------------------------------------- lifecycle
 
@@ -140,8 +142,8 @@ class Trader(Failsafe, TraderOperations):
             return
         self._restore()
         await self._guarded(self._start_exchange)
-        if self.started and self.mode in FLAT_MODES and self.book.positions:
-            self._keep_flattening(FAILSAFE if self.mode is Mode.FAILSAFE else KILL)
+        if self.started and flattens(self.mode) and self.book.positions:
+            self._keep_flattening(self.flatten_purpose())
 
     def _restore(self) -> None:
         """The book and the mode as the store remembers them (once per process)."""
@@ -214,6 +216,7 @@ class Trader(Failsafe, TraderOperations):
         finally:
             self.last_cycle_at = self.clock.time()
             self.last_cycle_seconds = self.clock.monotonic() - started
+        self._announce_caution()
 
     async def run_sync(self) -> None:
         """The scheduled sync job. Never raises; skipped while a cycle or a command runs."""
@@ -232,19 +235,28 @@ class Trader(Failsafe, TraderOperations):
             await self._start_exchange()
         else:
             await self._sync_now()
-        if self.mode is Mode.RUNNING:
+        mode = self.mode
+        if mode is Mode.RUNNING:
             await self._trade()
-        elif self.mode is Mode.STOPPING:
+        elif mode is Mode.STOPPING:
             await self._stop_cycle()
         else:
-            if self.mode is Mode.PAUSED and any(t.confirmed for t in self.book.orders.values()):
+            if mode in PAUSES and any(t.confirmed for t in self.book.orders.values()):
                 await self.router.cancel_all()  # adopted by the sync: a pause holds no order
-            await self._price_positions()
-            if self.mode in FLAT_MODES and self.book.positions:
-                self._keep_flattening(KILL if self.mode is Mode.KILLED else FAILSAFE)
-        if any(t.confirmed for t in self.book.orders.values()):
-            await self.connector.refresh_dead_man()
+            fresh = await self._price_positions()
+            if flattens(mode):
+                if self.book.positions:
+                    self._keep_flattening(self.flatten_purpose())
+            elif checks_protection(mode):
+                await self._protect(list(self.book.positions), fresh)
+        await self.connector.guard_dead_man(
+            working=any(t.confirmed for t in self.book.orders.values()),
+            others=self._foreign_orders > 0,
+        )
         self._report_equity()
+
+    def flatten_purpose(self) -> Purpose:
+        return Purpose.KILL if self.mode is Mode.KILLED else Purpose.FAILSAFE
 
     # --------------------------------------------------------------- trading
 
@@ -253,15 +265,17 @@ class Trader(Failsafe, TraderOperations):
         bans = self.store.bans(self.label)
         per_candidate = max(1, len(self.strategy.timeframes))
         budget = self.connector.budget()
-        held = [s for s in positions if s not in bans]
-        reserve = min(budget // 2, len(held) * per_candidate)
+        held = list(positions)
+        # A banned position keeps its stop and target; only its exit signal goes unread.
+        signalled = [s for s in held if s not in bans]
+        reserve = min(budget // 2, len(signalled) * per_candidate)
         exclude = set(positions) | set(self.book.pending_entries()) | set(bans)
         exclude |= self.held_outside()
         scan = await self.scanner.scan(exclude=exclude, budget=budget - reserve, watch=positions)
         fresh = dict(scan.tickers)
         fresh.update(await self._fetch_tickers([s for s in held if s not in fresh]))
         self.tickers.update(fresh)
-        await self._protect(held, reserve, fresh)
+        await self._protect(held, fresh, signals=set(signalled), candle_budget=reserve)
         for candidate in scan.candidates:
             if len(self.book.positions) + len(self.book.pending_entries()) >= (
                 self.settings.max_positions
@@ -270,26 +284,30 @@ class Trader(Failsafe, TraderOperations):
             await self._enter(candidate.symbol, candidate.ticker, candidate.signal)
 
     async def _protect(
-        self, symbols: list[str], candle_budget: int, fresh: dict[str, Ticker]
+        self,
+        symbols: list[str],
+        fresh: dict[str, Ticker],
+        *,
+        signals: Collection[str] = (),
+        candle_budget: int = 0,
     ) -> None:
-        """Stop-loss and take-profit from this cycle's ticker (never a stale one), then the
-        strategy's exit signal."""
+        """Stop-loss and take-profit from this cycle's ticker (never a stale one), then, for
+        the `signals` symbols, the strategy's exit signal."""
         for symbol in symbols:
             position = self.book.positions.get(symbol)
             ticker = fresh.get(symbol)
             if position is None or ticker is None or self.book.open_orders(symbol=symbol):
                 continue
             price = ticker.bid
-            reason = None
             if position.stop_loss is not None and price <= position.stop_loss:
-                reason = "stop-loss"
+                await self._exit(symbol, price, "stop-loss", Purpose.PROTECT)
             elif position.take_profit is not None and price >= position.take_profit:
-                reason = "take-profit"
-            elif candle_budget >= len(self.strategy.timeframes):
+                await self._exit(symbol, price, "take-profit", Purpose.PROTECT)
+            elif symbol in signals and candle_budget >= len(self.strategy.timeframes):
                 candle_budget -= len(self.strategy.timeframes)
                 reason = await self._exit_signal(symbol, price)
-            if reason:
-                await self._exit(symbol, price, reason, Source.STRATEGY, EXIT)
+                if reason:
+                    await self._exit(symbol, price, reason, Purpose.EXIT)
 
     async def _exit_signal(self, symbol: str, price: float) -> str | None:
         try:
@@ -301,12 +319,10 @@ class Trader(Failsafe, TraderOperations):
             return None
         return self.strategy.exit(self.book.positions[symbol], candles, price)
 
-    async def _exit(
-        self, symbol: str, price: float, reason: str, source: Source, purpose: str
-    ) -> Placement:
+    async def _exit(self, symbol: str, price: float, reason: str, purpose: Purpose) -> Placement:
         position = self.book.positions[symbol]
-        intent = OrderIntent(symbol, Side.SELL, position.amount, price, source)
-        placement = await self.router.place(intent, purpose, reason=reason)
+        intent = OrderIntent(symbol, Side.SELL, position.amount, price, purpose)
+        placement = await self.router.place(intent, reason=reason)
         if not placement.ok and placement.refused and symbol in self.book.positions:
             market = self.connector.markets.get(symbol)
             if is_dust(market, self.book.positions[symbol].amount, price):
@@ -320,10 +336,9 @@ class Trader(Failsafe, TraderOperations):
         if market is None:
             return
         amount = entry_amount(self.settings.stake_amount, ticker.ask, market)
-        intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Source.STRATEGY)
+        intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Purpose.ENTRY)
         placement = await self.router.place(
             intent,
-            ENTRY,
             reason=signal.reason,
             stop_loss=signal.stop_loss,
             take_profit=signal.take_profit,
@@ -334,12 +349,10 @@ class Trader(Failsafe, TraderOperations):
     async def _stop_cycle(self) -> None:
         await self._price_positions()
         elapsed = self.clock.time() - self._stop_started()
-        bans = self.store.bans(self.label)
         done = await self.exits.stop_step(
             self.tickers,
             elapsed=elapsed,
             market_after=self.settings.stop_exit_timeout_seconds,
-            skip=set(bans),
         )
         if done:
             self.set_mode(Mode.STOPPED, "every position exited")
@@ -350,6 +363,8 @@ class Trader(Failsafe, TraderOperations):
         state = await self.connector.sync()
         self.balance = state.balance
         differences = await self.reconciler.reconcile(state)
+        ours = {t.order.id for t in self.book.orders.values()}
+        self._foreign_orders = sum(1 for o in state.open_orders if o.id not in ours)
         self.last_sync_at = self.clock.time()
         return differences
 
@@ -359,8 +374,11 @@ class Trader(Failsafe, TraderOperations):
             await self.connector.load_markets(critical=True)
         await self._sync_now()
 
-    async def _price_positions(self) -> None:
-        self.tickers.update(await self._fetch_tickers(list(self.book.positions)))
+    async def _price_positions(self) -> dict[str, Ticker]:
+        """This cycle's tickers of every position (also kept as the latest known)."""
+        fresh = await self._fetch_tickers(list(self.book.positions))
+        self.tickers.update(fresh)
+        return fresh
 
     async def _fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
         """Tickers for some symbols, or none this cycle if the exchange cannot say."""
@@ -432,7 +450,28 @@ class Trader(Failsafe, TraderOperations):
             last_exit_at=dict(self.book.last_exit_at),
             held_outside=frozenset(self.held_outside()),
             exiting=self.book.exiting(),
+            caution=self.caution(),
         )
+
+    def caution(self) -> str | None:
+        """Why entries are held now: an answer nobody recognised, until that call works again
+        (it becomes Fatal if it persists)."""
+        doubt = self.connector.unrecognized()
+        if doubt is None:
+            return None
+        call, _since, message = doubt
+        return f"{call} gave an unrecognised answer ({message[:120]})"
+
+    def _announce_caution(self) -> None:
+        """Tell the owner once when entries are held for an unrecognised answer, and once when
+        they are no longer."""
+        reason = self.caution()
+        if (reason is None) == (self._held_for is None):
+            return
+        self._held_for = reason
+        self.log.warning("entries %s", f"held: {reason}" if reason else "allowed again")
+        now = self.clock.time()
+        self.notify(EntriesHeld(account=self.label, at=now, reason=reason or "", held=bool(reason)))
 
     def _report_equity(self) -> None:
         equity, exposure = self.equity()

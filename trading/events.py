@@ -51,10 +51,8 @@ class FaultRaised(Event):
     kind: str  # Fault.kind
     call: str
     message: str
-
-    @property
-    def emergency(self) -> bool:
-        return self.kind == "fatal"
+    # Never an emergency itself: a Fatal fault reaches the trader, whose one Emergency says
+    # what it does about it (one fault, one page).
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +60,14 @@ class StateChanged(Event):
     old: str
     new: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntriesHeld(Event):
+    """New entries stop (held) or start again: an answer nobody recognised, or its end."""
+
+    reason: str
+    held: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from trading.book import STOP, Book, Tracked, is_dust
+from trading.book import Book, Tracked, is_dust
 from trading.clock import Clock
 from trading.errors import Fatal, Fault
 from trading.models import Side, Ticker
+from trading.modes import Purpose
 from trading.orders import OrderRouter, Placement
 from trading.reconcile import Difference
-from trading.risk import OrderIntent, Source
+from trading.risk import OrderIntent
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -98,8 +99,7 @@ class Exits:
 
     async def flatten(
         self,
-        purpose: str,
-        source: Source,
+        purpose: Purpose,
         *,
         patience: float,
         on_retry: Callable[[FlattenRound], None] | None = None,
@@ -109,7 +109,7 @@ class Exits:
         started = self.clock.monotonic()
         rounds: list[FlattenRound] = []
         while True:
-            result = await self.flatten_round(purpose, source)
+            result = await self.flatten_round(purpose)
             rounds.append(result)
             elapsed = self.clock.monotonic() - started
             if result.flat:
@@ -129,7 +129,7 @@ class Exits:
             await self.clock.sleep(delay)
         return FlattenReport(tuple(rounds), self.clock.monotonic() - started)
 
-    async def flatten_round(self, purpose: str, source: Source) -> FlattenRound:
+    async def flatten_round(self, purpose: Purpose) -> FlattenRound:
         problems: list[str] = []
         cancelled = 0
         try:
@@ -142,7 +142,7 @@ class Exits:
             await self._resolve_unsure(problems)
         symbols = list(self.book.positions)
         results = await asyncio.gather(
-            *(self._exit(symbol, purpose, source) for symbol in symbols),
+            *(self._exit(symbol, purpose) for symbol in symbols),
             return_exceptions=True,
         )
         placements: list[Placement] = []
@@ -167,13 +167,13 @@ class Exits:
             problems=tuple(problems),
         )
 
-    async def _exit(self, symbol: str, purpose: str, source: Source) -> Placement:
+    async def _exit(self, symbol: str, purpose: Purpose) -> Placement:
         position = self.book.positions.get(symbol)
         if position is None:
             return Placement(symbol, Side.SELL, refused=f"{symbol}: already closed")
         price = self._price(symbol)
-        intent = OrderIntent(symbol, Side.SELL, position.amount, price, source)
-        placement = await self.router.place(intent, purpose, reason=purpose)
+        intent = OrderIntent(symbol, Side.SELL, position.amount, price, purpose)
+        placement = await self.router.place(intent, reason=purpose)
         if not placement.ok and placement.refused and self._is_dust(symbol, price):
             self.book.close(symbol, price, f"{purpose} (dust left)")
         return placement
@@ -224,20 +224,19 @@ class Exits:
         *,
         elapsed: float,
         market_after: float,
-        skip: Collection[str],
     ) -> bool:
-        """One cycle of a stop; True once every position not in `skip` is gone."""
+        """One cycle of a stop; True once every position is gone (banned ones too: a ban stops
+        entries, never the owner's exit)."""
         to_market = elapsed >= market_after
-        for symbol in [s for s in self.book.positions if s not in skip]:
+        for symbol in list(self.book.positions):
             await self._stop_one(symbol, tickers.get(symbol), to_market)
-        left = [s for s in self.book.positions if s not in skip]
-        resting = self.book.open_orders(purpose=STOP)
-        return not left and not resting
+        resting = self.book.open_orders(purpose=Purpose.STOP)
+        return not self.book.positions and not resting
 
     async def _stop_one(self, symbol: str, ticker: Ticker | None, to_market: bool) -> None:
         if ticker is None and not to_market:
             return  # no price this cycle: leave it where it is
-        resting = self.book.open_orders(symbol=symbol, purpose=STOP)
+        resting = self.book.open_orders(symbol=symbol, purpose=Purpose.STOP)
         target = None if to_market or ticker is None else ticker.ask
         if target is not None and any(t.order.price == target for t in resting):
             return  # still at the touch
@@ -253,9 +252,9 @@ class Exits:
             return  # the cancelled order had filled it
         position = self.book.positions[symbol]
         price = ticker.bid if ticker else self._price(symbol)
-        intent = OrderIntent(symbol, Side.SELL, position.amount, price, Source.STOP)
+        intent = OrderIntent(symbol, Side.SELL, position.amount, price, Purpose.STOP)
         placement = await self.router.place(
-            intent, STOP, limit_price=target, reason="stop" if target else "stop (market)"
+            intent, limit_price=target, reason="stop" if target else "stop (market)"
         )
         if not placement.ok and placement.refused and self._is_dust(symbol, price):
             self.book.close(symbol, price, "stop (dust left)")

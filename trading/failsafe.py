@@ -4,8 +4,8 @@ Whatever a cycle raises is classified in `_guarded`, in one place:
 
     Transient / RateLimited / Rejected   the rest of the cycle is skipped; nothing changes
     Fatal                                entries stop, an emergency is raised, and then either
-                                         FAILSAFE (flatten) or HALTED (no orders at all), as
-                                         FAILSAFE_ON_FATAL says
+                                         FAILSAFE (flatten) or HALTED (no entries, positions
+                                         left to their stops), as FAILSAFE_ON_FATAL says
     anything else (a bug)                FAILSAFE: cancel all, exit all, retried with capped
                                          backoff until flat, with an emergency
 
@@ -19,17 +19,13 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from trading.book import FAILSAFE, KILL
 from trading.errors import Fatal, Fault
 from trading.events import Emergency, EmergencyCleared, StateChanged
 from trading.exits import FlattenReport, FlattenRound, backoff
-from trading.risk import Mode, Source
+from trading.modes import PAUSES, Mode, Purpose, flattens
 
 if TYPE_CHECKING:
     from trading.engine import Trader
-
-FLAT_MODES = frozenset({Mode.KILLED, Mode.FAILSAFE})
-
 
 class TraderBusy(Exception):
     """A command could not get the trader's lock in time (a cycle is still running)."""
@@ -64,34 +60,54 @@ class Failsafe:
         except asyncio.CancelledError:
             raise
         except Exception:
+            if self.mode in PAUSES:
+                self.log.exception("the dead switch itself failed while paused")
+                return
             self.log.exception("the dead switch itself failed; flattening in the background")
-            if self.mode not in FLAT_MODES:
+            if not flattens(self.mode):
                 self.mode = Mode.FAILSAFE  # even if the store cannot record it
-            self._keep_flattening(FAILSAFE)
+            self._keep_flattening(self.flatten_purpose())
 
     async def _on_fatal(self: Trader, fault: Fatal) -> None:
-        if self.mode in (Mode.FAILSAFE, Mode.KILLED, Mode.HALTED):
-            self.log.error("fatal fault while %s: %s", self.mode, fault)
-            return
         message = f"fatal exchange fault: {fault}"
+        if self.mode in PAUSES or self.mode in (Mode.FAILSAFE, Mode.KILLED, Mode.HALTED):
+            # Paused (the owner has taken over), flattening or halted already: tell the owner
+            # once until /resume (not every cycle), change nothing.
+            self.log.error("fatal fault while %s: %s", self.mode, fault)
+            if "fatal" not in self._emergencies:
+                self.emergency("fatal", f"{message} (while {self.mode}: nothing more is done)")
+            return
         if self.settings.failsafe_on_fatal == "stop":
             self.set_mode(Mode.HALTED, message)
-            self.emergency("fatal", f"{message}. No orders until /resume; positions left as is.")
+            self.emergency(
+                "fatal",
+                f"{message}. No entries until /resume; positions left to their stops.",
+            )
             return
         self.set_mode(Mode.FAILSAFE, message)
-        self.emergency("fatal", f"{message}. Cancelling all orders and exiting all positions.")
-        await self._flatten_now(FAILSAFE, Source.FAILSAFE)
+        self.emergency(
+            "fatal",
+            f"{message}. Cancelling all orders and exiting all positions "
+            "(/pause leaves them to their stops instead).",
+        )
+        await self._flatten_now(Purpose.FAILSAFE)
 
     async def _dead_switch(self: Trader, exc: Exception) -> None:
-        self.log.error("bug in the trading cycle: failsafe", exc_info=exc)
         text = f"{type(exc).__name__}: {exc}"[:300]
+        if self.mode in PAUSES:
+            self.log.error("bug in the trading cycle while %s", self.mode, exc_info=exc)
+            self.emergency("failsafe", f"bug in the cycle ({text}) while paused: nothing is sold")
+            return
+        self.log.error("bug in the trading cycle: failsafe", exc_info=exc)
         self.set_mode(Mode.FAILSAFE, f"bug in the cycle: {text}")
         self.emergency(
-            "failsafe", f"bug in the cycle ({text}): cancelling all orders and exiting all"
+            "failsafe",
+            f"bug in the cycle ({text}): cancelling all orders and exiting all "
+            "(/pause leaves positions to their stops instead)",
         )
-        await self._flatten_now(FAILSAFE, Source.FAILSAFE)
+        await self._flatten_now(Purpose.FAILSAFE)
 
-    async def _flatten_now(self: Trader, purpose: str, source: Source) -> FlattenReport:
+    async def _flatten_now(self: Trader, purpose: Purpose) -> FlattenReport:
         """Flatten with patience, then keep retrying in the background if not flat. A round
         that leaves anything behind raises the "<purpose>-not-flat" emergency at once; it is
         cleared when flat."""
@@ -105,7 +121,7 @@ class Failsafe:
 
         async with self.exclusive(self.lock_wait, force=True):
             report = await self.exits.flatten(
-                purpose, source, patience=self.kill_patience, on_retry=not_flat
+                purpose, patience=self.kill_patience, on_retry=not_flat
             )
         if report.flat:
             self.clear_emergency(key, f"{purpose}: flat")
@@ -113,20 +129,21 @@ class Failsafe:
             self._keep_flattening(purpose)
         return report
 
-    def _keep_flattening(self: Trader, purpose: str) -> None:
+    def _keep_flattening(self: Trader, purpose: Purpose) -> None:
         if self._flattening is not None and not self._flattening.done():
             return
         self._flattening = asyncio.get_running_loop().create_task(self._flatten_loop(purpose))
 
-    async def _flatten_loop(self: Trader, purpose: str) -> None:
-        source = Source.KILL if purpose == KILL else Source.FAILSAFE
+    async def _flatten_loop(self: Trader, purpose: Purpose) -> None:
         attempt = 0
-        while self.mode in FLAT_MODES and not self._aborted:
+        while flattens(self.mode) and not self._aborted:
             attempt += 1
             await self.clock.sleep(backoff(attempt))
             try:
                 async with self.exclusive(self.lock_wait, force=True):
-                    result = await self.exits.flatten_round(purpose, source)
+                    if not flattens(self.mode):
+                        return  # paused or resumed while this round waited for the lock
+                    result = await self.exits.flatten_round(purpose)
             except asyncio.CancelledError:
                 raise
             except Exception:

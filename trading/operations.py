@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trading.book import KILL, MANUAL
+from trading.book import is_dust
 from trading.errors import Fault
 from trading.events import SymbolBanned
 from trading.failsafe import TraderBusy
 from trading.models import Side
+from trading.modes import PAUSES, Mode, Purpose, after, flattens
+from trading.modes import Command as ModeCommand
 from trading.orders import Placement
 from trading.results import (
     AbortResult,
@@ -25,27 +27,29 @@ from trading.results import (
     PositionView,
     SyncResult,
 )
-from trading.risk import Mode, OrderIntent, Source, entry_amount, loop_guard_trips
+from trading.risk import OrderIntent, entry_amount, loop_guard_trips
 from trading.store import Ban
 
 if TYPE_CHECKING:
     from trading.engine import Trader
 
-RESUMABLE = frozenset({Mode.STOPPED, Mode.KILLED, Mode.HALTED, Mode.FAILSAFE})
-STOPPABLE = frozenset({Mode.RUNNING, Mode.PAUSED, Mode.HALTED})
-
-
 class TraderOperations:
     """Mixed into Trader: what /pause, /stop, /kill, /buy ... do, as data."""
 
-    # -- modes
+    # -- modes (where each command leads: trading/modes.py)
 
-    async def pause(self: Trader) -> ModeResult:
-        """Cancel every open order of this trader, then place none until unpause()."""
+    async def pause(self: Trader, *, hands_off: bool = False) -> ModeResult:
+        """No entries, no strategy exits, no flattening; open orders cancelled. Positions keep
+        their stop-loss and take-profit, unless `hands_off`: then nothing at all is sold."""
         old = self.mode
-        if old not in (Mode.RUNNING, Mode.STOPPING):
-            return self._refuse_mode(f"trader is {old}: only a running trader can be paused")
-        self.set_mode(Mode.PAUSED, "pause command")
+        new = after(ModeCommand.HANDS_OFF if hands_off else ModeCommand.PAUSE, old)
+        assert isinstance(new, Mode)
+        if new is old:
+            return self._mode_result(old, reason=f"already {old}")
+        if old not in PAUSES:
+            self.store.set_meta(f"paused_from:{self.label}", str(old))
+        self.set_mode(new, "hands-off pause command" if hands_off else "pause command")
+        await self.close()  # a kill's or failsafe's flattening stops here
         try:
             async with self.exclusive(self.lock_wait, force=True):
                 cancelled, failures = await self.router.cancel_all()
@@ -53,27 +57,29 @@ class TraderOperations:
             cancelled, failures = 0, [f"{fault.kind}: {fault.message}"]
         except Exception as exc:
             return await self._bug(exc, self._refuse_mode)
-        return ModeResult(
-            account=self.label,
-            ok=True,
-            mode=self.mode,
-            old=old,
-            cancelled=cancelled,
-            reason="; ".join(failures),
-        )
+        return self._mode_result(old, cancelled=cancelled, reason="; ".join(failures))
 
     async def unpause(self: Trader) -> ModeResult:
-        if self.mode is not Mode.PAUSED:
-            return self._refuse_mode(f"trader is {self.mode}, not paused")
-        self.set_mode(Mode.RUNNING, "unpause command")
-        return ModeResult(account=self.label, ok=True, mode=self.mode, old=Mode.PAUSED)
+        """Back to what the pause interrupted: running, or the stop, kill or failsafe."""
+        old = self.mode
+        saved = self.store.get_meta(f"paused_from:{self.label}")
+        new = after(ModeCommand.UNPAUSE, old, paused_from=_mode_or_none(saved))
+        if not isinstance(new, Mode):
+            hint = " (use /resume)" if old is not Mode.RUNNING else ""
+            return self._refuse_mode(new + hint)
+        self.set_mode(new, "unpause command")
+        return self._mode_result(old, exiting=self._exiting(new))
 
     async def stop(self: Trader) -> ModeResult:
         """No new entries; exit every position with limit orders at the touch, then STOPPED."""
         old = self.mode
-        if old not in STOPPABLE:
-            return self._refuse_mode(f"trader is {old}: nothing to stop")
-        self.set_mode(Mode.STOPPING, "stop command")
+        new = after(ModeCommand.STOP, old)
+        assert isinstance(new, Mode)
+        if old is Mode.STOPPING:
+            held = len(self.book.positions)
+            return self._mode_result(old, exiting=held, reason="already stopping")
+        self.set_mode(new, "stop command")
+        await self.close()  # a kill's or failsafe's flattening gives way to the stop
         try:
             async with self.exclusive(self.lock_wait, force=True):
                 for tracked in self.book.open_orders():
@@ -82,38 +88,59 @@ class TraderOperations:
                 await self._guarded(self._stop_cycle)
         except Exception as exc:
             return await self._bug(exc, self._refuse_mode)
-        exiting = len(self._unbanned_positions())
-        return ModeResult(account=self.label, ok=True, mode=self.mode, old=old, exiting=exiting)
+        return self._mode_result(old, exiting=len(self.book.positions))
 
     async def resume(self: Trader) -> ModeResult:
-        """Back to RUNNING from STOPPED, KILLED or FAILSAFE once flat, or from HALTED."""
+        """Back to RUNNING from any mode. What was unresolved (positions a stop, kill or
+        failsafe had not exited yet, open emergencies) is named in the confirmation the
+        command asks for, and in the result: those positions are managed again."""
         old = self.mode
-        if old not in RESUMABLE:
-            hint = " (use unpause)" if old is Mode.PAUSED else ""
-            return self._refuse_mode(f"trader is {old}: nothing to resume{hint}")
-        held = self._unbanned_positions()
-        if old is not Mode.HALTED and held:
-            return self._refuse_mode(f"not flat yet: still holding {', '.join(held)}")
+        new = after(ModeCommand.RESUME, old)
+        if not isinstance(new, Mode):
+            return self._refuse_mode(new)
+        unresolved = self.unresolved()
         await self.close()
-        self.set_mode(Mode.RUNNING, "resume command")
+        self.set_mode(new, "resume command")
         for key in list(self._emergencies):
             self.clear_emergency(key, "resumed")
-        return ModeResult(account=self.label, ok=True, mode=self.mode, old=old)
+        return self._mode_result(old, reason="; ".join(unresolved))
+
+    def unresolved(self: Trader) -> list[str]:
+        """What a /resume would leave as it is: said before the owner confirms it."""
+        notes: list[str] = []
+        if self.mode is not Mode.RUNNING and self.book.positions:
+            held = ", ".join(sorted(self.book.positions))
+            notes.append(f"{self.mode}: still holding {held} (managed again, with their stops)")
+        if self._emergencies:
+            notes.append("open emergencies: " + ", ".join(sorted(self._emergencies)))
+        caution = self.caution()
+        if caution:
+            notes.append(f"entries stay held: {caution}")
+        failing = self.connector.health.sync_failing_since
+        if failing is not None:
+            seconds = self.clock.time() - failing
+            notes.append(f"the account sync has been failing for {seconds:.0f} s")
+        return notes
 
     async def kill(self: Trader) -> KillResult:
         """Cancel all orders, market-exit every position at once, confirm flat by a sync."""
         running = self._flattening is not None and not self._flattening.done()
         if self.mode is Mode.KILLED and not self.book.positions and not running:
             return KillResult(
-                account=self.label, ok=False, mode=self.mode, reason="already killed", flat=True
+                account=self.label,
+                ok=False,
+                mode=self.mode,
+                reason="already killed",
+                flat=True,
+                left=tuple(self.leftovers()),
             )
         mark = self._closes
         self.set_mode(Mode.KILLED, "kill command")
         try:
-            report = await self._flatten_now(KILL, Source.KILL)
+            report = await self._flatten_now(Purpose.KILL)
         except Exception:
             self.log.exception("kill raised; flattening goes on in the background")
-            self._keep_flattening(KILL)
+            self._keep_flattening(Purpose.KILL)
             return KillResult(
                 account=self.label,
                 ok=True,
@@ -135,7 +162,25 @@ class TraderOperations:
             rounds=len(report.rounds),
             seconds=report.seconds,
             problems=report.problems[-10:],
+            left=tuple(self.leftovers()),
         )
+
+    def leftovers(self: Trader) -> list[str]:
+        """Coins the account still holds that no position of the bot accounts for, and why
+        they stay: the user's own (never the bot's to sell) or dust below the market minimum.
+        A reply never says "flat" without naming them."""
+        notes = []
+        for symbol, market in sorted(self.connector.markets.items()):
+            if symbol in self.book.positions or market.quote != self.settings.quote:
+                continue
+            amount = self.balance.total_of(market.base)
+            if amount <= 0:
+                continue
+            if is_dust(market, amount, self.price(symbol) or 0.0):
+                notes.append(f"{market.base} {amount:g}: dust below the market minimum")
+            else:
+                notes.append(f"{market.base} {amount:g}: not bought by the bot, left alone")
+        return notes
 
     async def abort(self: Trader) -> AbortResult:
         """Stop trading at once, touching nothing; returns what stays open at the exchange."""
@@ -191,7 +236,7 @@ class TraderOperations:
                 return self._refuse_order(symbol, Side.BUY, f"no fresh price: {exc}")
             self.tickers[symbol] = ticker
             amount = entry_amount(stake, ticker.ask, market)
-            intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Source.MANUAL)
+            intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Purpose.MANUAL)
             return self._order_result(await self._place_or_refuse(intent, "manual buy"))
 
         return await self._locked(body, lambda why: self._refuse_order(symbol, Side.BUY, why))
@@ -214,7 +259,7 @@ class TraderOperations:
             if symbol not in self.book.positions:
                 return refuse(f"{symbol} is no longer held")
             amount = self.book.positions[symbol].amount
-            intent = OrderIntent(symbol, Side.SELL, amount, self.price(symbol), Source.MANUAL)
+            intent = OrderIntent(symbol, Side.SELL, amount, self.price(symbol), Purpose.MANUAL)
             return self._order_result(await self._place_or_refuse(intent, "manual sell"))
 
         return await self._locked(body, refuse)
@@ -237,7 +282,7 @@ class TraderOperations:
 
     async def _place_or_refuse(self: Trader, intent: OrderIntent, reason: str) -> Placement:
         try:
-            return await self.router.place(intent, MANUAL, reason=reason)
+            return await self.router.place(intent, reason=reason)
         except Fault as fault:  # a Fatal: told to the user, and the next cycle acts on it
             return Placement(intent.symbol, intent.side, fault=fault)
 
@@ -344,15 +389,28 @@ class TraderOperations:
 
     # -- helpers
 
-    def _unbanned_positions(self: Trader) -> list[str]:
-        bans = self.store.bans(self.label)
-        return sorted(s for s in self.book.positions if s not in bans)
-
     async def _quietly(self: Trader, coro) -> None:
         try:
             await coro
         except Fault as fault:
             self.log.info("cancel failed: %s", _fault(fault))
+
+    def _mode_result(
+        self: Trader, old: Mode, *, cancelled: int = 0, exiting: int = 0, reason: str = ""
+    ) -> ModeResult:
+        return ModeResult(
+            account=self.label,
+            ok=True,
+            mode=self.mode,
+            old=old,
+            cancelled=cancelled,
+            exiting=exiting,
+            reason=reason,
+            positions=len(self.book.positions),
+        )
+
+    def _exiting(self: Trader, mode: Mode) -> int:
+        return len(self.book.positions) if mode is Mode.STOPPING or flattens(mode) else 0
 
     def _refuse_mode(self: Trader, reason: str) -> ModeResult:
         return ModeResult(
@@ -401,3 +459,10 @@ class TraderOperations:
 
 def _fault(fault: Fault) -> str:
     return f"{fault.kind}: {fault.message}"
+
+
+def _mode_or_none(saved: str | None) -> Mode | None:
+    try:
+        return Mode(saved) if saved else None
+    except ValueError:
+        return None

@@ -24,6 +24,7 @@ from trading.clock import Clock
 from trading.errors import Fatal, Fault, RateLimited, Rejected
 from trading.events import Notify, OrderRejected
 from trading.models import Order, OrderRequest, OrderType, Side
+from trading.modes import Purpose
 from trading.risk import OrderIntent, Refused, RiskSnapshot, check, mode_refusal
 from trading.settings import TradingSettings
 from trading.store import ClosedTrade
@@ -118,7 +119,6 @@ class OrderRouter:
     async def place(
         self,
         intent: OrderIntent,
-        purpose: str,
         *,
         limit_price: float | None = None,
         reason: str = "",
@@ -126,6 +126,7 @@ class OrderRouter:
         take_profit: float | None = None,
     ) -> Placement:
         """Gate, record, send, record. Fatal and bugs propagate; other faults are results."""
+        purpose = intent.purpose
         decision = check(intent, self.snapshot(), self.settings)
         if isinstance(decision, Refused):
             self.counts["refused"] += 1
@@ -152,7 +153,7 @@ class OrderRouter:
                 self.book.sending(intent.symbol, False)
 
     async def _send(
-        self, intent: OrderIntent, request: OrderRequest, tracked: Tracked, purpose: str
+        self, intent: OrderIntent, request: OrderRequest, tracked: Tracked, purpose: Purpose
     ) -> Placement:
         await self.pacer.wait()
         # The gate was asked before the wait; a command may have paused, stopped, killed or
@@ -189,7 +190,7 @@ class OrderRouter:
 
     def _refusal(self, intent: OrderIntent) -> str | None:
         snap = self.snapshot()
-        return mode_refusal(intent, snap.mode, snap.bans)
+        return mode_refusal(intent, snap.mode, snap.bans, snap.caution)
 
     async def cancel(self, tracked: Tracked) -> list[ClosedTrade]:
         """Cancel one of our orders and apply whatever it filled before it went."""

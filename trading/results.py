@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trading.models import Order, Position
+from trading.modes import Mode
 from trading.reconcile import Difference
-from trading.risk import Mode
 from trading.store import Ban, ClosedTrade
 
 
@@ -30,7 +30,8 @@ class ModeResult(Result):
 
     old: Mode | None = None
     cancelled: int = 0  # orders cancelled on the way
-    exiting: int = 0  # positions a stop is exiting
+    exiting: int = 0  # positions a stop, kill or failsafe is exiting
+    positions: int = 0  # positions held afterwards
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +43,7 @@ class KillResult(Result):
     rounds: int = 0
     seconds: float = 0.0
     problems: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()  # coins still held that are not the bot's to sell, and why
 
 
 @dataclass(frozen=True, kw_only=True)

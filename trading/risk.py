@@ -2,55 +2,18 @@
 
 `check()` is a pure function over a small `RiskSnapshot` (no I/O, no clock): it returns
 `Allowed(amount)` or `Refused(reason)`, and a refusal is a value the user is told, never an
-exception. Exits are gated too: never more than the position or the free base balance, allowed
-while stopping, killed or in failsafe, and while paused or halted only for a kill.
-
-The trader's modes live here because the gate is the one place that decides what each allows.
+exception. Exits are gated too: never more than the position or the free base balance, and
+only where the mode table (trading/modes.py) lets their purpose out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from trading.models import Market, Position, Side
+from trading.modes import Mode, Purpose, allows
 from trading.settings import TradingSettings
-
-
-class Mode(StrEnum):
-    """A trader's state. Only RUNNING enters positions."""
-
-    RUNNING = "running"
-    PAUSED = "paused"  # no order at all until unpaused; positions kept
-    STOPPING = "stopping"  # exiting every position with limit orders, then STOPPED
-    STOPPED = "stopped"
-    KILLED = "killed"  # flattened at market on command
-    FAILSAFE = "failsafe"  # flattened by the dead switch (a bug or a Fatal fault)
-    HALTED = "halted"  # a Fatal fault with FAILSAFE_ON_FATAL=stop: no orders, waiting
-
-
-class Source(StrEnum):
-    """Who wants the order; the gate treats a kill and a failsafe exit differently."""
-
-    STRATEGY = "strategy"  # entries and exits the bot decides on its own
-    MANUAL = "manual"  # /buy and /sell
-    STOP = "stop"
-    KILL = "kill"
-    FAILSAFE = "failsafe"
-
-
-# Modes in which an exit may go out, by source. Paused and halted let only a kill through:
-# the human asked for orders to stop, and a kill is the human asking for the opposite.
-_EXIT_MODES: dict[Source, frozenset[Mode]] = {
-    Source.STRATEGY: frozenset({Mode.RUNNING}),
-    Source.MANUAL: frozenset({Mode.RUNNING, Mode.STOPPING, Mode.STOPPED, Mode.KILLED}),
-    Source.STOP: frozenset({Mode.STOPPING}),
-    Source.KILL: frozenset(Mode),
-    Source.FAILSAFE: frozenset({Mode.FAILSAFE, Mode.KILLED}),
-}
-# Amounts within this fraction of a position count as all of it (fees, rounding).
-DUST_FRACTION = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +24,7 @@ class OrderIntent:
     side: Side
     amount: float  # in base; for an exit, what is wanted (clamped by the gate)
     price: float  # reference price for notional checks (ask for buys, bid for sells)
-    source: Source = Source.STRATEGY
+    purpose: Purpose = Purpose.ENTRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +45,7 @@ class RiskSnapshot:
     last_exit_at: Mapping[str, float] = field(default_factory=dict)  # symbol -> epoch
     held_outside: frozenset[str] = frozenset()  # coins the account holds beyond the bot's
     exiting: frozenset[str] = frozenset()  # symbols with a sell already on its way
+    caution: str | None = None  # why entries are held (an answer nobody recognised), if so
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +83,7 @@ def _check_entry(
     intent: OrderIntent, snap: RiskSnapshot, limits: TradingSettings, market: Market
 ) -> Decision:
     symbol, cost = intent.symbol, intent.amount * intent.price
-    refusal = mode_refusal(intent, snap.mode, snap.bans) or _entry_state(
+    refusal = mode_refusal(intent, snap.mode, snap.bans, snap.caution) or _entry_state(
         symbol, snap, limits, market
     )
     if refusal:
@@ -146,19 +110,32 @@ def _check_entry(
     return Allowed(intent.amount)
 
 
-def mode_refusal(intent: OrderIntent, mode: Mode, bans: Collection[str]) -> str | None:
+def mode_refusal(
+    intent: OrderIntent, mode: Mode, bans: Collection[str], caution: str | None = None
+) -> str | None:
     """The part of the gate a command can change while an order waits to go out (a pause, a
     stop, a kill, a ban): None if the intent may still be sent, else why not. The router asks
     again right before every send, so an order gated before a /pause never leaves after it."""
+    if not allows(mode, intent.side, intent.purpose):
+        return f"trader is {mode}: no {_what(intent)} now"
     if intent.side is Side.BUY:
-        if mode is not Mode.RUNNING:
-            return f"trader is {mode}, not running"
         if intent.symbol in bans:
             return f"{intent.symbol} is banned"
-        return None
-    if mode not in _EXIT_MODES[intent.source]:
-        return f"trader is {mode}: no {intent.source} exit now"
+        if caution:
+            return f"entries held: {caution}"
     return None
+
+
+def _what(intent: OrderIntent) -> str:
+    if intent.purpose is Purpose.MANUAL:
+        return f"manual {intent.side}"
+    if intent.side is Side.BUY:
+        return "entry"
+    if intent.purpose is Purpose.EXIT:
+        return "strategy exit"
+    if intent.purpose is Purpose.PROTECT:
+        return "stop-loss or take-profit exit"
+    return f"{intent.purpose} exit"
 
 
 def _entry_state(
