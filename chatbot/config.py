@@ -1,111 +1,57 @@
 """Settings: read once from the environment (plus an optional .env), typed and frozen.
 
 `load_settings(environ)` collects every problem before failing, so one start names every bad
-variable; `ConfigError.problems` lists them. Nothing reads os.environ after this.
+variable; `ConfigError.problems` lists them. Nothing reads os.environ after this. Variables that
+look like ours but that nothing reads come back as `warnings` (names only, never values).
+
+The reader and its parsers live in `config_reader`, exchanges and accounts in
+`config_accounts`, Telegram and the pagers (shared with the watchdog) in `config_channels`; their
+public names are importable from here.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
 from dotenv import load_dotenv
 
-from trading.exchange import known_exchange_ids, required_credentials, supports_sandbox
+from chatbot.config_accounts import PAPER, AccountSettings, read_accounts, read_exchanges
+from chatbot.config_channels import (
+    NotifySettings,
+    TelegramSettings,
+    read_notify,
+    read_telegram,
+    require_token,
+)
+from chatbot.config_reader import FALSE, ConfigError, Reader, Secret, unknown_variables
+from trading.exchange import known_exchange_ids
 from trading.settings import PaperSettings, TradingSettings
 from trading.strategies import available_strategies
 
+__all__ = [
+    "PAPER",
+    "AccountSettings",
+    "ConfigError",
+    "NotifySettings",
+    "Secret",
+    "Settings",
+    "TelegramSettings",
+    "WatchdogSettings",
+    "from_environment",
+    "known_names",
+    "load_settings",
+    "load_watchdog_settings",
+    "print_problems",
+]
+
 T = TypeVar("T")
-
-PAPER = "paper"
-TRUE = frozenset({"1", "true", "yes", "on"})
-FALSE = frozenset({"0", "false", "no", "off"})
-NOTIFY_LEVELS = ("on", "silent", "off")
-# ccxt credential name -> our variable suffix
-CREDENTIAL_SUFFIXES = {"apiKey": "API_KEY", "secret": "API_SECRET", "password": "API_PASSWORD"}
-
-
-class Secret:
-    """A credential whose repr and str never show the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-class ConfigError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class TelegramSettings:
-    token: Secret | None
-    chat_id: int | None
-    allowed_user_ids: frozenset[int]
-    api_base_url: str | None
-
-    @property
-    def enabled(self) -> bool:
-        return self.token is not None
-
-
-@dataclass(frozen=True)
-class AccountSettings:
-    """One exchange account. `missing` names the credential variables not set."""
-
-    exchange: str
-    account: str
-    api_key: Secret | None = None
-    api_secret: Secret | None = None
-    api_password: Secret | None = None
-    sandbox: bool = False
-    missing: tuple[str, ...] = ()
-
-    @property
-    def has_credentials(self) -> bool:
-        return not self.missing
-
-
-@dataclass(frozen=True)
-class NotifySettings:
-    queue_size: int = 10
-    max_age_seconds: float = 300.0
-    emergency_repeat_seconds: float = 300.0
-    entries: str = "silent"
-    exits: str = "on"
-    equity_change_pct: float = 5.0
-    exposure_change_pct: float = 25.0
-    daily_summary_time: tuple[int, int] = (20, 0)  # UTC hour, minute
-    ntfy_url: Secret | None = None  # the topic URL is the password of an ntfy topic
-    ntfy_token: Secret | None = None
-    pushover_token: Secret | None = None
-    pushover_user: Secret | None = None
-
-    def secrets(self) -> tuple[Secret | None, ...]:
-        """Every credential here (the ntfy topic URL is one: it is the topic's password)."""
-        return (self.ntfy_url, self.ntfy_token, self.pushover_token, self.pushover_user)
 
 
 @dataclass(frozen=True)
@@ -123,6 +69,7 @@ class Settings:
     suppress_single_exchange_warning: bool = False
     metrics_token: Secret | None = None  # /metrics only with this bearer token
     secrets: tuple[Secret, ...] = field(default=(), repr=False)
+    warnings: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def redacted(self) -> dict[str, object]:
         """Effective settings for /debug: every secret shown as *** (set) or unset."""
@@ -145,86 +92,36 @@ def _redacted(obj: object) -> object:
     return obj
 
 
-class _Reader:
-    """Reads variables, recording every problem instead of stopping at the first."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        if value is None or value.strip() == "":
-            return None
-        return value.strip()
-
-    def fail(self, name: str, value: str, why: str) -> None:
-        self.problems.append(f"{name}={value!r}: {why}")
-
-    def parse(self, name: str, default: T, convert: Callable[[str], T], why: str) -> T:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            return convert(value)
-        except (ValueError, TypeError):
-            self.fail(name, value, why)
-            return default
-
-    def bool(self, name: str, default: bool) -> bool:
-        def convert(v: str) -> bool:
-            if v.lower() in TRUE:
-                return True
-            if v.lower() in FALSE:
-                return False
-            raise ValueError(v)
-
-        return self.parse(name, default, convert, "expected true or false")
-
-    def number(
-        self,
-        name: str,
-        default: float,
-        *,
-        low: float | None = None,
-        high: float | None = None,
-        integer: bool = False,
-    ) -> float:
-        kind = "a whole number" if integer else "a number"
-        value = self.parse(name, default, int if integer else float, f"expected {kind}")
-        if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
-            self.fail(name, str(value), f"expected {kind}")
-            return default
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-            self.fail(name, str(value), f"must be {bounds}")
-            return default
-        return value
-
-    def int(self, name: str, default: int, *, low: int | None = None, high: int | None = None):
-        return int(self.number(name, default, low=low, high=high, integer=True))
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if value.lower() not in choices:
-            self.fail(name, value, f"expected one of {', '.join(choices)}")
-            return default
-        return value.lower()
-
-    def secret(self, name: str) -> Secret | None:
-        value = self.raw(name)
-        return Secret(value) if value is not None else None
-
-
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Parse and validate every variable; raise ConfigError listing all problems."""
-    r = _Reader(environ)
-    telegram = _telegram(r)
-    exchanges = _exchanges(r)
+    r = Reader(environ)
+    settings = _read_settings(r)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return replace(settings, warnings=_warnings(r, settings.exchanges))
+
+
+@functools.cache
+def known_names() -> frozenset[str]:
+    """Every variable the bot and the watchdog read by name, learnt by reading an empty
+    environment (per-exchange variables are known by their pattern)."""
+    r = Reader({})
+    _read_settings(r)
+    _read_watchdog(r)
+    return frozenset(r.names)
+
+
+def _warnings(r: Reader, exchanges: tuple[str, ...]) -> tuple[str, ...]:
+    known = known_names() | r.names
+    return tuple(unknown_variables(r.env, known, known_exchange_ids(), exchanges))
+
+
+def _read_settings(r: Reader) -> Settings:
+    telegram = read_telegram(r)
+    require_token(r, telegram.token is not None, "TELEGRAM_BOT_TOKEN")
+    exchanges = read_exchanges(r)
     dry_run = r.bool("DRY_RUN", True)
-    accounts = _accounts(r, exchanges)
+    accounts = read_accounts(r, exchanges)
     paper = PaperSettings(
         markets=r.int("PAPER_MARKETS", 50, low=1, high=20_000),
         seed=r.int("PAPER_SEED", 1),
@@ -233,14 +130,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         fee_rate=r.number("PAPER_FEE_RATE", 0.001, low=0, high=0.1),
     )
     trading = _trading(r)
-    notify = _notify(r)
+    notify = read_notify(r)
     health_port = _health_port(r)
     metrics_token = r.secret("METRICS_TOKEN")
     log_level = r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
     suppress = r.bool("SUPPRESS_SINGLE_EXCHANGE_WARNING", False)
     data_dir = Path(r.raw("DATA_DIR") or "data")
-    if r.problems:
-        raise ConfigError(r.problems)
     secrets = tuple(
         s
         for s in (
@@ -268,98 +163,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
 
 
-def _telegram(r: _Reader) -> TelegramSettings:
-    token = r.secret("TELEGRAM_BOT_TOKEN")
-    if token is not None and not re.fullmatch(r"\d+:[\w-]{20,}", token.get()):
-        r.problems.append("TELEGRAM_BOT_TOKEN: not a bot token (expected <digits>:<secret>)")
-    chat_id = r.parse("TELEGRAM_CHAT_ID", None, int, "expected a numeric chat id")
-    if token is not None and chat_id is None and r.raw("TELEGRAM_CHAT_ID") is None:
-        r.problems.append(
-            "TELEGRAM_CHAT_ID: required when TELEGRAM_BOT_TOKEN is set "
-            "(the only chat the bot obeys and reports to)"
-        )
-
-    def ids(value: str) -> frozenset[int]:
-        return frozenset(int(x) for x in re.split(r"[,\s]+", value) if x)
-
-    allowed = r.parse(
-        "TELEGRAM_ALLOWED_USER_IDS", frozenset(), ids, "expected numeric user ids, comma-separated"
-    )
-    base_url = r.raw("TELEGRAM_API_BASE_URL")
-    if base_url is not None and not re.match(r"https?://", base_url):
-        r.fail("TELEGRAM_API_BASE_URL", base_url, "expected an http(s):// URL")
-        base_url = None
-    return TelegramSettings(token, chat_id, allowed, base_url)
-
-
-def _exchanges(r: _Reader) -> tuple[str, ...]:
-    value = r.raw("EXCHANGES") or PAPER
-    ids = tuple(dict.fromkeys(x.strip().lower() for x in value.split(",") if x.strip()))
-    known = known_exchange_ids()
-    bad = [x for x in ids if x != PAPER and x not in known]
-    if bad:
-        r.fail("EXCHANGES", value, f"unknown exchange id {', '.join(bad)} (ccxt ids or 'paper')")
-        return tuple(x for x in ids if x not in bad) or (PAPER,)
-    return ids or (PAPER,)
-
-
-def _accounts(r: _Reader, exchanges: tuple[str, ...]) -> tuple[AccountSettings, ...]:
-    accounts: list[AccountSettings] = []
-    for exchange in exchanges:
-        if exchange == PAPER:
-            accounts.append(AccountSettings(exchange=PAPER, account="MAIN"))
-            continue
-        prefix = exchange.upper() + "_"
-        sandbox = r.bool(f"{prefix}SANDBOX", False)
-        if sandbox and not supports_sandbox(exchange):
-            r.problems.append(
-                f"{prefix}SANDBOX=true: {exchange} has no testnet in ccxt; unset it or use "
-                "DRY_RUN=true for a simulated account"
-            )
-        names = _account_names(r.env, prefix)
-        seen: dict[str, str] = {}
-        for name in names:
-            if name.upper() in seen:
-                r.problems.append(
-                    f"{prefix}{seen[name.upper()]}_*, {prefix}{name}_*: two accounts named "
-                    f"{exchange}:{name.lower()} (account names ignore case); rename one"
-                )
-            seen[name.upper()] = name
-        required = required_credentials(exchange)
-        needed = [suffix for name, suffix in CREDENTIAL_SUFFIXES.items() if name in required]
-        for name in names or ["MASTER"]:
-            get = {s: r.secret(f"{prefix}{name}_{s}") for s in CREDENTIAL_SUFFIXES.values()}
-            missing = tuple(f"{prefix}{name}_{s}" for s in needed if get[s] is None)
-            accounts.append(
-                AccountSettings(
-                    exchange=exchange,
-                    account=name,
-                    api_key=get["API_KEY"],
-                    api_secret=get["API_SECRET"],
-                    api_password=get["API_PASSWORD"],
-                    sandbox=sandbox,
-                    missing=missing,
-                )
-            )
-    return tuple(accounts)
-
-
-def _account_names(env: Mapping[str, str], prefix: str) -> list[str]:
-    """Accounts named by `<EXCHANGE>_<ACCOUNT>_API_*` variables; account names may contain
-    underscores, so split on the known prefix and suffix, never on every underscore."""
-    names: list[str] = []
-    for key in sorted(env):
-        if not key.startswith(prefix):
-            continue
-        for suffix in CREDENTIAL_SUFFIXES.values():
-            if key.endswith("_" + suffix) and len(key) > len(prefix) + len(suffix) + 1:
-                name = key[len(prefix) : -len(suffix) - 1]
-                if name not in names:
-                    names.append(name)
-    return names
-
-
-def _trading(r: _Reader) -> TradingSettings:
+def _trading(r: Reader) -> TradingSettings:
     quote = (r.raw("QUOTE_CURRENCY") or "USDT").upper()
     if not re.fullmatch(r"[A-Z0-9]{2,10}", quote):
         r.fail("QUOTE_CURRENCY", quote, "expected a currency code such as USDT")
@@ -395,7 +199,7 @@ def _trading(r: _Reader) -> TradingSettings:
     )
 
 
-def _cancel_all_after(r: _Reader, scan: float) -> float:
+def _cancel_all_after(r: Reader, scan: float) -> float:
     """The exchange-side dead man's switch must outlive a cycle or two, or it cancels the bot's
     own resting orders between cycles. Unset: three scan intervals; 0: off."""
     value = r.number("CANCEL_ALL_AFTER_SECONDS", 3 * scan, low=0, high=86_400)
@@ -407,7 +211,7 @@ def _cancel_all_after(r: _Reader, scan: float) -> float:
     return value
 
 
-def _strategy(r: _Reader) -> str:
+def _strategy(r: Reader) -> str:
     name = (r.raw("STRATEGY") or "trend").lower()
     known = available_strategies()
     if name not in known:
@@ -416,40 +220,7 @@ def _strategy(r: _Reader) -> str:
     return name
 
 
-def _notify(r: _Reader) -> NotifySettings:
-    def hhmm(value: str) -> tuple[int, int]:
-        m = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
-        if not m or int(m[1]) > 23 or int(m[2]) > 59:
-            raise ValueError(value)
-        return int(m[1]), int(m[2])
-
-    ntfy_url = r.secret("NTFY_URL")
-    if ntfy_url is not None and not re.match(r"https?://", ntfy_url.get()):
-        # The topic is the secret: name the variable, never echo the value.
-        r.problems.append("NTFY_URL: expected an http(s):// URL of an ntfy topic")
-        ntfy_url = None
-    pushover_token, pushover_user = r.secret("PUSHOVER_TOKEN"), r.secret("PUSHOVER_USER")
-    if (pushover_token is None) != (pushover_user is None):
-        r.problems.append("PUSHOVER_TOKEN, PUSHOVER_USER: set both or neither")
-    return NotifySettings(
-        queue_size=r.int("NOTIFY_QUEUE_SIZE", 10, low=1, high=10_000),
-        max_age_seconds=r.number("NOTIFY_MAX_AGE_SECONDS", 300.0, low=1),
-        emergency_repeat_seconds=r.number("EMERGENCY_REPEAT_SECONDS", 300.0, low=10),
-        entries=r.choice("NOTIFY_ENTRIES", "silent", NOTIFY_LEVELS),
-        exits=r.choice("NOTIFY_EXITS", "on", NOTIFY_LEVELS),
-        equity_change_pct=r.number("NOTIFY_EQUITY_CHANGE_PCT", 5.0, low=0),
-        exposure_change_pct=r.number("NOTIFY_EXPOSURE_CHANGE_PCT", 25.0, low=0),
-        daily_summary_time=r.parse(
-            "DAILY_SUMMARY_TIME", (20, 0), hhmm, "expected HH:MM (UTC), e.g. 20:00"
-        ),
-        ntfy_url=ntfy_url,
-        ntfy_token=r.secret("NTFY_TOKEN"),
-        pushover_token=pushover_token,
-        pushover_user=pushover_user,
-    )
-
-
-def _health_port(r: _Reader) -> int | None:
+def _health_port(r: Reader) -> int | None:
     name = "HEALTH_PORT" if r.raw("HEALTH_PORT") is not None else "PORT"
     value = r.raw(name)
     if value is None:
@@ -473,6 +244,7 @@ class WatchdogSettings:
     notify: NotifySettings
     log_level: str = "INFO"
     secrets: tuple[Secret, ...] = field(default=(), repr=False)
+    warnings: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def timeout_seconds(self) -> float:
@@ -483,7 +255,14 @@ class WatchdogSettings:
 def load_watchdog_settings(environ: Mapping[str, str]) -> WatchdogSettings:
     """Parse the watchdog's variables (and the Telegram and pager ones it shares with the bot);
     raise ConfigError listing all problems."""
-    r = _Reader(environ)
+    r = Reader(environ)
+    settings = _read_watchdog(r)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return replace(settings, warnings=_warnings(r, ()))
+
+
+def _read_watchdog(r: Reader) -> WatchdogSettings:
     url = r.raw("WATCHDOG_URL")
     if url is None:
         r.problems.append("WATCHDOG_URL: required (the bot's health URL, e.g. https://.../healthz)")
@@ -496,7 +275,7 @@ def load_watchdog_settings(environ: Mapping[str, str]) -> WatchdogSettings:
             f"WATCHDOG_STALE_SECONDS={stale:g}: must be at least WATCHDOG_INTERVAL_SECONDS "
             f"({interval:g}), or one missed poll raises the alarm"
         )
-    telegram = _telegram(r)
+    telegram = read_telegram(r)
     listen = r.secret("WATCHDOG_TELEGRAM_BOT_TOKEN")
     if listen is not None:
         if not re.fullmatch(r"\d+:[\w-]{20,}", listen.get()):
@@ -513,10 +292,14 @@ def load_watchdog_settings(environ: Mapping[str, str]) -> WatchdogSettings:
                 "TELEGRAM_CHAT_ID: required with WATCHDOG_TELEGRAM_BOT_TOKEN "
                 "(the only chat whose /ack the watchdog obeys)"
             )
-    notify = _notify(r)
+    # Alarms go out with either token: the bot's, or the watchdog's own when it has none.
+    require_token(
+        r,
+        telegram.token is not None or listen is not None,
+        "TELEGRAM_BOT_TOKEN or WATCHDOG_TELEGRAM_BOT_TOKEN",
+    )
+    notify = read_notify(r)
     log_level = r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
-    if r.problems:
-        raise ConfigError(r.problems)
     secrets = tuple(
         s
         for s in (
@@ -546,8 +329,13 @@ def from_environment(loader: Callable[[Mapping[str, str]], T], what: str) -> T |
     try:
         return loader(os.environ)
     except ConfigError as exc:
-        print(f"Configuration error ({what} did not start):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        print("See .env.example for every variable and its default.", file=sys.stderr)
+        print_problems(exc.problems, what)
         return None
+
+
+def print_problems(problems: list[str], what: str) -> None:
+    """A configuration error as the user sees it: every problem, no traceback."""
+    print(f"Configuration error ({what} did not start):", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    print("See .env.example for every variable and its default.", file=sys.stderr)

@@ -40,6 +40,28 @@ def plan(account: AccountSettings, settings: Settings) -> Plan:
     return Plan(account, "sandbox" if account.sandbox else "live")
 
 
+def trading_for_real(settings: Settings) -> list[AccountSettings]:
+    """The accounts that would send real orders (to the exchange, or to its testnet)."""
+    plans = (plan(a, settings) for a in settings.accounts)
+    return [p.account for p in plans if p.mode in ("live", "sandbox") and p.skip is None]
+
+
+def channel_refusal(settings: Settings, *, terminal: bool) -> str | None:
+    """Why the bot must not start, or None. Real orders need a channel that can stop them:
+    Telegram (token and chat), or a terminal on stdin for the console. On a server stdin is
+    /dev/null, so without Telegram nothing but killing the process could stop the trading."""
+    accounts = trading_for_real(settings)
+    telegram = settings.telegram
+    if not accounts or terminal or (telegram.enabled and telegram.chat_id is not None):
+        return None
+    labels = ", ".join(account_label(a.exchange, a.account) for a in accounts)
+    return (
+        f"TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID: required to trade for real ({labels} with "
+        "DRY_RUN=false) when no terminal is attached, or nothing could stop the bot but "
+        "killing the process; set both, or run it in a terminal, or set DRY_RUN=true"
+    )
+
+
 class VenueFactory:
     """Builds the venue of a plan. Each dry-run account gets its own public ccxt feed, so
     closing one account's venue never pulls the prices from under another."""

@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return 2
     setup_logging(settings.log_level, settings.secrets)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     try:
         return asyncio.run(run(settings))
     except KeyboardInterrupt:

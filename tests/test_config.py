@@ -58,6 +58,7 @@ def test_every_bad_variable_is_reported_in_one_run():
             "DAILY_SUMMARY_TIME",
             "NOTIFY_ENTRIES",
             "TELEGRAM_CHAT_ID",
+            "TELEGRAM_BOT_TOKEN",  # a chat id, even a bad one, needs a token
             "STRATEGY",
         ]
     )
@@ -207,3 +208,60 @@ def test_settings_are_frozen():
     s = load_settings({})
     with pytest.raises(AttributeError):
         s.dry_run = False  # type: ignore[misc]
+
+
+def test_chat_id_without_token_is_refused_naming_both_variables():
+    (problem,) = problems({"TELEGRAM_CHAT_ID": "42"})
+    assert problem == (
+        "TELEGRAM_BOT_TOKEN: required when TELEGRAM_CHAT_ID is set "
+        "(set both, or neither for the console)"
+    )
+
+
+def test_allowed_users_without_token_are_refused():
+    (problem,) = problems({"TELEGRAM_ALLOWED_USER_IDS": "11"})
+    assert problem.startswith("TELEGRAM_BOT_TOKEN: required when TELEGRAM_ALLOWED_USER_IDS")
+
+
+def test_every_telegram_setting_left_without_a_token_is_named_in_one_problem():
+    (problem,) = problems(
+        {
+            "TELEGRAM_CHAT_ID": "42",
+            "TELEGRAM_ALLOWED_USER_IDS": "11",
+            "TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081/bot",
+        }
+    )
+    assert problem.startswith(
+        "TELEGRAM_BOT_TOKEN: required when TELEGRAM_CHAT_ID, TELEGRAM_ALLOWED_USER_IDS, "
+        "TELEGRAM_API_BASE_URL are set"
+    )
+
+
+def test_one_key_under_two_account_names_is_refused_naming_the_accounts_not_the_key():
+    (problem,) = problems(
+        {
+            "EXCHANGES": "binance",
+            "BINANCE_MASTER_API_KEY": "shared-key-1234",
+            "BINANCE_MASTER_API_SECRET": "s1",
+            "BINANCE_ALICE_API_KEY": "shared-key-1234",
+            "BINANCE_ALICE_API_SECRET": "s2",
+        }
+    )
+    assert problem == (
+        "BINANCE_ALICE_API_KEY and BINANCE_MASTER_API_KEY are the same key: one account would "
+        "trade twice against one set of limits"
+    )
+
+
+def test_one_key_on_two_exchanges_is_refused_too():
+    (problem,) = problems(
+        {
+            "EXCHANGES": "binance,kraken",
+            "BINANCE_MASTER_API_KEY": "shared-key-1234",
+            "BINANCE_MASTER_API_SECRET": "s1",
+            "KRAKEN_MASTER_API_KEY": "shared-key-1234",
+            "KRAKEN_MASTER_API_SECRET": "s2",
+        }
+    )
+    assert "BINANCE_MASTER_API_KEY and KRAKEN_MASTER_API_KEY" in problem
+    assert "shared-key-1234" not in problem

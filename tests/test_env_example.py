@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from chatbot.config import known_names
+from chatbot.config_reader import unknown_variables
+from trading.exchange import known_exchange_ids
+
 ROOT = Path(__file__).resolve().parent.parent
 # Variables the code reads by name (credentials are families, documented by example).
 READ = re.compile(
@@ -36,3 +40,12 @@ def test_every_documented_variable_is_read():
     families = re.compile(r"^[A-Z]+_(MASTER|USER_\w+)_API_(KEY|SECRET|PASSWORD)$|_SANDBOX$")
     extra = {n for n in documented() - read_by_code() if not families.search(n)}
     assert extra == set()
+
+
+def test_no_documented_variable_is_warned_about_as_unknown():
+    exchanges = ("binance", "kraken", "okx")
+    assert unknown_variables(documented(), known_names(), known_exchange_ids(), exchanges) == []
+
+
+def test_the_known_names_are_every_variable_the_code_reads():
+    assert read_by_code() <= known_names()

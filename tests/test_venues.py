@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from chatbot.config import load_settings
-from chatbot.venues import build_venues
+from chatbot.venues import build_venues, channel_refusal
 from tests.fakes.binance import ORDER, FakeBinance
 from trading.clock import FakeClock
 from trading.exchange import CcxtVenue
@@ -157,3 +157,36 @@ async def test_no_credential_ever_reaches_the_log(built, caplog, fake):
     await venues[1].fetch_balance()
     for secret in (*KRAKEN_KEYS.values(), fake.api_key, fake.secret):
         assert secret not in caplog.text
+
+
+LIVE = {"EXCHANGES": "kraken", "DRY_RUN": "false", **KRAKEN_KEYS}
+TELEGRAM = {
+    "TELEGRAM_BOT_TOKEN": "123456789:AAHfakefakefakefakefakefakefakefake12",
+    "TELEGRAM_CHAT_ID": "42",
+}
+
+
+def test_real_orders_without_telegram_or_a_terminal_are_refused_naming_what_to_set():
+    why = channel_refusal(load_settings(LIVE), terminal=False)
+    assert why is not None
+    assert why.startswith("TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID: required to trade for real")
+    assert "kraken:master" in why and "DRY_RUN=true" in why
+
+
+def test_real_orders_start_with_telegram_or_with_a_terminal():
+    assert channel_refusal(load_settings(LIVE | TELEGRAM), terminal=False) is None
+    assert channel_refusal(load_settings(LIVE), terminal=True) is None
+
+
+def test_the_testnet_needs_a_channel_like_live():
+    env = {"EXCHANGES": "binance", "DRY_RUN": "false", "BINANCE_SANDBOX": "true"}
+    keys = {"BINANCE_MASTER_API_KEY": "k-abcdefgh", "BINANCE_MASTER_API_SECRET": "s-abcdefgh"}
+    assert "binance:master" in channel_refusal(load_settings(env | keys), terminal=False)
+
+
+def test_simulated_orders_need_no_channel():
+    assert channel_refusal(load_settings({}), terminal=False) is None  # the offline demo
+    dry = LIVE | {"DRY_RUN": "true"}
+    assert channel_refusal(load_settings(dry), terminal=False) is None
+    no_keys = {"EXCHANGES": "kraken", "DRY_RUN": "false"}  # skipped: nothing would trade
+    assert channel_refusal(load_settings(no_keys), terminal=False) is None

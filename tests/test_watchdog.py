@@ -331,3 +331,15 @@ def test_the_watchdog_redacts_the_same_pager_credentials_as_the_bot():
     bot = {s.get() for s in load_settings(env).secrets}
     assert {"https://ntfy.sh/my-secret-topic", "po-token-1234", "po-user-5678"} <= watchdog
     assert watchdog == bot
+
+
+def test_watchdog_chat_id_needs_one_of_the_two_bot_tokens():
+    env = {"WATCHDOG_URL": "https://bot.example/healthz", "TELEGRAM_CHAT_ID": str(CHAT)}
+    with pytest.raises(ConfigError) as caught:
+        load_watchdog_settings(env)
+    (problem,) = caught.value.problems
+    assert problem.startswith(
+        "TELEGRAM_BOT_TOKEN or WATCHDOG_TELEGRAM_BOT_TOKEN: required when TELEGRAM_CHAT_ID is set"
+    )
+    own = load_watchdog_settings(env | {"WATCHDOG_TELEGRAM_BOT_TOKEN": WATCHDOG_TOKEN})
+    assert own.telegram.chat_id == CHAT and own.telegram.token is None
