@@ -196,6 +196,11 @@ def _trading(r: Reader) -> TradingSettings:
         failsafe_on_fatal=r.choice("FAILSAFE_ON_FATAL", "flatten", ("flatten", "stop")),
         cancel_all_after_seconds=cancel_after,
         recv_window_ms=r.int("RECV_WINDOW_MS", 10_000, low=1000, high=60_000),
+        stop_limit_gap_pct=r.number("STOP_LIMIT_GAP_PCT", 2.0, low=0.1, high=50),
+        trailing_stop_pct=r.number("TRAILING_STOP_PCT", 0.0, low=0, high=50),
+        break_even_at_pct=r.number("BREAK_EVEN_AT_PCT", 0.0, low=0, high=1000),
+        manual_stop_loss_pct=r.number("MANUAL_STOP_LOSS_PCT", 5.0, low=0.1, high=99),
+        manual_take_profit_pct=r.number("MANUAL_TAKE_PROFIT_PCT", 10.0, low=0.1, high=10_000),
     )
 
 

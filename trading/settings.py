@@ -34,3 +34,8 @@ class TradingSettings:
     failsafe_on_fatal: str = "flatten"  # or "stop"
     cancel_all_after_seconds: float = 180.0
     recv_window_ms: int = 10_000
+    stop_limit_gap_pct: float = 2.0  # a resting stop-limit's limit, below its trigger
+    trailing_stop_pct: float = 0.0  # 0: off
+    break_even_at_pct: float = 0.0  # 0: off
+    manual_stop_loss_pct: float = 5.0
+    manual_take_profit_pct: float = 10.0
