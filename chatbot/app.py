@@ -4,8 +4,12 @@
                           notifier (senders, pagers) <- every trader's notify
                           scheduler: a cycle and a sync job per trader, the daily summary
 
+Every trader's book and mode are restored from the store before any command channel opens;
+the exchange start (market load + reconciliation) is the first cycle's, and commands wait for it.
+
 The process ends on SIGINT/SIGTERM, on EOF of an interactive console, or on /abort (exit 0,
-so a restart-on-failure policy does not bring an aborted bot back).
+so a restart-on-failure policy does not bring an aborted bot back). Ending is not a fault: the
+work in flight finishes or is cancelled, nothing is sold, the modes stay as they were.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ from trading.store import Store
 from trading.strategies import load_strategy
 
 log = logging.getLogger("chatbot")
+
+# Seconds a cycle or sync still running at shutdown gets to finish (an order on its way gets
+# its answer recorded) before it is cancelled. Railway kills the process `drainingSeconds`
+# (railway.toml) after SIGTERM; the grace, the notifier's flush and closing fit well inside.
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def versions() -> dict[str, str]:
@@ -150,7 +159,19 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     if not venues:
         log.error("no account can trade (see the lines above); nothing to do")
         return 1
-    bot = build(settings, venues, out=out)
+    return await serve(build(settings, venues, out=out), inp=inp, out=out)
+
+
+async def serve(
+    bot: Bot,
+    *,
+    inp: TextIO | None = None,
+    out: TextIO | None = None,
+    grace: float = SHUTDOWN_GRACE_SECONDS,
+) -> int:
+    """Run a built bot until it is told to stop, then shut it down (`grace`: seconds the work
+    in flight gets to finish); returns the process exit status."""
+    settings = bot.settings
     scheduler = new_scheduler()
     bot.dispatcher.ctx.jobs = lambda: [
         (str(j["id"]), j["next_run"])
@@ -159,6 +180,8 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     _on_signals(bot)
     tasks: list[asyncio.Task] = []
     try:
+        for trader in bot.traders:
+            trader.restore()  # before any command can arrive: commands act on the real book
         await bot.notifier.start()
         if bot.telegram is not None:
             try:
@@ -186,7 +209,7 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
             tasks.append(asyncio.create_task(_console(bot, inp, out or sys.stdout)))
         await bot.stop.wait()
     finally:
-        await _shutdown(bot, scheduler, tasks)
+        await _shutdown(bot, scheduler, tasks, grace)
     return bot.exit_code
 
 
@@ -221,24 +244,36 @@ def _on_signals(bot: Bot) -> None:
             loop.add_signal_handler(sig, bot.request_stop, 0)
 
 
-async def _shutdown(bot: Bot, scheduler, tasks: list[asyncio.Task]) -> None:
-    """No new work first, then let what is in flight finish, then flush the notifier while the
-    Telegram Bot is still open (its last messages, emergencies included, must go out), then
-    close everything."""
+async def _shutdown(
+    bot: Bot, scheduler, tasks: list[asyncio.Task], grace: float = SHUTDOWN_GRACE_SECONDS
+) -> None:
+    """No new work first (no job starts, no command is fetched); then the commands in flight
+    finish and the cycles in flight finish within `grace` or are cancelled, which is not a
+    fault (nothing is sold, no mode changes); then the flattening stops, the notifier flushes
+    while the Telegram Bot is still open (its last messages, emergencies included, must go
+    out), the connectors close under nothing running, and the store closes last."""
     if scheduler.running:
-        scheduler.shutdown(wait=False)
-    if bot.telegram is not None:
-        await bot.telegram.stop_polling()  # replies to commands in flight (/abort) still go out
-    if bot.health is not None:
-        await bot.health.stop()
+        scheduler.pause()  # shutdown() would cancel the running jobs at once, mid-order
     for task in tasks:
         task.cancel()
+    channels = [bot.telegram.stop_polling()] if bot.telegram is not None else []
+    # Concurrently: a command may be waiting for the lock of a cycle that is finishing.
+    drained = await asyncio.gather(
+        *channels, *(t.drain(grace) for t in bot.traders), return_exceptions=True
+    )
+    for failure in (r for r in drained if isinstance(r, BaseException)):
+        log.error("shutdown: stopping the work in flight failed", exc_info=failure)
+    if scheduler.running:
+        scheduler.shutdown(wait=False)
+    if bot.health is not None:
+        await bot.health.stop()
     for trader in bot.traders:
         with contextlib.suppress(Exception):
-            await trader.close()
+            await trader.close()  # after the commands: a /kill may have started the flattening
+    await bot.notifier.stop()
+    for trader in bot.traders:
         with contextlib.suppress(Exception):
             await trader.connector.close()
-    await bot.notifier.stop()
     if bot.telegram is not None:
         await bot.telegram.shutdown()
     await bot.http.aclose()

@@ -235,7 +235,7 @@ async def abort(ctx: Context, args: list[str]) -> Reply:
         raise BadInput("/abort ends the whole process; it takes no account.")
     if not ctx.desk.traders:
         raise BadInput("No account is configured.")
-    results = await each(list(ctx.desk.traders), lambda t: t.abort())
+    results = await each(list(ctx.desk.traders), lambda t: t.abort(), ready=False)
     lines = ["🛑 <b>Aborting</b>: trading stopped; nothing was cancelled or sold."]
     for trader, r in results:
         if isinstance(r, Exception):

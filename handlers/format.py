@@ -117,10 +117,22 @@ def knowing(traders: list, sym: str) -> tuple[list, list[str]]:
 # ---- acting on several traders -----------------------------------------------------------
 
 
-async def each(traders: list, op: Callable[[Trader], Awaitable[R]]) -> list[tuple[Any, Any]]:
+async def each(
+    traders: list, op: Callable[[Trader], Awaitable[R]], *, ready: bool = True
+) -> list[tuple[Any, Any]]:
     """Run `op` on every trader at once (one slow exchange must not delay the others);
-    (trader, result or the exception a buggy operation raised), in the traders' order."""
-    results = await asyncio.gather(*(op(t) for t in traders), return_exceptions=True)
+    (trader, result or the exception a buggy operation raised), in the traders' order.
+
+    A trader still on its first start waits for it first (bounded, see Trader.ready), so a
+    command queued while the bot starts acts on the book as the exchange confirmed it;
+    `ready=False` for /abort, which touches nothing and must not wait."""
+
+    async def one(trader: Trader) -> R:
+        if ready:
+            await trader.ready()
+        return await op(trader)
+
+    results = await asyncio.gather(*(one(t) for t in traders), return_exceptions=True)
     out = []
     for trader, result in zip(traders, results, strict=True):
         if isinstance(result, Exception):

@@ -27,6 +27,7 @@ from trading.errors import Fatal, Fault
 from trading.events import EntriesHeld, EquityReport, Notify, StateChanged
 from trading.exits import Exits
 from trading.failsafe import Failsafe
+from trading.lifecycle import Lifecycle
 from trading.models import Balance, Side, Ticker
 from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
 from trading.operations import TraderOperations
@@ -126,6 +127,7 @@ class Trader(Failsafe, TraderOperations):
         self._lock_owner: asyncio.Task | None = None
         self._aborted = False
         self._restored = False
+        self.lifecycle = Lifecycle(self.log)
         self._flattening: asyncio.Task[None] | None = None
         self._closed_log: list[ClosedTrade] = []  # the latest round trips, for kill reports
         self._closes = 0
@@ -140,16 +142,18 @@ class Trader(Failsafe, TraderOperations):
         if the exchange cannot be reached, the next cycle tries again."""
         if self.started:
             return
-        self._restore()
+        self.restore()
         await self._guarded(self._start_exchange)
         if self.started and flattens(self.mode) and self.book.positions:
             self._keep_flattening(self.flatten_purpose())
 
-    def _restore(self) -> None:
-        """The book and the mode as the store remembers them (once per process)."""
+    def restore(self) -> None:
+        """The book, the mode and the bans as the store remembers them (once per process; no
+        exchange I/O). Commands wait for the exchange start that follows (`ready`)."""
         if self._restored:
             return
         self._restored = True
+        self.lifecycle.expect_start()
         now = self.clock.time()
         window = max(
             self.settings.reentry_cooldown_seconds, self.settings.loop_guard_window_seconds
@@ -174,9 +178,12 @@ class Trader(Failsafe, TraderOperations):
         )
 
     async def _start_exchange(self) -> list[Difference]:
-        self._restore()
-        await self.connector.load_markets(critical=True)
-        differences = await self._sync_now()
+        self.restore()
+        try:
+            await self.connector.load_markets(critical=True)
+            differences = await self._sync_now()
+        finally:
+            self.lifecycle.start_tried()
         self.started = True
         self.log.info(
             "started %s: %d positions, %d open orders",
@@ -185,6 +192,17 @@ class Trader(Failsafe, TraderOperations):
             len(self.book.orders),
         )
         return differences
+
+    async def ready(self) -> bool:
+        """Wait (bounded, without the lock) until the first exchange start was tried, so a
+        command queued at start acts on the reconciled book; False if it took too long."""
+        return await self.lifecycle.wait_ready()
+
+    async def drain(self, grace: float) -> None:
+        """The process ends: no new cycle or sync; the running ones get `grace` seconds to
+        finish, then are cancelled, which is not a fault: the mode stays what it was. An aborted
+        trader touches nothing more, so its cycle is cancelled where it stands."""
+        await self.lifecycle.drain(0.0 if self._aborted else grace)
 
     async def close(self) -> None:
         """Stop background work (the flattening retry loop); the connector is the caller's."""
@@ -208,11 +226,12 @@ class Trader(Failsafe, TraderOperations):
 
     async def run_cycle(self) -> None:
         """One scheduled cycle: sync -> scan -> decide -> execute. Never raises."""
-        if self._aborted:
+        if self._aborted or self.lifecycle.closing:
             return
         started = self.clock.monotonic()
         try:
-            await self._guarded(self._cycle, exclusive=True)
+            async with self.lifecycle.run():
+                await self._guarded(self._cycle, exclusive=True)
         finally:
             self.last_cycle_at = self.clock.time()
             self.last_cycle_seconds = self.clock.monotonic() - started
@@ -220,9 +239,10 @@ class Trader(Failsafe, TraderOperations):
 
     async def run_sync(self) -> None:
         """The scheduled sync job. Never raises; skipped while a cycle or a command runs."""
-        if self._aborted or self._lock.locked():
+        if self._aborted or self.lifecycle.closing or self._lock.locked():
             return
-        await self._guarded(self._sync_only, exclusive=True)
+        async with self.lifecycle.run():
+            await self._guarded(self._sync_only, exclusive=True)
 
     async def _sync_only(self) -> None:
         if not self.started:

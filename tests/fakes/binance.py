@@ -11,10 +11,12 @@ to fail: an HTML 404 for a retired endpoint, an unknown error code, a 429 with R
                           config=fake.ccxt_config())
         fake.fail_html(ACCOUNT)               # next GET /api/v3/account is a 404 page
         fake.clock_skew_ms = 15_000           # the exchange's clock runs 15 s ahead
+        fake.stall(ACCOUNT)                   # GET /api/v3/account hangs until release(ACCOUNT)
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -108,6 +110,8 @@ class FakeBinance:
         self.orders: dict[int, dict] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
         self.failures: dict[str, list[Failure]] = {}
+        self.stalls: dict[str, asyncio.Event] = {}
+        self.parked: dict[str, int] = {}  # requests held by stall(), per path
         self._ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -179,6 +183,16 @@ class FakeBinance:
     def fail_server_error(self, path: str, *, status: int = 503, times: int = 1) -> None:
         self.fail(path, Failure(status, "Service Unavailable", "text/plain", times=times))
 
+    def stall(self, path: str) -> None:
+        """Hold every request to `path` (recorded first) until `release(path)`: an exchange
+        that takes a call and does not answer."""
+        self.stalls[path] = asyncio.Event()
+
+    def release(self, path: str) -> None:
+        gate = self.stalls.pop(path, None)
+        if gate is not None:
+            gate.set()
+
     def clear_failures(self) -> None:
         self.failures.clear()
 
@@ -200,6 +214,13 @@ class FakeBinance:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.requests.append((request.method, path))
+        gate = self.stalls.get(path)
+        if gate is not None:
+            self.parked[path] = self.parked.get(path, 0) + 1
+            try:
+                await gate.wait()
+            finally:
+                self.parked[path] -= 1
         scripted = self._scripted(path, request.method)
         if scripted is not None:
             return scripted
