@@ -7,7 +7,7 @@
     a Fatal fault --> FAILSAFE (FAILSAFE_ON_FATAL=flatten) or HALTED (=stop: no orders at all)
     STOPPED/KILLED/FAILSAFE (flat) and HALTED --resume--> RUNNING
 
-The cycle is sync -> scan -> decide -> execute. A Transient, RateLimited or Rejected fault skips
+The cycle is sync -> scan -> decide -> execute. A Recoverable fault (Unrecognized too) skips
 the rest of the cycle and changes nothing, but a sync (or a start's market load) that keeps
 failing becomes Fatal after SYNC_FAILURE_LIMIT_SECONDS: a trader that cannot see its account
 checks no stop-loss. `last_sync_at` is when it last saw it. Every operation a command calls
@@ -24,7 +24,7 @@ from contextlib import suppress
 from trading.book import ENTRY, EXIT, FAILSAFE, KILL, Book, is_dust
 from trading.clock import Clock
 from trading.connector import Connector
-from trading.errors import Fatal, Fault
+from trading.errors import Recoverable
 from trading.events import EquityReport, Notify, StateChanged
 from trading.exits import Exits
 from trading.failsafe import FLAT_MODES, Failsafe
@@ -294,9 +294,7 @@ class Trader(Failsafe, TraderOperations):
     async def _exit_signal(self, symbol: str, price: float) -> str | None:
         try:
             candles = await self.scanner.candles_for(symbol)
-        except Fatal:
-            raise
-        except Fault as fault:
+        except Recoverable as fault:
             self.log.info("no exit check for %s this cycle: %s", symbol, fault.kind)
             return None
         return self.strategy.exit(self.book.positions[symbol], candles, price)
@@ -368,9 +366,7 @@ class Trader(Failsafe, TraderOperations):
             return {}
         try:
             return await self.connector.tickers(symbols)
-        except Fatal:
-            raise
-        except Fault as fault:
+        except Recoverable as fault:
             self.log.info("no prices for %d symbols this cycle: %s", len(symbols), fault.kind)
             return {}
 
