@@ -130,6 +130,7 @@ async def soak(
         clock=clock,
         notify=notify,
         sync_failure_limit=settings.sync_failure_limit_seconds,
+        unrecognized_limit=settings.sync_failure_limit_seconds,
         cancel_all_after_seconds=settings.cancel_all_after_seconds,
     )
     strategy = ChaosStrategy(random.Random(f"{seed}|strategy"), monitor)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trading.clock import FakeClock
 from trading.connector import Connector
-from trading.errors import Fatal, Fault
+from trading.errors import Recoverable
 from trading.paper import PaperExchange
 from trading.scanner import Scanner
 from trading.strategies import load_strategy
@@ -87,9 +87,7 @@ async def whole_universe(args: argparse.Namespace) -> Outcome:
         clock.advance(due - clock.monotonic())
         try:
             result = await scanner.scan(exclude=set(), budget=connector.budget())
-        except Fatal:
-            raise
-        except Fault:
+        except Recoverable:
             continue  # the engine skips the rest of such a cycle; so does the benchmark
         outcome.screened += result.screened
         outcome.universe = result.universe
@@ -115,9 +113,7 @@ async def rotation(args: argparse.Namespace) -> Outcome:
             symbol = universe[i % len(universe)]
             try:
                 await connector.candles(symbol, "5m", 50)
-            except Fatal:
-                raise
-            except Fault:
+            except Recoverable:
                 continue
             outcome.screened += 1
             outcome.deep += 1

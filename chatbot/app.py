@@ -116,6 +116,7 @@ def build(
                 clock=clock,
                 notify=notifier.notify,
                 sync_failure_limit=settings.trading.sync_failure_limit_seconds,
+                unrecognized_limit=settings.trading.sync_failure_limit_seconds,
                 cancel_all_after_seconds=settings.trading.cancel_all_after_seconds,
             ),
             store=store,

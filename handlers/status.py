@@ -154,6 +154,9 @@ def _account_debug(trader, now: float) -> str:
         parts.append(f"circuit open for {max(0.0, h.open_until - now):.0f} s")
     if h.sync_failing_since is not None:
         parts.append(f"sync failing since {ago_at(now, h.sync_failing_since)}")
+    if h.unrecognized is not None:
+        call, since, _ = h.unrecognized
+        parts.append(f"{call} answering unrecognized errors since {ago_at(now, since)}")
     if h.has_dead_man:
         armed = h.dead_man_armed_until
         parts.append(

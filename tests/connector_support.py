@@ -16,7 +16,7 @@ import pytest
 
 from trading.clock import FakeClock
 from trading.connector import Connector
-from trading.errors import Rejected, Transient
+from trading.errors import OrderNotFound, Transient
 from trading.events import Event, FaultRaised
 from trading.models import (
     Balance,
@@ -102,7 +102,7 @@ class ScriptedVenue:
     async def fetch_order(self, order_id: str, symbol: str) -> Order:
         self._enter("fetch_order")
         if order_id not in self.orders:
-            raise Rejected(f"order {order_id} not found")
+            raise OrderNotFound(f"order {order_id} not found")
         return self.orders[order_id]
 
     async def find_order(self, client_order_id: str, symbol: str) -> Order | None:
@@ -133,7 +133,7 @@ class ScriptedVenue:
     async def cancel_order(self, order_id: str, symbol: str) -> None:
         late = self._enter("cancel_order")
         if order_id not in self.orders:
-            raise Rejected(f"order {order_id} not found")
+            raise OrderNotFound(f"order {order_id} not found")
         order = self.orders[order_id]
         self.orders[order_id] = Order(**{**_fields(order), "status": OrderStatus.CANCELED})
         if late is not None:

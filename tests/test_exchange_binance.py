@@ -18,7 +18,7 @@ from tests.fakes.binance import (
     FakeBinance,
 )
 from trading.clock import FakeClock
-from trading.errors import ClockRejected, Fatal, RateLimited, Rejected, Transient
+from trading.errors import ClockRejected, Fatal, RateLimited, Rejected, Transient, Unrecognized
 from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 
@@ -194,18 +194,18 @@ async def test_a_clock_that_drifts_later_is_rejected_then_fixed_by_sync_time(ven
 # ----------------------------------------------------------------------------------- faults
 
 
-async def test_an_unknown_error_code_is_fatal_at_once(venue, fake):
+async def test_an_unknown_error_code_is_unrecognized_not_fatal(venue, fake):
     await venue.load_markets()
     fake.fail_code(ACCOUNT, code=-9999, status=400, times=-1)
-    with pytest.raises(Fatal, match="-9999"):
+    with pytest.raises(Unrecognized, match="-9999"):
         await venue.fetch_balance()
     assert fake.calls(ACCOUNT) == 1  # the venue itself never retries
 
 
-async def test_binance_unknown_error_minus_1000_is_fatal(venue, fake):
+async def test_binance_unknown_error_minus_1000_is_transient(venue, fake):
     await venue.load_markets()
     fake.fail_code(ACCOUNT, code=-1000, msg="An unknown error occured.", status=500)
-    with pytest.raises(Fatal, match="OperationFailed"):
+    with pytest.raises(Transient, match="OperationFailed"):
         await venue.fetch_balance()
 
 

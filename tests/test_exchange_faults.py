@@ -1,4 +1,4 @@
-"""The fault mapping: every ccxt exception class has an explicit verdict, unknown means fatal."""
+"""The fault mapping: every ccxt exception class has a verdict; unknown means Unrecognized."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ccxt.base import errors as ce
 
 from trading.errors import (
     ClockRejected,
+    Closed,
     DuplicateOrder,
     Fatal,
     Fault,
@@ -18,14 +19,15 @@ from trading.errors import (
     RateLimited,
     Rejected,
     Transient,
+    Unrecognized,
 )
-from trading.exchange import FAULTS, MAX_MESSAGE, classify, retry_after
+from trading.exchange_faults import FAULTS, MAX_MESSAGE, Answer, classify, retry_after
 
 # The verdicts, written out again on purpose: a change to the table must change this too.
-EXPECTED: dict[type[Fault], list[type[Exception]]] = {
+EXPECTED: dict[type[Fault] | type[Closed], list[type[Exception]]] = {
+    Unrecognized: [ce.BaseError, ce.ExchangeError, ce.OperationFailed, ce.UnsubscribeError],
+    Closed: [ce.ExchangeClosedByUser],
     Fatal: [
-        ce.BaseError,
-        ce.ExchangeError,
         ce.AuthenticationError,
         ce.PermissionDenied,
         ce.AccountNotEnabled,
@@ -37,9 +39,6 @@ EXPECTED: dict[type[Fault], list[type[Exception]]] = {
         ce.AddressPending,
         ce.NotSupported,
         ce.InvalidProxySettings,
-        ce.ExchangeClosedByUser,
-        ce.OperationFailed,
-        ce.UnsubscribeError,
     ],
     Rejected: [
         ce.BadRequest,
@@ -129,8 +128,8 @@ def test_ccxt_top_level_reexports_are_the_same_classes():
     ],
     ids=lambda e: type(e).__name__,
 )
-def test_unknown_and_generic_errors_are_fatal(exc):
-    assert type(classify(exc, "binance:master", "sync")) is Fatal
+def test_unknown_and_generic_errors_are_unrecognized_never_fatal_at_once(exc):
+    assert type(classify(exc, "binance:master", "sync")) is Unrecognized
 
 
 def test_a_subclass_takes_the_verdict_of_its_most_specific_known_class():
@@ -152,7 +151,7 @@ def test_ddos_protection_and_rate_limit_exceeded_are_siblings_but_both_rate_limi
     assert not issubclass(ce.RateLimitExceeded, ce.DDoSProtection)
     assert not issubclass(ce.DDoSProtection, ce.RateLimitExceeded)
     for cls in (ce.DDoSProtection, ce.RateLimitExceeded):
-        fault = classify(cls("429"), "v", "c", headers={"Retry-After": "12"})
+        fault = classify(cls("429"), "v", "c", answer=Answer(429, {"Retry-After": "12"}))
         assert isinstance(fault, RateLimited) and fault.retry_after == 12.0
 
 
@@ -166,12 +165,13 @@ def test_retry_after_is_read_case_insensitively_and_as_an_http_date():
 
 @pytest.mark.parametrize("headers", [None, {}, {"Content-Type": "text/html"}, {"Retry-After": "?"}])
 def test_rate_limited_without_a_usable_retry_after_has_none(headers):
-    fault = classify(ce.DDoSProtection("418"), "v", "c", headers=headers)
+    fault = classify(ce.DDoSProtection("418"), "v", "c", answer=Answer(418, headers))
     assert isinstance(fault, RateLimited) and fault.retry_after is None
 
 
 def test_retry_after_is_only_attached_to_rate_limits():
-    fault = classify(ce.ExchangeNotAvailable("503"), "v", "c", headers={"Retry-After": "5"})
+    answer = Answer(503, {"Retry-After": "5"})
+    fault = classify(ce.ExchangeNotAvailable("503"), "v", "c", answer=answer)
     assert type(fault) is Transient and not hasattr(fault, "retry_after")
 
 

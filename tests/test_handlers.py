@@ -13,6 +13,7 @@ from handlers.reply import plain
 from handlers.table import COMMANDS
 from tests.test_handlers_support import make_office
 from trading.clock import FakeClock
+from trading.errors import Unrecognized
 from trading.events import Emergency
 from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Mode
@@ -127,6 +128,14 @@ async def test_debug_shows_versions_health_notifier_jobs_and_hides_secrets():
     assert "telegram.chat_id = 42" in text and "telegram.token = ***" in text
     assert "accounts[0].api_secret = ***" in text and "leaked-by-a-bug" not in text
     assert "notify.pushover_token = unset" in text
+
+
+async def test_debug_names_a_call_answering_unrecognized_errors(office):
+    office.rig.paper.inject("fetch_tickers", Unrecognized("an odd answer"), count=1)
+    with pytest.raises(Unrecognized):
+        await office.rig.connector.tickers()
+    text = plain((await office.run("/debug")).text)
+    assert "fetch_tickers answering unrecognized errors since" in text
 
 
 # ---- modes -------------------------------------------------------------------------------

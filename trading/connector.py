@@ -7,17 +7,22 @@ sees is a fault that could not be absorbed:
 - reads (markets, tickers, candles, fetch_order, find_order) retry Transient and RateLimited
   with capped backoff; while the circuit is open they fail fast with `CircuitOpen`
   (a Transient);
+- an Unrecognized answer is never retried: it goes to the caller, and each call keeps a streak
+  of them (`unrecognized()`) that a success of that call ends; one answered for longer than
+  `unrecognized_limit` becomes Fatal (trading/escalation.py);
 - the critical calls, `sync()` and the start-up `load_markets(critical=True)`, retry like a
-  read and share one streak clock: when they keep failing with any fault but Fatal (a timeout,
-  a retired endpoint's 404 that ccxt calls transient, a BadRequest after an API change) for
-  longer than `sync_failure_limit`, the failure becomes Fatal;
+  read and share one streak clock: when they keep failing with any Recoverable fault (a
+  timeout, a retired endpoint's 404 that ccxt calls transient, a BadRequest after an API
+  change) for longer than `sync_failure_limit`, the failure becomes Fatal;
 - `place()` sends an order once and never again: after an unknown outcome (no answer, a rate
-  limit, "duplicate client order id") it looks the order up by client order id once and
-  otherwise raises, leaving the decision to reconciliation, which waits until the request is
-  too old for the exchange to still accept it (`last_sent`); orders and cancels bypass an open
-  circuit so exits still go out;
+  limit, an unrecognized answer, "duplicate client order id") it looks the order up by client
+  order id once and otherwise raises, leaving the decision to reconciliation, which waits until
+  the request is too old for the exchange to still accept it (`last_sent`); orders and cancels
+  bypass an open circuit so exits still go out;
 - a ClockRejected on a signed call resyncs the exchange clock and retries once (the exchange
-  refused that request outright, so an order is safe to send again).
+  refused that request outright, so an order is safe to send again);
+- `Closed` (we closed the venue's client: a shutdown) is a cancellation, not a fault: never
+  retried, never counted against health.
 """
 
 from __future__ import annotations
@@ -37,9 +42,12 @@ from trading.errors import (
     Fault,
     OrderNotFound,
     RateLimited,
+    Recoverable,
     Rejected,
     Transient,
+    Unrecognized,
 )
+from trading.escalation import Escalation
 from trading.events import Notify, discard
 from trading.models import (
     AccountState,
@@ -54,12 +62,6 @@ from trading.models import (
 from trading.retry import retry
 
 T = TypeVar("T")
-
-# How exchanges word "that order does not exist" (paper, binance -2011, kraken, okx, ...).
-GONE_MARKERS = ("not found", "unknown order", "does not exist", "already closed", "not exist")
-# How they word "that client order id is taken" where ccxt has no DuplicateOrderId for it
-# (binance -2010 "Duplicate order sent.", okx 51016 "Duplicated clOrdId", bybit 170141).
-DUPLICATE_MARKERS = ("duplicat",)
 
 
 class CircuitOpen(Transient):
@@ -89,6 +91,7 @@ class HealthSnapshot:
     dead_man_armed_until: float | None  # epoch
     account: str = ""
     budget: int = 0
+    unrecognized: tuple[str, float, str] | None = None  # see Connector.unrecognized()
 
 
 def _transport_fault(exc: BaseException) -> bool:
@@ -103,23 +106,12 @@ def _any_rejection(fault: Rejected) -> bool:
     return True
 
 
+def _not_found(fault: Rejected) -> bool:
+    return isinstance(fault, OrderNotFound)
+
+
 def _always(fault: Fault) -> bool:
     return True
-
-
-def _is_duplicate(fault: Rejected) -> bool:
-    if isinstance(fault, DuplicateOrder):
-        return True
-    text = fault.message.lower()
-    return any(marker in text for marker in DUPLICATE_MARKERS)
-
-
-def _looks_gone(fault: Rejected) -> bool:
-    if isinstance(fault, OrderNotFound):
-        return True
-    # Some exchanges answer a cancel of a finished order with a generic invalid-order error.
-    text = fault.message.lower()
-    return any(marker in text for marker in GONE_MARKERS)
 
 
 class Connector:
@@ -132,6 +124,7 @@ class Connector:
         clock: Clock,
         notify: Notify = discard,
         sync_failure_limit: float = 300.0,
+        unrecognized_limit: float = 300.0,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
         max_budget: int = 20,
@@ -144,7 +137,6 @@ class Connector:
         self.label = account_label(venue.name, venue.account)
         self.markets: dict[str, Market] = {}
         self._clock = clock
-        self._sync_failure_limit = sync_failure_limit
         self._max_budget = max_budget
         self._read_attempts = read_attempts
         self._time_resync_seconds = time_resync_seconds
@@ -160,9 +152,13 @@ class Connector:
             max_cooldown=breaker_max_cooldown,
         )
         self._breaker = self._health.breaker
-        # One streak clock for the critical calls: (monotonic, epoch) of the first failure.
-        self._sync_failing_since: tuple[float, float] | None = None
-        self._escalation_reported = False
+        self._escalation = Escalation(
+            clock=clock,
+            health=self._health,
+            label=self.label,
+            sync_limit=sync_failure_limit,
+            unrecognized_limit=unrecognized_limit,
+        )
         # Client order ids whose create may still reach the exchange's book: None while the
         # request is in flight, else the monotonic time its outcome became unknown.
         self._in_doubt: dict[str, float | None] = {}
@@ -183,9 +179,7 @@ class Connector:
             markets = await self._read(
                 "load_markets", self.venue.load_markets, signed=False, gated=False
             )
-        except Fatal:
-            raise
-        except Fault as fault:
+        except Recoverable as fault:
             self._critical_failed("markets", fault, started)
             raise
         self.markets = markets
@@ -212,9 +206,9 @@ class Connector:
         return await self._read("find_order", find, signed=True, gated=gated)
 
     async def sync(self) -> AccountState:
-        """Open orders, then the balance: the source of truth. Any failure but a Fatal one
-        (a clock still rejected after a resync, a BadRequest after an API change, a timeout)
-        counts toward the escalation to Fatal."""
+        """Open orders, then the balance: the source of truth. Any Recoverable failure (a
+        clock still rejected after a resync, a BadRequest after an API change, a timeout, an
+        unrecognized answer) counts toward the escalation to Fatal."""
         started = (self._clock.monotonic(), self._clock.time())
         try:
             await self._refresh_time_if_due()
@@ -229,22 +223,18 @@ class Connector:
             balance = await self._read(
                 "fetch_balance", self.venue.fetch_balance, signed=True, gated=False
             )
-        except Fatal:
-            raise
-        except Fault as fault:
+        except Recoverable as fault:
             self._critical_failed("sync", fault, started)
             raise
-        if self._sync_failing_since is not None:
+        if self._escalation.sync_succeeded():
             self.log.info("sync works again")
-        self._sync_failing_since = None
-        self._escalation_reported = False
         return AccountState(balance=balance, open_orders=tuple(orders), timestamp=started[1])
 
     # ---------------------------------------------------------------- writes
 
     async def place(self, request: OrderRequest) -> Order:
         """Send an order once. The exchange's order, or: Rejected (it was not placed), Fatal,
-        or Transient / RateLimited when the outcome is unknown.
+        or Transient / RateLimited / Unrecognized when the outcome is unknown.
 
         Never sent twice: an exchange may still execute a request after a lookup missed it
         (Binance -1007 "execution status unknown"), and refuses a reused client order id only
@@ -257,7 +247,7 @@ class Connector:
         try:
             order = await self._call("create_order", create, signed=True, gated=False)
         except Rejected as fault:
-            if not _is_duplicate(fault):
+            if not isinstance(fault, DuplicateOrder):
                 self._in_doubt.pop(cid, None)  # refused outright: never placed
                 raise
             # The id is taken, so the order exists; if the lookup cannot see it (yet), its
@@ -268,7 +258,7 @@ class Connector:
                 call="create_order",
             )
             doubt.__cause__ = fault
-        except (Transient, RateLimited) as fault:
+        except (Transient, RateLimited, Unrecognized) as fault:
             doubt = fault
         except BaseException:
             self._in_doubt[cid] = self._clock.monotonic()  # a Fatal or a bug: who knows
@@ -306,11 +296,11 @@ class Connector:
         """Cancel an order; False when it was already gone (filled, cancelled, unknown)."""
         cancel = functools.partial(self.venue.cancel_order, order_id, symbol)
         try:
-            await self._call("cancel_order", cancel, signed=True, gated=False, quiet=_looks_gone)
+            await self._call("cancel_order", cancel, signed=True, gated=False, quiet=_not_found)
         except ClockRejected:
             raise
         except Rejected as fault:
-            if _looks_gone(fault) or await self._is_gone(order_id, symbol):
+            if isinstance(fault, OrderNotFound) or await self._is_gone(order_id, symbol):
                 self.log.info("cancel %s %s: already gone", order_id, symbol)
                 return False
             raise
@@ -342,16 +332,11 @@ class Connector:
         except Fatal as fault:
             self._dead_man_broken = True
             self.log.warning("dead man's switch unavailable here (%s); not asked again", fault)
-        except Fault as fault:
+        except Recoverable as fault:
             what = "armed" if seconds else "disarmed"
             self.log.warning("dead man's switch not %s: %s", what, fault)
         else:
             self._dead_man_until = armed_at + seconds if seconds > 0 else None
-
-    def unrecognized(self) -> tuple[str, float, str] | None:
-        """(call, since epoch, message) of an answer nobody recognised that has not been
-        followed by a success of the same call; None when there is none."""
-        return None
 
     async def close(self) -> None:
         await self.venue.close()
@@ -367,6 +352,11 @@ class Connector:
             return 1
         return max(1, round(self._max_budget * self._health.score.value))
 
+    def unrecognized(self) -> tuple[str, float, str] | None:
+        """(call, epoch since, latest message) of the call that has answered only
+        Unrecognized for the longest, or None. Past `unrecognized_limit` it raises Fatal."""
+        return self._escalation.oldest_unrecognized()
+
     @property
     def health(self) -> HealthSnapshot:
         now, mono = self._clock.time(), self._clock.monotonic()
@@ -374,7 +364,6 @@ class Connector:
         armed = (
             self._dead_man_until if self._dead_man_until and now < self._dead_man_until else None
         )
-        failing = self._sync_failing_since
         ledger = self._health
         return HealthSnapshot(
             score=ledger.score.value,
@@ -384,12 +373,13 @@ class Connector:
             requests=ledger.requests,
             faults_by_kind=dict(ledger.faults),
             last_fault=ledger.last_fault,
-            sync_failing_since=None if failing is None else failing[1],
+            sync_failing_since=self._escalation.sync_failing_since,
             clock_offset_ms=self.clock_offset_ms,
             has_dead_man=bool(self.venue.has_cancel_all_after),
             dead_man_armed_until=armed,
             account=self.label,
             budget=self.budget(),
+            unrecognized=self.unrecognized(),
         )
 
     @property
@@ -484,17 +474,20 @@ class Connector:
             result = await fn()
         except Fault as fault:
             self._health.fault(call, fault, quiet)
+            if isinstance(fault, Unrecognized):
+                self._escalation.unrecognized(call, fault)
             raise
         except Exception as exc:
             self._health.unclassified(call, exc)
             raise
         self._health.success(call)
+        self._escalation.answered(call)
         return result
 
     async def _resync_after(self, fault: ClockRejected) -> None:
         try:
             await self._counted("sync_time", self.venue.sync_time, None)
-        except (Transient, RateLimited, Rejected) as resync_fault:
+        except Recoverable as resync_fault:
             raise fault from resync_fault
         self._last_time_sync = self._clock.monotonic()
 
@@ -504,7 +497,7 @@ class Connector:
             return
         try:
             await self._read("sync_time", self.venue.sync_time)
-        except (Transient, RateLimited) as fault:
+        except (Transient, RateLimited, Unrecognized) as fault:
             # Signed calls still resync on a clock rejection; try again next sync.
             self.log.warning("clock offset not refreshed: %s", fault.kind)
             return
@@ -512,22 +505,9 @@ class Connector:
         self.log.debug("clock offset %.0f ms", self.clock_offset_ms)
 
     def _critical_failed(self, what: str, fault: Fault, started: tuple[float, float]) -> None:
-        """A critical call failed: start or extend the streak; past the limit, raise Fatal.
-        Only a successful sync ends the streak (the trader is blind until one succeeds)."""
-        if self._sync_failing_since is None:
-            self._sync_failing_since = started
-        elapsed = self._clock.monotonic() - self._sync_failing_since[0]
-        if elapsed <= self._sync_failure_limit:
-            return
         # A fast-failing circuit says nothing new: name the fault that opened it.
         opened_by = self._health.last_transport_fault if isinstance(fault, CircuitOpen) else ""
-        cause = opened_by or str(fault)
-        escalated = Fatal(
-            f"{what} failing for {elapsed:.0f} s: {cause}", venue=self.label, call=what
-        )
-        self._health.escalated(what, escalated, report=not self._escalation_reported)
-        self._escalation_reported = True
-        raise escalated from fault
+        self._escalation.critical_failed(what, fault, started, cause=opened_by or str(fault))
 
     async def _find_placed(self, request: OrderRequest, original: Fault) -> Order | None:
         """The order the exchange holds for this client id; on any doubt, the original fault."""
@@ -535,9 +515,7 @@ class Connector:
         try:
             attempt = functools.partial(self._call, "find_order", find, signed=True, gated=False)
             found = await self._retry(attempt, "find_order")
-        except Fatal:
-            raise
-        except Fault as check_fault:
+        except Recoverable as check_fault:
             self.log.warning("check of %s failed (%s)", request.client_order_id, check_fault.kind)
             raise original from check_fault
         if found is not None:
@@ -550,7 +528,7 @@ class Connector:
             order = await self._read("fetch_order", fetch, signed=True, quiet=_any_rejection)
         except Rejected:
             return True  # the exchange does not know it
-        except (Transient, RateLimited):
+        except Recoverable:
             return False  # cannot tell: the original rejection stands
         return not order.is_open
 

@@ -23,7 +23,7 @@ from contextlib import suppress
 from trading.book import Book, is_dust
 from trading.clock import Clock
 from trading.connector import Connector
-from trading.errors import Fatal, Fault
+from trading.errors import Recoverable
 from trading.events import EntriesHeld, EquityReport, Notify, StateChanged
 from trading.exits import Exits
 from trading.failsafe import Failsafe
@@ -332,9 +332,7 @@ class Trader(Failsafe, TraderOperations):
     async def _exit_signal(self, symbol: str, price: float) -> str | None:
         try:
             candles = await self.scanner.candles_for(symbol)
-        except Fatal:
-            raise
-        except Fault as fault:
+        except Recoverable as fault:
             self.log.info("no exit check for %s this cycle: %s", symbol, fault.kind)
             return None
         return self.strategy.exit(self.book.positions[symbol], candles, price)
@@ -406,9 +404,7 @@ class Trader(Failsafe, TraderOperations):
             return {}
         try:
             return await self.connector.tickers(symbols)
-        except Fatal:
-            raise
-        except Fault as fault:
+        except Recoverable as fault:
             self.log.info("no prices for %d symbols this cycle: %s", len(symbols), fault.kind)
             return {}
 

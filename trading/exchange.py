@@ -1,59 +1,27 @@
-"""The ccxt connector: the only module that talks to ccxt.
+"""The ccxt venue: with its fault translation (trading/exchange_faults.py), the only ccxt code.
 
 `CcxtVenue` is one exchange account over `ccxt.async_support`, implementing the Venue protocol
 of `trading/models.py`: it converts ccxt's structures into our dataclasses, and every call goes
-through one wrapper that turns any exception into a fault of `trading/errors.py` with
-`classify`. Resilience (retries, circuit breaker, sync escalation) is not here: it is layered on
-top of any Venue by `trading/connector.py`.
-
-`classify` reads one explicit table, `FAULTS`, holding every class of ccxt's exception tree; the
-most specific class of the exception's MRO wins, and anything else is Fatal:
-
-    BaseError                              Fatal
-    ├── ExchangeError                      Fatal (also: an exchange code ccxt does not know)
-    │   ├── AuthenticationError ...        Fatal (PermissionDenied, AccountNotEnabled, -Suspended)
-    │   ├── BadRequest, BadSymbol          Rejected
-    │   ├── OperationRejected, NoChange,   Rejected
-    │   │   MarketClosed ...               (ManualInteractionNeeded, RestrictedLocation: Fatal)
-    │   ├── InsufficientFunds              Rejected
-    │   ├── InvalidOrder and children      Rejected (OrderNotFound, DuplicateOrderId, ...)
-    │   └── NotSupported, ArgumentsRequired, InvalidAddress, proxy, closed-by-user: Fatal
-    ├── OperationFailed                    Fatal (Binance -1000 "unknown error")
-    │   ├── NetworkError                   Transient (connection refused, reset)
-    │   │   ├── DDoSProtection             RateLimited (Binance 418/429), with Retry-After
-    │   │   ├── RateLimitExceeded          RateLimited (a sibling of DDoSProtection)
-    │   │   ├── ExchangeNotAvailable       Transient (HTTP 400/403/404/410/5xx, maintenance)
-    │   │   ├── InvalidNonce               ClockRejected (Binance -1021)
-    │   │   └── RequestTimeout             Transient
-    │   ├── BadResponse, NullResponse      Transient (a garbled answer; the read is repeated)
-    │   └── CancelPending                  Transient
-    └── UnsubscribeError                   Fatal (websockets: never used here)
+through one wrapper that turns any exception into what it means (`exchange_faults.classify`):
+a fault of `trading/errors.py`, or `Closed` once we closed the client. Resilience (retries,
+circuit breaker, escalation) is not here: it is layered on top of any Venue by
+`trading/connector.py`.
 """
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt
 from ccxt.base import errors as ce
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
-from trading.errors import (
-    ClockRejected,
-    DuplicateOrder,
-    Fatal,
-    Fault,
-    OrderNotFound,
-    RateLimited,
-    Rejected,
-    Transient,
-)
+from trading.errors import Closed, Fatal, Fault, Rejected
+from trading.exchange_faults import answering, classify, describe, record_answers
 from trading.models import (
     Balance,
     Candle,
@@ -69,52 +37,6 @@ from trading.models import (
 
 T = TypeVar("T")
 
-FAULTS: dict[type[BaseException], type[Fault]] = {
-    ce.BaseError: Fatal,
-    ce.ExchangeError: Fatal,
-    ce.AuthenticationError: Fatal,
-    ce.PermissionDenied: Fatal,
-    ce.AccountNotEnabled: Fatal,
-    ce.AccountSuspended: Fatal,
-    ce.ArgumentsRequired: Fatal,  # our call is malformed: a bug, not a market condition
-    ce.BadRequest: Rejected,
-    ce.BadSymbol: Rejected,
-    ce.OperationRejected: Rejected,
-    ce.NoChange: Rejected,
-    ce.MarginModeAlreadySet: Rejected,
-    ce.MarketClosed: Rejected,
-    ce.ManualInteractionNeeded: Fatal,  # a human must act on the account first
-    ce.RestrictedLocation: Fatal,  # geo-blocked: nothing else will work either
-    ce.InsufficientFunds: Rejected,
-    ce.InvalidAddress: Fatal,  # withdrawals only: the bot never withdraws
-    ce.AddressPending: Fatal,
-    ce.InvalidOrder: Rejected,
-    ce.OrderNotFound: OrderNotFound,
-    ce.OrderNotCached: Rejected,
-    ce.OrderImmediatelyFillable: Rejected,
-    ce.OrderNotFillable: Rejected,
-    ce.DuplicateOrderId: DuplicateOrder,
-    ce.ContractUnavailable: Rejected,
-    ce.NotSupported: Fatal,
-    ce.InvalidProxySettings: Fatal,
-    ce.ExchangeClosedByUser: Fatal,
-    ce.OperationFailed: Fatal,
-    ce.NetworkError: Transient,
-    ce.DDoSProtection: RateLimited,
-    ce.RateLimitExceeded: RateLimited,
-    ce.ExchangeNotAvailable: Transient,  # the connector escalates a sync that stays like this
-    ce.OnMaintenance: Transient,
-    ce.InvalidNonce: ClockRejected,
-    ce.ChecksumError: Transient,  # an order book checksum (websockets), not a clock problem
-    ce.RequestTimeout: Transient,
-    ce.BadResponse: Transient,
-    ce.NullResponse: Transient,
-    ce.CancelPending: Transient,
-    ce.UnsubscribeError: Fatal,
-}
-
-MAX_MESSAGE = 300
-_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 # Exchanges whose fetch_order finds an order by our client id (binance: origClientOrderId).
 _FETCH_BY_CLIENT_ID = frozenset({"binance", "binanceus"})
 # What an exchange puts before our client id when it echoes it back (Gate's text is "t-" + id).
@@ -135,52 +57,6 @@ _STATUSES = {
 # ours that never emits DEBUG, whatever LOG_LEVEL says.
 _wire_log = logging.getLogger("trading.exchange.wire")
 _wire_log.setLevel(logging.INFO)
-
-
-def classify(
-    exc: BaseException,
-    venue: str,
-    call: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    secrets: Iterable[str] = (),
-) -> Fault:
-    """The fault an exception from an exchange call means (`headers`: the last response's, for
-    Retry-After; `secrets`: values scrubbed from the message)."""
-    if isinstance(exc, Fault):
-        return exc
-    kind = next((FAULTS[c] for c in type(exc).__mro__ if c in FAULTS), Fatal)
-    message = _message(exc, secrets)
-    if kind is RateLimited:
-        return RateLimited(message, venue=venue, call=call, retry_after=retry_after(headers))
-    return kind(message, venue=venue, call=call)
-
-
-def retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), if there is one."""
-    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
-
-
-def _message(exc: BaseException, secrets: Iterable[str]) -> str:
-    text = " ".join(str(exc).split()) or "(no message)"
-    text = _QUERY.sub(r"\1?...", text)  # signed query strings carry signatures, maybe keys
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    if len(text) > MAX_MESSAGE:
-        text = text[: MAX_MESSAGE - 3] + "..."
-    return f"{type(exc).__name__}: {text}"
 
 
 class CcxtVenue:
@@ -212,7 +88,8 @@ class CcxtVenue:
             if sandbox:
                 self._exchange.set_sandbox_mode(True)
         except Exception as e:
-            raise classify(e, self.label, "connect", secrets=self._secrets) from e
+            # No exchange has answered yet: whatever fails here is our configuration.
+            raise Fatal(describe(e, self._secrets), venue=self.label, call="connect") from e
         has = self._exchange.has
         self.has_bulk_tickers = bool(has.get("fetchTickers"))
         self.has_cancel_all_after = bool(has.get("cancelAllOrdersAfter")) and not self.public_only
@@ -224,14 +101,18 @@ class CcxtVenue:
 
     async def _call(self, call: str, action: Callable[[], Awaitable[T]]) -> T:
         """Every ccxt call goes through here: the one place faults are translated."""
-        try:
-            return await action()
-        except Fault:
-            raise
-        except Exception as e:
-            # Shared by concurrent calls: at worst a Retry-After is missed, never invented.
-            headers = getattr(self._exchange, "last_response_headers", None)
-            raise classify(e, self.label, call, headers=headers, secrets=self._secrets) from e
+        with answering() as answer:
+            try:
+                return await action()
+            except Fault:
+                raise
+            except Exception as e:
+                if getattr(self._exchange, "closed_by_user", False):
+                    # We closed the client (a shutdown) before or while this call ran.
+                    raise Closed(describe(e, self._secrets), venue=self.label, call=call) from e
+                raise classify(
+                    e, self.label, call, dialect=self.name, answer=answer, secrets=self._secrets
+                ) from e
 
     async def load_markets(self) -> dict[str, Market]:
         async def run() -> dict[str, Market]:
@@ -377,7 +258,11 @@ class CcxtVenue:
         return -float(self._exchange.options.get("timeDifference") or 0)
 
     async def close(self) -> None:
-        await self._call("close", self._exchange.close)
+        """Close the client; calls still running or made later end as `Closed`."""
+        try:
+            await self._exchange.close()
+        except Exception as e:
+            raise classify(e, self.label, "close", dialect=self.name, secrets=self._secrets) from e
 
 
 def _build(exchange_id: str, credentials: dict, recv_window_ms: int, config: dict) -> Any:
@@ -391,6 +276,7 @@ def _build(exchange_id: str, credentials: dict, recv_window_ms: int, config: dic
     )
     settings["enableRateLimit"] = True  # always: ccxt's limiter paces each exchange
     exchange = getattr(ccxt, exchange_id)(settings)
+    record_answers(exchange)
     _spot_only(exchange.options, recv_window_ms, config.get("options", {}))
     return exchange
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from trading.book import Book, Tracked, is_dust
 from trading.clock import Clock
-from trading.errors import Fatal, Fault
+from trading.errors import Fault, Recoverable
 from trading.models import Side, Ticker
 from trading.modes import Purpose
 from trading.orders import OrderRouter, Placement
@@ -243,9 +243,7 @@ class Exits:
         for tracked in resting:
             try:
                 await self.router.cancel(tracked)
-            except Fatal:
-                raise
-            except Fault as fault:
+            except Recoverable as fault:
                 self.log.info("stop: cancel on %s failed (%s)", symbol, fault.kind)
                 return
         if symbol not in self.book.positions:

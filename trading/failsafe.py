@@ -2,7 +2,9 @@
 
 Whatever a cycle raises is classified in `_guarded`, in one place:
 
-    Transient / RateLimited / Rejected   the rest of the cycle is skipped; nothing changes
+    Transient / RateLimited / Rejected / the rest of the cycle is skipped; nothing changes
+    Unrecognized (every Recoverable)     (an Unrecognized answer that persists comes back
+                                         from the connector as a Fatal)
     Fatal                                entries stop, an emergency is raised, and then either
                                          FAILSAFE (flatten) or HALTED (no entries, positions
                                          left to their stops), as FAILSAFE_ON_FATAL says
@@ -19,7 +21,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from trading.errors import Fatal, Fault
+from trading.errors import Fatal, Recoverable
 from trading.events import Emergency, EmergencyCleared, StateChanged
 from trading.exits import FlattenReport, FlattenRound, backoff
 from trading.modes import PAUSES, Mode, Purpose, flattens
@@ -47,7 +49,7 @@ class Failsafe:
         except Fatal as fault:
             self.last_error = str(fault)
             await self._safely(self._on_fatal(fault))
-        except Fault as fault:  # Transient, RateLimited, a stray Rejected: skip, no change
+        except Recoverable as fault:  # including a stray Rejected: skip, no change
             self.last_error = str(fault)
             self.log.info("cycle skipped: %s: %s", fault.kind, fault)
         except Exception as exc:

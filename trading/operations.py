@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from trading.book import is_dust
-from trading.errors import Fault
+from trading.errors import Fault, Recoverable
 from trading.events import SymbolBanned
 from trading.failsafe import TraderBusy
 from trading.models import Side
@@ -53,7 +53,7 @@ class TraderOperations:
         try:
             async with self.exclusive(self.lock_wait, force=True):
                 cancelled, failures = await self.router.cancel_all()
-        except Fault as fault:  # what stays open is cancelled by the next (paused) cycle
+        except Recoverable as fault:  # what stays open is cancelled by the next (paused) cycle
             cancelled, failures = 0, [f"{fault.kind}: {fault.message}"]
         except Exception as exc:
             return await self._bug(exc, self._refuse_mode)

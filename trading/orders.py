@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from trading.book import Book, Tracked
 from trading.clock import Clock
-from trading.errors import Fatal, Fault, RateLimited, Rejected
+from trading.errors import Fault, RateLimited, Recoverable, Rejected
 from trading.events import Notify, OrderRejected
 from trading.models import Order, OrderRequest, OrderType, Side
 from trading.modes import Purpose
@@ -170,9 +170,7 @@ class OrderRouter:
             self.book.not_placed(tracked, fault.message)
             self._rejected(intent, fault)
             return Placement(intent.symbol, intent.side, fault=fault)
-        except Fatal:
-            raise
-        except Fault as fault:  # Transient / RateLimited: the connector could not tell
+        except Recoverable as fault:  # Transient, RateLimited, Unrecognized: it could not tell
             self.counts["unknown"] += 1
             if isinstance(fault, RateLimited):
                 self.pacer.pushed_back(fault)
@@ -208,9 +206,7 @@ class OrderRouter:
         results = await asyncio.gather(*(self.cancel(t) for t in targets), return_exceptions=True)
         failures: list[str] = []
         for tracked, result in zip(targets, results, strict=True):
-            if isinstance(result, Fatal):
-                raise result
-            if isinstance(result, Fault):
+            if isinstance(result, Recoverable):
                 failures.append(f"{tracked.order.symbol}: {result.kind}: {result.message}")
             elif isinstance(result, BaseException):
                 raise result

@@ -310,8 +310,11 @@ class PaperExchange:
         await self._settle()
         record = self._record(order_id, symbol, "cancel_order")
         if record.status is not OrderStatus.OPEN:
-            raise self._rejected(
-                f"order {order_id} already closed ({record.status.value})", "cancel_order"
+            # What real exchanges answer (Binance -2011 "Unknown order sent."): nothing to cancel.
+            raise OrderNotFound(
+                f"order {order_id} already closed ({record.status.value})",
+                venue=self.name,
+                call="cancel_order",
             )
         self._finish(record, OrderStatus.CANCELED)
         self._leave(pending, "cancel_order")

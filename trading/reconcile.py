@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from trading.book import Book, Tracked, is_dust
 from trading.clock import Clock
-from trading.errors import ClockRejected, Fatal, Fault, OrderNotFound, Rejected
+from trading.errors import ClockRejected, OrderNotFound, Recoverable, Rejected
 from trading.models import AccountState, Order, OrderStatus
 
 if TYPE_CHECKING:
@@ -141,8 +141,6 @@ class Reconciler:
             return Difference("position_closed", order.symbol, "exit filled") if closed else None
         try:
             final = await self.connector.fetch_order(order.id, order.symbol)
-        except Fatal:
-            raise
         except Rejected as fault:
             if not self._gone(order, fault):
                 return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
@@ -150,7 +148,7 @@ class Reconciler:
             self._refused.pop(order.id, None)
             self.book.update(_finished(order))
             return Difference("gone", order.symbol, f"order {order.id} unknown: {fault.message}")
-        except Fault as fault:
+        except Recoverable as fault:
             self.log.info("reconcile: order %s not resolved yet (%s)", order.id, fault.kind)
             return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")
         self._refused.pop(order.id, None)
@@ -190,9 +188,7 @@ class Reconciler:
         if found is None:
             try:
                 found = await self.connector.find_order(cid, symbol, gated=gated)
-            except Fatal:
-                raise
-            except Fault as fault:
+            except Recoverable as fault:
                 return Difference("unresolved", symbol, f"order {cid}: {fault.kind}")
         if tracked.confirmed or self.book.orders.get(tracked.order.id) is not tracked:
             return None  # the placement's own answer (or another pass) settled it meanwhile

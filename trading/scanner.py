@@ -5,7 +5,7 @@ every cycle with that one request, ranks it with the strategy's prescreen, and s
 of the budget on candles for the best-ranked markets only. Where it cannot, it rotates through
 the universe in batches sized by the budget, remembering where it stopped across cycles.
 
-Faults: a candle fault (Transient, RateLimited, Rejected) skips that candidate; a ticker fault
+Faults: a candle fault (any Recoverable one) skips that candidate; a ticker fault
 propagates (the engine skips the rest of the cycle); Fatal always propagates. When the
 connector's own budget drops to 0 (its circuit opened mid-scan) the scanner stops spending.
 """
@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from trading.errors import Fatal, Fault
+from trading.errors import Recoverable
 from trading.models import Candle, Market, Ticker
 from trading.strategies.base import Signal, Strategy
 
@@ -193,9 +193,7 @@ class Scanner:
                 series[timeframe] = await self.connector.candles(
                     symbol, timeframe, self.strategy.candle_limit
                 )
-            except Fatal:
-                raise
-            except Fault as fault:
+            except Recoverable as fault:
                 self.log.info("scan skips %s: %s %s", symbol, fault.kind, fault.message)
                 return None, used
         return series, len(self.strategy.timeframes)

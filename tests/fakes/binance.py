@@ -4,12 +4,14 @@ It serves the handful of endpoints the bot uses (exchangeInfo, ticker/24hr, klin
 account, openOrders, order), checks the API key, the HMAC signature and the timestamp window
 like Binance does (a skewed server clock answers -1021), keeps a tiny order book of its own
 (market orders fill at once, limit orders rest until the price crosses) and can be scripted
-to fail: an HTML 404 for a retired endpoint, an unknown error code, a 429 with Retry-After, 5xx.
+to fail: an HTML 404 for a retired endpoint, an unknown error code, Binance's own error answers
+(SERVER_BUSY, DISCONNECTED, UNKNOWN), a 429 with Retry-After, 5xx.
 
     async with FakeBinance() as fake:
         venue = CcxtVenue("binance", "MASTER", api_key=fake.api_key, secret=fake.secret,
                           config=fake.ccxt_config())
         fake.fail_html(ACCOUNT)               # next GET /api/v3/account is a 404 page
+        fake.fail_code(TICKER_24HR, **SERVER_BUSY, times=2)  # -1008 (HTTP 503), twice
         fake.clock_skew_ms = 15_000           # the exchange's clock runs 15 s ahead
         fake.stall(ACCOUNT)                   # GET /api/v3/account hangs until release(ACCOUNT)
 """
@@ -36,6 +38,24 @@ TIME = "/api/v3/time"
 ACCOUNT = "/api/v3/account"
 OPEN_ORDERS = "/api/v3/openOrders"
 ORDER = "/api/v3/order"
+
+# Binance's documented "try again" answers, as fail_code arguments: {"code": ..., "msg": ...}
+# bodies with their HTTP status.
+SERVER_BUSY = {
+    "status": 503,
+    "code": -1008,
+    "msg": "Server is currently overloaded with other requests. Please try again in a few minutes.",
+}
+DISCONNECTED = {
+    "status": 500,
+    "code": -1001,
+    "msg": "Internal error; unable to process your request. Please try again.",
+}
+UNKNOWN = {
+    "status": 500,
+    "code": -1000,
+    "msg": "An unknown error occurred while processing the request.",
+}
 
 INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
@@ -170,7 +190,8 @@ class FakeBinance:
         status: int = 400,
         times: int = 1,
     ) -> None:
-        body = json.dumps({"code": code, "msg": msg})
+        """Answer `times` requests to `path` (-1: until cleared) with Binance's error body."""
+        body = json.dumps({"code": code, "msg": msg}, separators=(",", ":"))  # as Binance does
         self.fail(path, Failure(status, body, times=times))
 
     def fail_rate_limit(
@@ -540,12 +561,15 @@ def _on_step(qty: float, step: float) -> bool:
 
 __all__ = [
     "ACCOUNT",
+    "DISCONNECTED",
     "EXCHANGE_INFO",
     "KLINES",
     "OPEN_ORDERS",
     "ORDER",
+    "SERVER_BUSY",
     "TICKER_24HR",
     "TIME",
+    "UNKNOWN",
     "BinanceError",
     "Failure",
     "FakeBinance",
