@@ -1,14 +1,18 @@
-"""The book's client order ids (valid on every exchange) and its fees (valued in quote)."""
+"""The book's client order ids (valid on every exchange), its fees (valued in quote), and its
+changes: each one written whole or not at all, and applied once."""
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
+from dataclasses import replace
 
 import pytest
 
-from trading.book import Book, client_id_purpose
+from trading.book import Book, Tracked, client_id_purpose
 from trading.clock import FakeClock
+from trading.events import TradeClosed
 from trading.models import Market, Order, OrderRequest, OrderStatus, OrderType, Side
 from trading.modes import Purpose
 from trading.store import ClosedTrade, Store
@@ -35,11 +39,11 @@ CLIENT_ID_RULES = {
 
 def make_book(clock: FakeClock | None = None, store: Store | None = None, **kw) -> Book:
     markets = {"ETH/USDT": Market("ETH/USDT", "ETH", "USDT", min_amount=0.001, min_cost=5.0)}
+    kw.setdefault("notify", lambda event: None)
     return Book(
         "binance:main",
         store=store or Store(),
         clock=clock or FakeClock(),
-        notify=lambda event: None,
         quote="USDT",
         markets=lambda: markets,
         **kw,
@@ -91,26 +95,49 @@ def test_client_order_ids_keep_their_length_and_order_as_time_goes_on():
 # -------------------------------------------------------------------------------- fees
 
 
-def fill(book: Book, side: Side, amount: float, price: float, fee: float, currency: str | None):
-    """An order sent through the book and filled at once by the exchange."""
+def sent(
+    book: Book,
+    side: Side,
+    amount: float,
+    price: float,
+    fee: float = 0.0,
+    currency: str | None = "USDT",
+    *,
+    limit: bool = False,
+) -> tuple[Tracked, Order]:
+    """An order recorded by the book and sent; the exchange's answer (filled at once, or resting
+    when `limit`) is returned, not yet applied."""
     purpose = Purpose.ENTRY if side is Side.BUY else Purpose.EXIT
     cid = book.new_client_id(purpose)
-    tracked = book.pending(OrderRequest("ETH/USDT", side, OrderType.MARKET, amount, cid), purpose)
+    kind = OrderType.LIMIT if limit else OrderType.MARKET
+    tracked = book.pending(OrderRequest("ETH/USDT", side, kind, amount, cid), purpose)
     order = Order(
         id=f"x{cid}",
         symbol="ETH/USDT",
         side=side,
-        type=OrderType.MARKET,
+        type=kind,
         amount=amount,
-        filled=amount,
-        status=OrderStatus.CLOSED,
+        filled=0.0 if limit else amount,
+        status=OrderStatus.OPEN if limit else OrderStatus.CLOSED,
         timestamp=book.clock.time(),
         client_order_id=cid,
-        average=price,
-        fee_cost=fee,
+        price=price if limit else None,
+        average=None if limit else price,
+        fee_cost=0.0 if limit else fee,
         fee_currency=currency,
     )
-    return book.placed(tracked, order)
+    return tracked, order
+
+
+def fill(book: Book, side: Side, amount: float, price: float, fee: float, currency: str | None):
+    """An order sent through the book and filled at once by the exchange."""
+    return book.placed(*sent(book, side, amount, price, fee, currency))
+
+
+def filled(order: Order, amount: float, fee: float = 0.0) -> Order:
+    """A resting limit order as the exchange reports it once `amount` of it filled."""
+    status = OrderStatus.CLOSED if amount >= order.amount else OrderStatus.OPEN
+    return replace(order, filled=amount, average=order.price, fee_cost=fee, status=status)
 
 
 def round_trip(book: Book, fee_currency: str, entry_fee: float, exit_fee: float) -> ClosedTrade:
@@ -154,3 +181,95 @@ def test_a_fee_in_the_bought_coin_is_valued_at_the_fill_price_and_kept_from_the_
     [trade] = fill(book, Side.SELL, 0.999, 2_100.0, 2.0979, "USDT")
     assert trade.fees == pytest.approx(2.0 + 2.0979)
     assert book.free["USDT"] == pytest.approx(10_000.0 - 2_000.0 + 0.999 * 2_100.0 - 2.0979)
+
+
+# ------------------------------------------------------------------------- atomic changes
+
+
+class FullDisk(Store):
+    """A store whose writes starting with `failing` fail, as they would on a full disk."""
+
+    failing: str | None = None
+
+    def _write(self, sql, params=()):
+        if self.failing and sql.startswith(self.failing):
+            raise sqlite3.OperationalError("database or disk is full")
+        return super()._write(sql, params)
+
+
+def test_a_close_whose_trade_cannot_be_written_leaves_the_book_as_the_store_has_it():
+    events: list = []
+    store = FullDisk()
+    book = make_book(store=store, notify=events.append)
+    book.free = {"USDT": 10_000.0}
+    fill(book, Side.BUY, 1.0, 2_000.0, 2.0, "USDT")
+    tracked, order = sent(book, Side.SELL, 1.0, 2_100.0, 2.1)
+    free = dict(book.free)
+    store.failing = "INSERT INTO trades"
+
+    with pytest.raises(sqlite3.OperationalError):
+        book.placed(tracked, order)
+
+    assert book.positions == {p.symbol: p for p in store.positions(book.label)}
+    assert book.positions["ETH/USDT"].amount == 1.0  # still held, still to be sold
+    assert list(book.orders) == [o.order.id for o in store.orders(book.label, open_only=True)]
+    assert book.orders[tracked.order.id] is tracked and not tracked.confirmed
+    assert book.free == free
+    assert [e for e in events if isinstance(e, TradeClosed)] == []
+    store.failing = None  # the disk has room again; the sync finds the order by its client id
+    [trade] = book.placed(tracked, order)
+    assert trade.amount == 1.0 and book.positions == {} and store.positions(book.label) == []
+    assert store.trades() == [trade]
+    assert [e.symbol for e in events if isinstance(e, TradeClosed)] == ["ETH/USDT"]
+
+
+def test_an_older_report_of_an_order_is_ignored_and_its_fill_not_applied_again_on_restart(
+    tmp_path,
+):
+    clock = FakeClock()
+    book = make_book(clock, Store.in_dir(tmp_path))
+    book.free = {"USDT": 10_000.0}
+    tracked, resting = sent(book, Side.BUY, 1.0, 2_000.0, limit=True)
+    book.placed(tracked, resting)
+    book.update(filled(resting, 0.5))
+    book.update(resting)  # a look at the order taken before the fill, arriving late
+    assert book.positions["ETH/USDT"].amount == 0.5
+
+    restarted = make_book(clock, Store.in_dir(tmp_path))
+    restarted.load(since=0.0)
+    restarted.update(filled(resting, 0.5))
+    assert restarted.positions["ETH/USDT"].amount == 0.5
+    restarted.update(filled(resting, 1.0))
+    assert restarted.positions["ETH/USDT"].amount == 1.0
+
+
+def test_a_position_sold_in_two_parts_across_a_restart_is_one_trade_for_the_whole(tmp_path):
+    clock = FakeClock()
+    book = make_book(clock, Store.in_dir(tmp_path))
+    book.free = {"USDT": 10_000.0}
+    fill(book, Side.BUY, 1.0, 2_000.0, 2.0, "USDT")
+    tracked, resting = sent(book, Side.SELL, 1.0, 2_100.0, limit=True)
+    book.placed(tracked, resting)
+    book.update(filled(resting, 0.5, fee=1.05))
+
+    restarted = make_book(clock, Store.in_dir(tmp_path))
+    restarted.load(since=0.0)
+    [trade] = restarted.update(filled(resting, 1.0, fee=2.1))
+    assert trade.amount == 1.0 and trade.exit_price == pytest.approx(2_100.0)
+    assert trade.fees == pytest.approx(2.0 + 2.1)
+    assert trade.pnl == pytest.approx(100.0 - 4.1)
+
+
+def test_a_placement_answer_arriving_after_a_sync_adopted_the_order_is_older_news(tmp_path):
+    clock = FakeClock()
+    store = Store.in_dir(tmp_path)
+    book = make_book(clock, store)
+    book.free = {"USDT": 10_000.0}
+    tracked, resting = sent(book, Side.BUY, 1.0, 2_000.0, limit=True)
+    book.placed(tracked, filled(resting, 1.0))  # a sync found it by client id, filled
+    book.placed(tracked, resting)  # the send's own answer, from before the fill, comes late
+
+    assert book.orders == {} and store.orders(book.label, open_only=True) == []
+    restarted = make_book(clock, Store.in_dir(tmp_path))
+    restarted.load(since=0.0)
+    assert restarted.orders == {} and restarted.positions["ETH/USDT"].amount == 1.0

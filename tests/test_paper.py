@@ -121,6 +121,28 @@ async def test_limit_sell_fills_once_the_random_walk_crosses_it_after_clock_adva
     assert balance.total_of("USDT") == pytest.approx(10_000 + price * 0.999)
 
 
+async def test_with_a_fill_share_a_resting_limit_sell_fills_in_parts_one_per_crossing(
+    clock: FakeClock,
+):
+    paper = PaperExchange(clock=clock, balances={"USDT": 10_000.0, "ETH": 2.0}, fill_share=0.5)
+    t = await ticker(paper, ETH)
+    order = await paper.create_order(limit(ETH, Side.SELL, 1.5, round(t.ask * 1.01, 2), "p1"))
+    paper.shock(ETH, 5)  # through the limit: each price refresh fills half
+    half = await paper.fetch_order(order.id, ETH)
+    assert half.status is OrderStatus.OPEN and half.filled == pytest.approx(0.75)
+    assert half.fee_cost == pytest.approx(0.75 * order.price * 0.001)
+    balance = await paper.fetch_balance()
+    assert balance.total_of("ETH") == pytest.approx(1.25)
+    assert balance.free_of("ETH") == pytest.approx(0.5)  # the unfilled half is still held back
+    clock.advance(1)
+    done = await paper.fetch_order(order.id, ETH)
+    assert done.status is OrderStatus.CLOSED and done.filled == 1.5
+    assert done.average == pytest.approx(order.price)
+    assert (await paper.fetch_balance()).total_of("USDT") == pytest.approx(
+        10_000 + 1.5 * order.price * 0.999
+    )
+
+
 async def test_marketable_limit_order_fills_at_once_at_its_limit_price(paper: PaperExchange):
     t = await ticker(paper, BTC)
     price = round(t.ask * 1.01)

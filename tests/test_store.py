@@ -318,6 +318,64 @@ def test_everything_a_restart_needs_survives_reopening_the_file(tmp_path):
         assert again.schema_version == SCHEMA_VERSION
 
 
+# -- transactions
+
+
+class Killed(BaseException):
+    """The process died here (a SIGKILL): no handler survives it."""
+
+
+def test_writes_in_a_transaction_are_committed_together_when_the_outermost_block_exits(tmp_path):
+    path = tmp_path / "bot.sqlite3"
+    with Store(path) as store, Store(path) as other_process:
+        with store.transaction():
+            store.save_position(position())
+            with store.transaction():  # a nested block joins the open transaction
+                store.set_meta("k", "v")
+            assert store.get_meta("k") == "v"  # seen inside ...
+            assert other_process.get_meta("k") is None  # ... not committed yet
+        assert other_process.positions(ACCOUNT) == [position()]
+        assert other_process.get_meta("k") == "v"
+
+
+def test_a_process_killed_inside_a_transaction_leaves_the_file_as_it_was_before(tmp_path):
+    path = tmp_path / "bot.sqlite3"
+    with Store(path) as store:
+        store.set_meta("k", "before")
+        with pytest.raises(Killed), store.transaction():
+            store.set_meta("k", "after")
+            store.save_position(position())
+            raise Killed
+        assert store.get_meta("k") == "before" and store.positions(ACCOUNT) == []
+        store.set_meta("later", "1")  # the next write commits on its own again
+    with Store(path) as again:
+        assert again.get_meta("k") == "before" and again.positions(ACCOUNT) == []
+        assert again.get_meta("later") == "1"
+
+
+def test_a_part_of_a_transaction_that_failed_fails_the_whole_even_when_caught(store):
+    with pytest.raises(StoreError, match="rolled back"), store.transaction():
+        store.set_meta("outer", "1")
+        try:
+            with store.transaction():
+                store.set_meta("part", "1")
+                raise ValueError("a bug in one part of the change")
+        except ValueError:
+            pass  # a caller that swallows it must not commit half a change
+    assert store.get_meta("outer") is None and store.get_meta("part") is None
+    store.set_meta("next", "1")
+    assert store.get_meta("next") == "1"
+
+
+def test_delete_position_says_whether_there_was_one_and_an_order_is_found_by_id(store):
+    store.save_position(position())
+    assert store.delete_position(ACCOUNT, "BTC/USDT") is True
+    assert store.delete_position(ACCOUNT, "BTC/USDT") is False
+    store.save_order(ACCOUNT, order("o1", filled=0.004), "entry")
+    assert store.order(ACCOUNT, "o1").order.filled == 0.004
+    assert store.order(ACCOUNT, "o2") is None and store.order("kraken:master", "o1") is None
+
+
 def test_file_store_uses_write_ahead_logging(tmp_path):
     with Store(tmp_path / "bot.sqlite3") as store:
         store.set_meta("k", "v")

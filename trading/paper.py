@@ -8,7 +8,8 @@ tickers, so both feeds run exactly the same order code:
 - limit orders rest OPEN with funds reserved (quote for buys, base for sells) and fill at the
   limit price once a ticker crosses it (buy: ask <= limit; sell: bid >= limit); resting orders
   are matched against every ticker that passes through, and before an account call against
-  tickers refreshed at most once per second of clock time;
+  tickers refreshed at most once per second of clock time; with `fill_share` below 1 each
+  crossing fills only that share of a resting order (a thin book's partial fills);
 - the fee is `fee_rate` of the notional, in the quote currency.
 
 An exchange's edges are simulated too, for tests, benchmarks and the chaos soak: a token-bucket
@@ -144,6 +145,7 @@ class PaperExchange:
         seed: int = 1,
         markets: int = 50,
         recv_window_ms: float = 10_000,
+        fill_share: float = 1.0,
     ) -> None:
         self.name = name
         self.account = account
@@ -157,6 +159,7 @@ class PaperExchange:
         )
         self._fee_rate = fee_rate
         self._slippage = slippage
+        self._fill_share = fill_share
         self._budget = RequestBudget(clock, rate_limit, burst)  # rate_limit <= 0: no limit
         self._exchange_clock = ExchangeClock(clock, recv_window_ms)
         self._faults = FaultPlan(VENUE_CALLS)
@@ -426,7 +429,7 @@ class PaperExchange:
             if ticker is None or record.price is None:
                 continue
             if _crosses(record.request.side is Side.BUY, record.price, ticker):
-                self._fill(record, record.price)
+                self._fill(record, record.price, self._fill_share)
 
     def _expire_dead_man(self) -> None:
         deadline = self._dead_man_deadline
@@ -528,20 +531,36 @@ class PaperExchange:
             self._by_client[(market.symbol, request.client_order_id)] = record
         return record
 
-    def _fill(self, record: _Record, price: float) -> None:
+    def _fill(self, record: _Record, price: float, share: float = 1.0) -> None:
+        """Fill `share` of the order's amount, floored to the lot size; all that is left when
+        that share is nothing or covers the rest."""
         market = record.market
-        cost = record.amount * price
+        left = record.amount - record.filled
+        part = _floor_to(record.amount * share, market.amount_step)
+        last = part <= DUST or part >= left - DUST
+        amount = left if last else part
+        cost = amount * price
         fee = cost * self._fee_rate
-        if record.request.side is Side.BUY:
+        buy = record.request.side is Side.BUY
+        if buy:
             self._credit(market.quote, -(cost + fee))
-            self._credit(market.base, record.amount)
+            self._credit(market.base, amount)
         else:
-            self._credit(market.base, -record.amount)
+            self._credit(market.base, -amount)
             self._credit(market.quote, cost - fee)
-        record.filled = record.amount
-        record.average = price
-        record.fee_cost = fee
-        self._finish(record, OrderStatus.CLOSED)
+        if record.filled and record.average is not None:
+            record.average = (record.average * record.filled + price * amount) / (
+                record.filled + amount
+            )
+        else:
+            record.average = price
+        record.fee_cost += fee
+        if last:
+            record.filled = record.amount
+            self._finish(record, OrderStatus.CLOSED)
+            return
+        record.filled = _round_to(record.filled + amount, market.amount_step)
+        record.reserved -= cost * (1 + self._fee_rate) if buy else amount
 
     def _finish(self, record: _Record, status: OrderStatus) -> None:
         record.status = status

@@ -12,16 +12,30 @@ second, and a week of one row a second (604,800) made /chart slow and the file g
 The newest snapshot of a minute replaces the previous one of the same minute, so the latest row
 is always current; a file written before this rule is thinned the same way once, when opened.
 `equity_curve` thins a window further, in SQL, to the few hundred points a picture can show.
+
+A write commits on its own, unless a `transaction()` is open: then it joins it, and the whole
+logical change (an order placed, a fill, a close) commits at once or not at all. A process killed
+in the middle leaves the file as it was before the change began, never half of it.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from trading.models import Order, OrderStatus, OrderType, Position, Side
+from trading.models import Order, OrderStatus, Position
+from trading.records import (
+    SCHEMA_V1,
+    AuditEntry,
+    Ban,
+    ClosedTrade,
+    EquityCurve,
+    EquityPoint,
+    StoredOrder,
+    stored_order,
+)
 
 SCHEMA_VERSION = 1
 FILE_NAME = "bot.sqlite3"
@@ -29,39 +43,6 @@ FILE_NAME = "bot.sqlite3"
 # write after the order already went out.
 PURPOSES = ("entry", "exit", "stop", "kill", "manual", "failsafe")
 EQUITY_STEP = 60.0  # seconds: one equity snapshot per account and clock minute (the latest)
-
-_SCHEMA_V1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE positions (
-    account TEXT NOT NULL, symbol TEXT NOT NULL, amount REAL NOT NULL,
-    entry_price REAL NOT NULL, opened_at REAL NOT NULL, stop_loss REAL, take_profit REAL,
-    entry_order_id TEXT, PRIMARY KEY (account, symbol));
-CREATE TABLE orders (
-    account TEXT NOT NULL, id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
-    type TEXT NOT NULL, amount REAL NOT NULL, filled REAL NOT NULL, status TEXT NOT NULL,
-    timestamp REAL NOT NULL, client_order_id TEXT, price REAL, average REAL,
-    fee_cost REAL NOT NULL, fee_currency TEXT, purpose TEXT NOT NULL, updated_at REAL NOT NULL,
-    PRIMARY KEY (account, id));
-CREATE INDEX orders_open ON orders (account, status);
-CREATE INDEX orders_client ON orders (client_order_id);
-CREATE TABLE trades (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, symbol TEXT NOT NULL,
-    amount REAL NOT NULL, entry_price REAL NOT NULL, exit_price REAL NOT NULL,
-    opened_at REAL NOT NULL, closed_at REAL NOT NULL, pnl REAL NOT NULL, fees REAL NOT NULL,
-    reason TEXT NOT NULL);
-CREATE INDEX trades_closed ON trades (closed_at);
-CREATE TABLE bans (
-    account TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
-    auto INTEGER NOT NULL, PRIMARY KEY (account, symbol));
-CREATE TABLE modes (account TEXT PRIMARY KEY, mode TEXT NOT NULL, at REAL NOT NULL);
-CREATE TABLE equity (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, at REAL NOT NULL,
-    equity REAL NOT NULL, exposure REAL NOT NULL);
-CREATE INDEX equity_at ON equity (account, at);
-CREATE TABLE audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL,
-    command TEXT NOT NULL, args TEXT NOT NULL, result TEXT NOT NULL);
-"""
 
 # The thinned equity curve: for each bucket boundary b_k = t0 + k * w (k = 0 .. n, the last one
 # exactly t1), the newest snapshot at or before it, found by one seek in the (account, at) index;
@@ -84,78 +65,8 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
 
 class StoreError(Exception):
-    """The file cannot be used: written by a newer version, or not this bot's database."""
-
-
-@dataclass(frozen=True)
-class StoredOrder:
-    """An order as last seen, with why the bot placed it."""
-
-    account: str
-    order: Order
-    purpose: str  # entry | exit | stop | kill | manual | failsafe
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class ClosedTrade:
-    """A finished round trip: bought, then sold."""
-
-    account: str
-    symbol: str
-    amount: float
-    entry_price: float
-    exit_price: float
-    opened_at: float
-    closed_at: float
-    pnl: float  # in quote, after fees
-    fees: float  # in quote
-    reason: str  # "take-profit", "stop-loss", "kill", "1h trend turned down", ...
-
-
-@dataclass(frozen=True)
-class Ban:
-    """A symbol the trader must never enter; `auto` when the loop guard set it."""
-
-    symbol: str
-    reason: str
-    at: float
-    auto: bool = False
-
-
-@dataclass(frozen=True)
-class EquityPoint:
-    """One equity snapshot; exposure is the fraction of equity held in positions."""
-
-    account: str
-    at: float
-    equity: float
-    exposure: float
-
-
-@dataclass(frozen=True)
-class EquityCurve:
-    """An account's equity over a window, thinned for drawing. `points` (oldest first) holds the
-    window's first snapshot, then the last snapshot of each equal time bucket, so the newest is
-    always there; `count`, `low` and `high` describe every snapshot in the window, thinned or
-    not. A spike shorter than a bucket is missing from `points` but counted in low/high."""
-
-    account: str
-    points: tuple[EquityPoint, ...]
-    count: int
-    low: float | None  # None when the window is empty
-    high: float | None
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One command as received and what it did."""
-
-    at: float
-    who: str
-    command: str
-    args: str
-    result: str
+    """The file cannot be used (written by a newer version, or not this bot's database), or a
+    transaction was rolled back because a part of it failed."""
 
 
 class Store:
@@ -166,6 +77,8 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path)
+        self._depth = 0  # transactions open, the outermost included
+        self._failed = False  # a part of the open transaction raised
         try:
             if self.path != ":memory:":
                 # WAL: readers never block the writer; FULL: a committed order record survives
@@ -203,7 +116,7 @@ class Store:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
         if not tables:  # a new file: version 1, then every migration, like any old file
             self._db.executescript(
-                f"BEGIN; {_SCHEMA_V1} INSERT INTO meta VALUES ('schema_version', '1'); COMMIT;"
+                f"BEGIN; {SCHEMA_V1} INSERT INTO meta VALUES ('schema_version', '1'); COMMIT;"
             )
         elif "meta" not in tables:
             raise StoreError(f"{self.path} is not this bot's database (no meta table)")
@@ -250,8 +163,38 @@ class Store:
             (str(version),),
         )
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction for every write inside: committed when the outermost block exits,
+        rolled back if anything raises. A nested block joins the open transaction; if a part
+        raises, the whole is rolled back even when the caller catches it in between, so a change
+        is never committed half done. Never hold one across an await: another task's writes
+        would join it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._failed = True
+                raise
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth, self._failed = 1, False
+        try:
+            yield
+            if self._failed:
+                raise StoreError("a part of the transaction failed: all of it rolled back")
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            raise
+        finally:
+            self._depth = 0
+
     def _write(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
-        with self._db:  # one committed transaction per write
+        with self.transaction():  # its own, or the one open
             return self._db.execute(sql, tuple(params))
 
     # -- positions
@@ -272,8 +215,12 @@ class Store:
              p.take_profit, p.entry_order_id),
         )  # fmt: skip
 
-    def delete_position(self, account: str, symbol: str) -> None:
-        self._write("DELETE FROM positions WHERE account = ? AND symbol = ?", (account, symbol))
+    def delete_position(self, account: str, symbol: str) -> bool:
+        """Forget a position; False if there was none."""
+        cur = self._write(
+            "DELETE FROM positions WHERE account = ? AND symbol = ?", (account, symbol)
+        )
+        return cur.rowcount > 0
 
     # -- orders
 
@@ -296,7 +243,13 @@ class Store:
             sql += " AND status = ?"
             params += (OrderStatus.OPEN.value,)
         rows = self._db.execute(sql + " ORDER BY timestamp, id", params)
-        return [_stored_order(row) for row in rows]
+        return [stored_order(row) for row in rows]
+
+    def order(self, account: str, order_id: str) -> StoredOrder | None:
+        row = self._db.execute(
+            "SELECT * FROM orders WHERE account = ? AND id = ?", (account, order_id)
+        ).fetchone()
+        return stored_order(row) if row else None
 
     def order_by_client_id(self, account: str, client_order_id: str) -> StoredOrder | None:
         """The order the bot placed with this client order id, if it recorded one."""
@@ -305,7 +258,7 @@ class Store:
             "ORDER BY updated_at DESC LIMIT 1",
             (account, client_order_id),
         ).fetchone()
-        return _stored_order(row) if row else None
+        return stored_order(row) if row else None
 
     # -- trades
 
@@ -364,18 +317,18 @@ class Store:
         latest snapshot is of the same minute (and not newer), this one replaces it. Minutes of
         the clock, not "younger than 60 s": replacing a row that is merely recent would slide it
         forward for ever under one-second cycles, and the curve would keep a single point."""
-        with self._db:
+        with self.transaction():
             latest = self._db.execute(
                 "SELECT seq, at FROM equity WHERE account = ? ORDER BY at DESC, seq DESC LIMIT 1",
                 (account,),
             ).fetchone()
             if latest is not None and latest[1] <= at and _minute(latest[1]) == _minute(at):
-                self._db.execute(
+                self._write(
                     "UPDATE equity SET at = ?, equity = ?, exposure = ? WHERE seq = ?",
                     (at, equity, exposure, latest[0]),
                 )
             else:
-                self._db.execute(
+                self._write(
                     "INSERT INTO equity (account, at, equity, exposure) VALUES (?, ?, ?, ?)",
                     (account, at, equity, exposure),
                 )
@@ -444,24 +397,3 @@ def _where_account(column: str, account: str | None, since: float) -> tuple[str,
     if account is None:
         return f"WHERE {column} >= ?", (since,)
     return f"WHERE account = ? AND {column} >= ?", (account, since)
-
-
-def _stored_order(row: tuple) -> StoredOrder:
-    (account, oid, symbol, side, otype, amount, filled, status, ts, client_id, price, average,
-     fee_cost, fee_currency, purpose, updated_at) = row  # fmt: skip
-    order = Order(
-        id=oid,
-        symbol=symbol,
-        side=Side(side),
-        type=OrderType(otype),
-        amount=amount,
-        filled=filled,
-        status=OrderStatus(status),
-        timestamp=ts,
-        client_order_id=client_id,
-        price=price,
-        average=average,
-        fee_cost=fee_cost,
-        fee_currency=fee_currency,
-    )
-    return StoredOrder(account, order, purpose, updated_at)
