@@ -78,8 +78,15 @@ class Commander:
     )
     STAKES = (None, 20.0, 60.0, 150.0, 400.0, 1500.0)
 
-    def __init__(self, rng: random.Random, dispatcher: Dispatcher | None, trader: Trader):
+    def __init__(
+        self,
+        rng: random.Random,
+        dispatcher: Dispatcher | None,
+        trader: Trader,
+        monitor: Monitor,
+    ):
         self.rng = rng
+        self.monitor = monitor
         self.dispatcher = dispatcher
         self.trader = trader
         self.rate = rng.uniform(0.1, 0.4)
@@ -114,6 +121,12 @@ class Commander:
         return []
 
     async def run(self, name: str, args: list[str]) -> object:
+        with self.monitor.command() as fatal:
+            result = await self._run(name, args)
+        self.monitor.answered(fatal, getattr(result, "text", None) or repr(result))
+        return result
+
+    async def _run(self, name: str, args: list[str]) -> object:
         self.issued[name] += 1
         dispatcher = self.dispatcher
         if dispatcher is not None and name in dispatcher.commands:

@@ -156,7 +156,7 @@ class ChaosVenue:
 
     def _seen(self, call: str, exc: BaseException) -> None:
         if isinstance(exc, Fatal):
-            self.monitor.alarm_expected(f"Fatal on {call}")
+            self.monitor.alarm_expected(f"Fatal on {call}", call)
         elif not isinstance(exc, Fault):
             self.monitor.bug_raised(f"{type(exc).__name__} from the venue's {call}")
 

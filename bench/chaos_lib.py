@@ -143,7 +143,7 @@ async def soak(
     desk = Desk([trader], store=store, clock=clock)
     dispatcher = None if direct else Dispatcher(Context(desk=desk, clock=clock, notifier=notifier))
     planner = FaultPlanner(random.Random(f"{seed}|faults"), venue, strategy, retire_at)
-    commander = Commander(random.Random(f"{seed}|commands"), dispatcher, trader)
+    commander = Commander(random.Random(f"{seed}|commands"), dispatcher, trader, monitor)
     started = time.perf_counter()
     with monitor.capturing_logs():
         await monitor.guard("start", trader.start())

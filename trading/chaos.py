@@ -34,6 +34,7 @@ import logging
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +55,10 @@ FLAT_WITHIN = 8
 EXPOSURE_TOLERANCE = 0.02  # the gate prices at the bid, the check at the mid
 DUST_MARGIN = 1.05  # holdings within 5 % of the market minimum count as dust (price rounding)
 MAX_REPORTED = 3  # violations of one kind listed per seed (all are counted)
+
+# The Fatal answers met by the owner command running in this context (None: no command).
+COMMAND: ContextVar[list[str] | None] = ContextVar("chaos_command", default=None)
+
 
 class ChaosBug(RuntimeError):
     """A bug injected on purpose; any other exception the bot logs is a real one."""
@@ -212,8 +217,39 @@ class Monitor:
 
     # -- what the venue and the strategy report
 
-    def alarm_expected(self, why: str) -> None:
+    def alarm_expected(self, why: str, call: str = "") -> None:
+        """A Fatal answer: owed an emergency, unless it answered a command (the reply tells
+        the owner) or the exchange-side dead man (an extra, switched off, never paged)."""
+        if call == "cancel_all_after":
+            self.stats["fatal dead man, switched off"] += 1
+            return
+        if self.trader is not None and self.trader.mode in FLATTENING:
+            # Getting out: the flattening retries; "not flat" pages if it cannot get out.
+            self.stats["fatal while flattening"] += 1
+            return
+        command = COMMAND.get()
+        if command is not None:
+            command.append(why)
+            return
         self._alarms.append((len(self.events), why))
+
+    @contextlib.contextmanager
+    def command(self) -> Iterator[list[str]]:
+        """Marks what runs inside as one owner command (tasks it starts inherit the mark)."""
+        fatal: list[str] = []
+        token = COMMAND.set(fatal)
+        try:
+            yield fatal
+        finally:
+            COMMAND.reset(token)
+
+    def answered(self, fatal: list[str], reply: str) -> None:
+        """A command that met a Fatal answer must say so in its reply; else it is owed a page."""
+        for why in fatal:
+            if "fatal" in reply.lower():
+                self.stats["fatal told in a reply"] += 1
+            else:
+                self._alarms.append((len(self.events), why))
 
     def bug_raised(self, what: str) -> None:
         self.stats["bugs"] += 1

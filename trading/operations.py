@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from trading.book import is_dust
-from trading.errors import Fault, Recoverable
+from trading.errors import Fault
 from trading.events import SymbolBanned
 from trading.failsafe import TraderBusy
 from trading.models import Side
-from trading.modes import PAUSES, Mode, Purpose, after, flattens
+from trading.modes import PAUSES, Mode, Purpose, after, allows, flattens
 from trading.modes import Command as ModeCommand
 from trading.orders import Placement
 from trading.results import (
@@ -53,7 +53,7 @@ class TraderOperations:
         try:
             async with self.exclusive(self.lock_wait, force=True):
                 cancelled, failures = await self.router.cancel_all()
-        except Recoverable as fault:  # what stays open is cancelled by the next (paused) cycle
+        except Fault as fault:  # what stays open is cancelled by the next (paused) cycle
             cancelled, failures = 0, [f"{fault.kind}: {fault.message}"]
         except Exception as exc:
             return await self._bug(exc, self._refuse_mode)
@@ -227,13 +227,17 @@ class TraderOperations:
         if market is None:
             return self._refuse_order(symbol, Side.BUY, f"unknown symbol {symbol}")
         stake = self.settings.stake_amount if quote_amount is None else quote_amount
+        if not allows(self.mode, Side.BUY, Purpose.MANUAL):  # no request for a sure refusal
+            return self._refuse_order(symbol, Side.BUY, f"trader is {self.mode}: no manual buy")
 
         async def body() -> OrderResult:
             try:
                 await self._sync_now()
                 ticker = (await self.connector.tickers([symbol]))[symbol]
-            except (Fault, KeyError) as exc:
-                return self._refuse_order(symbol, Side.BUY, f"no fresh price: {exc}")
+            except Fault as fault:
+                return self._refuse_order(symbol, Side.BUY, f"no fresh price: {_fault(fault)}")
+            except KeyError:
+                return self._refuse_order(symbol, Side.BUY, "no fresh price: no ticker")
             self.tickers[symbol] = ticker
             amount = entry_amount(stake, ticker.ask, market)
             intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Purpose.MANUAL)
