@@ -26,7 +26,7 @@ from trading.errors import (
     Rejected,
     Transient,
 )
-from trading.models import OrderRequest
+from trading.models import OrderRequest, OrderType
 from trading.paper import PaperExchange
 
 READ_CALLS = (
@@ -87,6 +87,10 @@ class ChaosVenue:
     @property
     def has_bulk_tickers(self) -> bool:
         return self.paper.has_bulk_tickers
+
+    @property
+    def stop_types(self) -> tuple[OrderType, ...]:
+        return self.paper.stop_types
 
     @property
     def rate_limit(self) -> float:

@@ -38,6 +38,7 @@ class ScriptedVenue:
     fails (a create that times out after the exchange accepted it)."""
 
     has_bulk_tickers = True
+    stop_types: tuple[OrderType, ...] = ()
 
     def __init__(self, clock: FakeClock, *, name: str = "fake", dead_man: bool = True) -> None:
         self.name = name

@@ -6,6 +6,16 @@ through one wrapper that turns any exception into what it means (`exchange_fault
 a fault of `trading/errors.py`, or `Closed` once we closed the client. Resilience (retries,
 circuit breaker, escalation) is not here: it is layered on top of any Venue by
 `trading/connector.py`.
+
+Resting stop sells (`stop_types`) go through ccxt's unified `stopLossPrice`, on the exchanges
+listed in `_SPOT_STOP_TYPES` only, where ccxt's spot features declare it: binance (STOP_LOSS for
+STOP_MARKET, STOP_LOSS_LIMIT with timeInForce GTC for STOP_LIMIT) and binanceus (STOP_LOSS_LIMIT;
+Binance.US takes no STOP_LOSS). There a stop is one of the account's open orders, listed,
+fetched and cancelled like any other, and ccxt rounds its trigger and amount to the market's
+precision. Every other exchange gets none (the engine keeps its own stop check): on OKX, Bybit,
+KuCoin, Bitget and Gate ccxt places stops as separate trigger orders that plain open-order reads
+do not return, so the sync would not see them; the rest are not checked against their API.
+
 """
 
 from __future__ import annotations
@@ -44,6 +54,25 @@ _CLIENT_ID_ECHO_PREFIX = {"gate": "t-"}
 # ccxt's coinbase drops the unified clientOrderId param (and sends an id of its own): the
 # exchange's own name for it goes through.
 _CLIENT_ID_PARAM = {"coinbase": "client_order_id"}
+# The resting stop types an exchange's spot API takes through ccxt, best first (see above).
+_SPOT_STOP_TYPES = {
+    "binance": (OrderType.STOP_MARKET, OrderType.STOP_LIMIT),
+    "binanceus": (OrderType.STOP_LIMIT,),
+}
+# What ccxt calls our types; a stop is ccxt's market or limit order with a stopLossPrice.
+_CCXT_TYPES = {
+    OrderType.MARKET: "market",
+    OrderType.LIMIT: "limit",
+    OrderType.STOP_MARKET: "market",
+    OrderType.STOP_LIMIT: "limit",
+}
+# ccxt's order types that trigger like a stop-loss, and whether they then trade at market.
+_STOP_KINDS = {
+    "stop_loss": True,
+    "stop_market": True,
+    "stop_loss_limit": False,
+    "stop_limit": False,
+}
 _STATUSES = {
     "open": OrderStatus.OPEN,
     "closed": OrderStatus.CLOSED,
@@ -93,6 +122,7 @@ class CcxtVenue:
         has = self._exchange.has
         self.has_bulk_tickers = bool(has.get("fetchTickers"))
         self.has_cancel_all_after = bool(has.get("cancelAllOrdersAfter")) and not self.public_only
+        self.stop_types = () if self.public_only else spot_stop_types(exchange_id)
         self._echo_prefix = _CLIENT_ID_ECHO_PREFIX.get(exchange_id, "")
         self._market_buy_in_quote = market_buy_needs_price(exchange_id)
 
@@ -201,7 +231,7 @@ class CcxtVenue:
             price, params = self._price_and_params(request)
             raw = await self._exchange.create_order(
                 request.symbol,
-                request.type.value,
+                _CCXT_TYPES[request.type],
                 request.side.value,
                 request.amount,
                 price,
@@ -217,6 +247,8 @@ class CcxtVenue:
         there ccxt's documented way is the price, and it spends amount * price. Nowhere else: on
         some exchanges a price on a market order changes what it does."""
         params = {_CLIENT_ID_PARAM.get(self.name, "clientOrderId"): request.client_order_id}
+        if request.type.is_stop:
+            return self._stop_terms(request), {**params, "stopLossPrice": request.stop_price}
         if request.type is OrderType.LIMIT:
             return request.price, params
         if request.side is Side.BUY and self._market_buy_in_quote:
@@ -228,6 +260,20 @@ class CcxtVenue:
                 )
             return request.reference_price, params
         return None, params
+
+    def _stop_terms(self, request: OrderRequest) -> float | None:
+        """The price argument of a stop (its limit), once it is known this venue places it: on
+        an exchange not checked, ccxt could place a trigger order the sync never sees."""
+        problem = None
+        if request.type not in self.stop_types:
+            problem = f"{self.name} takes no {request.type.value} orders here"
+        elif request.stop_price is None or request.stop_price <= 0:
+            problem = f"a {request.type.value} order needs a positive stop price"
+        elif request.type is OrderType.STOP_LIMIT and not (request.price and request.price > 0):
+            problem = "a stop_limit order needs a positive price"
+        if problem is not None:
+            raise Rejected(problem, venue=self.label, call="create_order")
+        return request.price if request.type is OrderType.STOP_LIMIT else None
 
     def _parse(self, raw: dict, request: OrderRequest | None = None) -> Order:
         return _order(raw, request, echo_prefix=self._echo_prefix)
@@ -365,13 +411,13 @@ def _order(raw: dict, request: OrderRequest | None = None, *, echo_prefix: str =
         raise ValueError("the exchange answered without an order id")
     fee = raw.get("fee") or next(iter(raw.get("fees") or []), None) or {}
     side = raw.get("side") or (request.side.value if request else None)
-    kind = raw.get("type") or (request.type.value if request else "limit")
+    kind, stop_price = _order_type(raw, request)
     amount = _num(raw.get("amount"))
     return Order(
         id=str(raw["id"]),
         symbol=raw.get("symbol") or (request.symbol if request else ""),
         side=Side(side),
-        type=OrderType.MARKET if kind == "market" else OrderType.LIMIT,
+        type=kind,
         amount=amount if amount is not None else (request.amount if request else 0.0),
         filled=_num(raw.get("filled")) or 0.0,
         # Unknown ("canceling", None) counts as live: the bot checks again before trusting it.
@@ -380,10 +426,28 @@ def _order(raw: dict, request: OrderRequest | None = None, *, echo_prefix: str =
         client_order_id=_client_id(raw, echo_prefix)
         or (request.client_order_id if request else None),
         price=_num(raw.get("price")) or (request.price if request else None),
+        stop_price=stop_price,
         average=_num(raw.get("average")),
         fee_cost=_num(fee.get("cost")) or 0.0,
         fee_currency=fee.get("currency"),
     )
+
+
+def _order_type(raw: dict, request: OrderRequest | None) -> tuple[OrderType, float | None]:
+    """Our type and stop price for ccxt's order. ccxt reports binance's STOP_LOSS_LIMIT as a
+    "limit" with a triggerPrice; a take-profit (never ours) stays a plain limit or market."""
+    if not raw.get("type") and request is not None:
+        return request.type, request.stop_price
+    kind = str(raw.get("type") or "limit").lower()
+    trigger = _num(raw.get("triggerPrice")) or _num(raw.get("stopLossPrice"))
+    if raw.get("takeProfitPrice") is None and (trigger is not None or kind in _STOP_KINDS):
+        at_market = _STOP_KINDS.get(kind, kind == "market")
+        if trigger is None and request is not None:
+            trigger = request.stop_price
+        return (OrderType.STOP_MARKET if at_market else OrderType.STOP_LIMIT), trigger
+    if request is not None and request.type.is_stop:  # the exchange accepted what we sent
+        return request.type, request.stop_price
+    return (OrderType.MARKET if kind == "market" else OrderType.LIMIT), None
 
 
 def known_exchange_ids() -> frozenset[str]:
@@ -410,6 +474,16 @@ def market_buy_needs_price(exchange_id: str) -> bool:
         spot = (inst.features or {}).get("spot") or {}
         value = (spot.get("createOrder") or {}).get("marketBuyRequiresPrice")
     return bool(value)
+
+
+@functools.cache
+def spot_stop_types(exchange_id: str) -> tuple[OrderType, ...]:
+    """The resting stop types placed on this exchange's spot markets, best first: those of
+    `_SPOT_STOP_TYPES`, if ccxt's spot features still declare stopLossPrice."""
+    spot = (getattr(ccxt, exchange_id)().features or {}).get("spot") or {}
+    if not (spot.get("createOrder") or {}).get("stopLossPrice"):
+        return ()
+    return _SPOT_STOP_TYPES.get(exchange_id, ())
 
 
 def required_credentials(exchange_id: str) -> frozenset[str]:

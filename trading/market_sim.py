@@ -239,6 +239,29 @@ class SyntheticFeed:
         """The mid price at `at` (default now), unrounded."""
         return self._price(self._get(symbol), self._clock.time() if at is None else at)
 
+    def first_touch(self, symbol: str, level: float, since: float, until: float) -> Ticker | None:
+        """The ticker at the first moment in [since, until] the mid price is at or below `level`,
+        if there is one: where the path falls through `level`, or just after a shock that gaps
+        below it. The log price is linear between minute boundaries and shocks, so those edges
+        are all there is to check (candle wicks are drawn, not traded)."""
+        series = self._get(symbol)
+        edges = {since, until, *(at for at, _ in series.shocks if since < at <= until)}
+        edges.update(60.0 * m for m in range(math.floor(since / 60) + 1, math.ceil(until / 60)))
+        target = math.log(level)
+        previous: tuple[float, float] | None = None  # (edge, log price just after it)
+        for edge in sorted(edges):
+            if previous is not None:
+                start, high = previous
+                low = math.log(self._price(series, edge, inclusive=False))
+                if low <= target:  # fell through it: where, by the log-linear path
+                    crossed = start + (edge - start) * (high - target) / (high - low)
+                    return self._ticker(symbol, crossed)
+            after = math.log(self._price(series, edge))
+            if after <= target:
+                return self._ticker(symbol, edge)
+            previous = (edge, after)
+        return None
+
     def shock(self, symbol: str, pct: float) -> None:
         """Move the market's price path by `pct` percent (-10 = down 10 %) from now on."""
         if pct <= -100.0:
@@ -267,13 +290,15 @@ class SyntheticFeed:
             timestamp=now,
         )
 
-    def _price(self, series: _Series, at: float) -> float:
+    def _price(self, series: _Series, at: float, *, inclusive: bool = True) -> float:
+        """The mid price at `at`: after a shock made at that moment, or (inclusive=False) just
+        before it."""
         minute = math.floor(at / 60)
         detail = self._detail(series, minute // 60)
         j = minute % 60
         frac = (at - minute * 60) / 60
         log_price = detail.lp[j] + frac * (detail.lp[j + 1] - detail.lp[j])
-        return math.exp(log_price) * self._factor(series, at, inclusive=True)
+        return math.exp(log_price) * self._factor(series, at, inclusive=inclusive)
 
     def _quote_volume(self, series: _Series, now: float) -> float:
         hour = math.floor(now / 3600)

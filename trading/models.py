@@ -23,6 +23,14 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    # Resting at the exchange until the market trades at or below `stop_price` (a sell; the bot
+    # only places sell stops): then a market sell, or a limit sell at `price`.
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+
+    @property
+    def is_stop(self) -> bool:
+        return self in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 
 
 class OrderStatus(StrEnum):
@@ -85,10 +93,11 @@ class OrderRequest:
     type: OrderType
     amount: float  # in base
     client_order_id: str
-    price: float | None = None  # limit price
+    price: float | None = None  # limit price (LIMIT, STOP_LIMIT); ignored otherwise
     # The price the decision was made at (the ask for a buy). Exchanges that size a market buy
     # in quote (Coinbase, Gate, Bitget, HTX) spend amount * reference_price.
     reference_price: float | None = None
+    stop_price: float | None = None  # the trigger of a STOP_MARKET / STOP_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,7 @@ class Order:
     average: float | None = None  # average fill price
     fee_cost: float = 0.0
     fee_currency: str | None = None
+    stop_price: float | None = None  # the trigger of a stop order
 
     @property
     def is_open(self) -> bool:
@@ -132,6 +142,9 @@ class Venue(Protocol):
     account: str  # "MASTER", "USER_ALICE", ...
     has_bulk_tickers: bool  # one call returns every ticker
     has_cancel_all_after: bool  # exchange-side dead man's switch
+    # The resting stop types this venue places, best first (empty: none; the engine then keeps
+    # its own stop check against the ticker).
+    stop_types: tuple[OrderType, ...]
 
     async def load_markets(self) -> dict[str, Market]: ...
 

@@ -1,23 +1,23 @@
 """The paper exchange: one simulated exchange account behind the same Venue interface as ccxt.
 
 Prices come from a `MarketFeed` (trading/market_sim.py): a SyntheticFeed offline, or a ccxt
-venue's public data in DRY_RUN. Fills are simulated here and only ever look at the feed's
-tickers, so both feeds run exactly the same order code:
+venue's public data in DRY_RUN. How orders fill is the book's (trading/paper_orders.py); this
+module decides when they are looked at:
 
-- market orders fill at once at ask (buy) / bid (sell), moved against the taker by `slippage`;
-- limit orders rest OPEN with funds reserved (quote for buys, base for sells) and fill at the
-  limit price once a ticker crosses it (buy: ask <= limit; sell: bid >= limit); resting orders
-  are matched against every ticker that passes through, and before an account call against
-  tickers refreshed at most once per second of clock time; with `fill_share` below 1 each
-  crossing fills only that share of a resting order (a thin book's partial fills);
-- the fee is `fee_rate` of the notional, in the quote currency.
+- resting limit orders are matched against every ticker that passes through, and before an
+  account call against tickers refreshed at most once per second of clock time;
+- resting stops are checked against the price path since they were last checked, whenever the
+  exchange is touched by any call, and by `advance()` (no request: the exchange's own engine
+  running while no bot calls). On a SyntheticFeed the path is the feed's exact mid price path,
+  so a dip through a trigger between two calls triggers it, at the price of that moment (a
+  shock's gap included); on another feed (live prices in DRY_RUN) the path is the tickers seen.
 
 An exchange's edges are simulated too, for tests, benchmarks and the chaos soak: a token-bucket
 rate limit (`RateLimited` with retry_after), an exchange clock that can drift
 (`ClockRejected` outside recv_window until `sync_time`), an exchange-side cancel-all-after, and
 fault injection per call (`inject`); the rate limit, the exchange clock and the injections live
-in trading/paper_faults.py, the book here. Nothing here is random: the feed is seeded, so the
-same calls at the same clock times give the same fills and balances.
+in trading/paper_faults.py. Nothing here is random: the feed is seeded, so the same calls at the
+same clock times give the same fills and balances.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from trading.clock import Clock
-from trading.errors import DuplicateOrder, Fault, OrderNotFound, Rejected, Transient
+from trading.errors import Fault, OrderNotFound, Rejected, Transient
 from trading.market_sim import MarketFeed, SyntheticFeed
 from trading.models import (
     Balance,
@@ -39,10 +38,10 @@ from trading.models import (
     OrderRequest,
     OrderStatus,
     OrderType,
-    Side,
     Ticker,
 )
 from trading.paper_faults import ExchangeClock, FaultPlan, FaultSpec, Injection, RequestBudget
+from trading.paper_orders import PaperBook, PaperOrder
 
 log = logging.getLogger("trading.paper")
 
@@ -59,66 +58,6 @@ SIGNED_CALLS = frozenset((
 ))
 # fmt: on
 REFRESH_SECONDS = 1.0  # resting orders see prices at most this stale; the feed is asked no more
-DUST = 1e-12
-
-
-@dataclass(slots=True)
-class _Record:
-    """An order as the exchange keeps it (mutable until it closes)."""
-
-    id: str
-    request: OrderRequest
-    market: Market
-    amount: float
-    price: float | None
-    timestamp: float
-    status: OrderStatus = OrderStatus.OPEN
-    filled: float = 0.0
-    average: float | None = None
-    fee_cost: float = 0.0
-    reserved: float = 0.0  # in reserve_currency while open
-
-    @property
-    def reserve_currency(self) -> str:
-        return self.market.quote if self.request.side is Side.BUY else self.market.base
-
-    def snapshot(self) -> Order:
-        return Order(
-            id=self.id,
-            symbol=self.market.symbol,
-            side=self.request.side,
-            type=self.request.type,
-            amount=self.amount,
-            filled=self.filled,
-            status=self.status,
-            timestamp=self.timestamp,
-            client_order_id=self.request.client_order_id,
-            price=self.price,
-            average=self.average,
-            fee_cost=self.fee_cost,
-            fee_currency=self.market.quote,
-        )
-
-
-def _crosses(buy: bool, price: float, ticker: Ticker) -> bool:
-    """Whether a limit order at `price` trades against this ticker."""
-    return ticker.ask <= price if buy else ticker.bid >= price
-
-
-def _step_digits(step: float) -> int:
-    return max(0, -math.floor(math.log10(step))) + 6
-
-
-def _floor_to(value: float, step: float | None) -> float:
-    if not step:
-        return value
-    return round(math.floor(value / step + 1e-9) * step, _step_digits(step))
-
-
-def _round_to(value: float, step: float | None) -> float:
-    if not step:
-        return value
-    return round(round(value / step) * step, _step_digits(step))
 
 
 class PaperExchange:
@@ -128,6 +67,7 @@ class PaperExchange:
     `shock(symbol, pct)` takes percent: -10 moves the price down 10 % from now on."""
 
     has_cancel_all_after = True
+    stop_types = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 
     def __init__(
         self,
@@ -153,13 +93,14 @@ class PaperExchange:
         if feed is None:
             feed = SyntheticFeed(seed=seed, markets=markets, quote=quote, clock=clock)
         self._feed: MarketFeed = feed
-        self._quote = quote
-        self._totals: dict[str, float] = (
-            dict(balances) if balances is not None else {quote: 10_000.0}
+        self._book = PaperBook(
+            venue=name,
+            quote=quote,
+            balances=balances if balances is not None else {quote: 10_000.0},
+            fee_rate=fee_rate,
+            slippage=slippage,
+            fill_share=fill_share,
         )
-        self._fee_rate = fee_rate
-        self._slippage = slippage
-        self._fill_share = fill_share
         self._budget = RequestBudget(clock, rate_limit, burst)  # rate_limit <= 0: no limit
         self._exchange_clock = ExchangeClock(clock, recv_window_ms)
         self._faults = FaultPlan(VENUE_CALLS)
@@ -168,10 +109,6 @@ class PaperExchange:
         self._seen_at: dict[str, float] = {}  # monotonic time each ticker was read
         self._refreshed_at = -math.inf
         self._overlay: dict[str, float] = {}  # shocks on a feed that cannot shock itself
-        self._orders: dict[str, _Record] = {}  # every accepted order, in creation order
-        self._open: dict[str, _Record] = {}
-        self._by_client: dict[tuple[str, str], _Record] = {}
-        self._next_id = 1
         self._dead_man_deadline: float | None = None
         self.calls: Counter[str] = Counter()
 
@@ -192,11 +129,11 @@ class PaperExchange:
     @property
     def order_log(self) -> list[Order]:
         """Every order the exchange accepted, in creation order, as it stands now."""
-        return [record.snapshot() for record in self._orders.values()]
+        return [order.snapshot() for order in self._book.all_orders()]
 
     def peek_balance(self) -> Balance:
         """The balance as it stands, without a request (for test and benchmark assertions)."""
-        return self._balance()
+        return self._book.balance()
 
     def price(self, symbol: str) -> float:
         """The current mid price of `symbol`."""
@@ -247,6 +184,15 @@ class PaperExchange:
     def clear_faults(self) -> None:
         self._faults.clear()
 
+    async def advance(self) -> None:
+        """Run the exchange's own engine up to clock time without a request (no token, no fault,
+        no signature): what it does while no bot calls it. Stops are checked on the price path,
+        the dead man's switch fires, resting orders meet fresh tickers. Any call does the same
+        first."""
+        self._catch_up()
+        self._refreshed_at = -math.inf
+        await self._settle()
+
     # -- the Venue interface ------------------------------------------------------------------
 
     async def load_markets(self) -> dict[str, Market]:
@@ -271,14 +217,14 @@ class PaperExchange:
     async def fetch_balance(self) -> Balance:
         pending = await self._enter("fetch_balance")
         await self._settle()
-        balance = self._balance()
+        balance = self._book.balance()
         self._leave(pending, "fetch_balance")
         return balance
 
     async def fetch_open_orders(self) -> list[Order]:
         pending = await self._enter("fetch_open_orders")
         await self._settle()
-        orders = [record.snapshot() for record in self._open.values()]
+        orders = [order.snapshot() for order in self._book.open_orders()]
         self._leave(pending, "fetch_open_orders")
         return orders
 
@@ -293,9 +239,9 @@ class PaperExchange:
         """The order placed with this client order id, open or closed, if there is one."""
         pending = await self._enter("find_order")
         await self._settle()
-        record = self._by_client.get((symbol, client_order_id))
+        order = self._book.by_client(symbol, client_order_id)
         self._leave(pending, "find_order")
-        return record.snapshot() if record else None
+        return order.snapshot() if order else None
 
     async def create_order(self, request: OrderRequest) -> Order:
         pending = await self._enter("create_order")
@@ -304,22 +250,23 @@ class PaperExchange:
         market = self._tradable(markets, request.symbol)
         await self._settle()
         ticker = await self._fresh_ticker(request.symbol)
-        order = self._accept(request, market, ticker).snapshot()
+        stamp = self._exchange_clock.time()  # the exchange stamps with its clock
+        order = self._book.accept(request, market, ticker, stamp=stamp, now=self._clock.time())
         self._leave(pending, "create_order")
-        return order
+        return order.snapshot()
 
     async def cancel_order(self, order_id: str, symbol: str) -> None:
         pending = await self._enter("cancel_order")
         await self._settle()
-        record = self._record(order_id, symbol, "cancel_order")
-        if record.status is not OrderStatus.OPEN:
+        order = self._record(order_id, symbol, "cancel_order")
+        if order.status is not OrderStatus.OPEN:
             # What real exchanges answer (Binance -2011 "Unknown order sent."): nothing to cancel.
             raise OrderNotFound(
-                f"order {order_id} already closed ({record.status.value})",
+                f"order {order_id} already closed ({order.status.value})",
                 venue=self.name,
                 call="cancel_order",
             )
-        self._finish(record, OrderStatus.CANCELED)
+        self._book.cancel(order)
         self._leave(pending, "cancel_order")
 
     async def cancel_all_after(self, timeout_seconds: float) -> None:
@@ -346,14 +293,16 @@ class PaperExchange:
     # -- every call: count, rate limit, injected faults, exchange clock -----------------------
 
     async def _enter(self, call: str) -> Injection | None:
-        """Admit one call; returns an injection to raise once the call has taken effect."""
+        """Admit one call; returns an injection to raise once the call has taken effect. The
+        exchange's engine catches up first, whether the call is then refused or not."""
+        self._catch_up()
         self.calls[call] += 1
         if call != "close":
             self._budget.take(call, self.name)
         injection, latency = self._faults.due(call)
         if latency > 0:
             await self._clock.sleep(latency)
-        self._expire_dead_man()
+            self._catch_up()
         if injection is not None and not injection.after:
             raise injection.exception(self.name, call)
         if call in SIGNED_CALLS:
@@ -408,12 +357,13 @@ class PaperExchange:
 
     async def _settle(self) -> None:
         """Bring resting orders up to date before an account call answers."""
-        self._expire_dead_man()
+        self._catch_up()
         now = self._clock.monotonic()
-        if not self._open or now - self._refreshed_at < REFRESH_SECONDS:
+        open_orders = self._book.open_orders()
+        if not open_orders or now - self._refreshed_at < REFRESH_SECONDS:
             return
         self._refreshed_at = now
-        symbols = sorted({record.market.symbol for record in self._open.values()})
+        symbols = sorted({order.market.symbol for order in open_orders})
         try:
             tickers = self._remember(await self._feed.fetch_tickers(symbols))
         except Fault as fault:  # the feed's hiccup is not the account's: match next time
@@ -424,25 +374,42 @@ class PaperExchange:
         self._match(tickers)
 
     def _match(self, tickers: dict[str, Ticker]) -> None:
-        for record in list(self._open.values()):
-            ticker = tickers.get(record.market.symbol)
-            if ticker is None or record.price is None:
-                continue
-            if _crosses(record.request.side is Side.BUY, record.price, ticker):
-                self._fill(record, record.price, self._fill_share)
+        # With a price path, stops are the sweep's; without one, the tickers are all we know.
+        self._book.match(tickers, stops=not isinstance(self._feed, SyntheticFeed))
 
-    def _expire_dead_man(self) -> None:
+    def _catch_up(self) -> None:
+        """The exchange's own engine, up to clock time: stops on the price path, and the dead
+        man's switch at its deadline (a stop the market reached before it still triggers)."""
+        now = self._clock.time()
         deadline = self._dead_man_deadline
-        if deadline is None or self._clock.time() <= deadline:
-            return
-        self._dead_man_deadline = None
-        if self._open:
-            log.info("%s %s: cancel-all-after expired, cancelling %d open orders",
-                     self.name, self.account, len(self._open))  # fmt: skip
-        for record in list(self._open.values()):
-            self._finish(record, OrderStatus.CANCELED)
+        if deadline is not None and now > deadline:
+            self._sweep_stops(deadline)
+            self._dead_man_deadline = None
+            open_orders = self._book.open_orders()
+            if open_orders:
+                log.info("%s %s: cancel-all-after expired, cancelling %d open orders",
+                         self.name, self.account, len(open_orders))  # fmt: skip
+            for order in open_orders:
+                self._book.cancel(order)
+        self._sweep_stops(now)
 
-    # -- orders and balances ------------------------------------------------------------------
+    def _sweep_stops(self, until: float) -> None:
+        """Trigger the waiting stops whose price path reached them since they were last looked
+        at (a SyntheticFeed's path; other feeds trigger stops on their tickers in `_match`)."""
+        feed = self._feed
+        if not isinstance(feed, SyntheticFeed):
+            return
+        for order in self._book.waiting_stops():
+            since = order.watched_until
+            if until < since:
+                continue
+            order.watched_until = until
+            assert order.stop_price is not None
+            touch = feed.first_touch(order.market.symbol, order.stop_price, since, until)
+            if touch is not None:
+                self._book.trigger(order, touch)
+
+    # -- orders ---------------------------------------------------------------------------------
 
     def _tradable(self, markets: dict[str, Market], symbol: str) -> Market:
         market = markets.get(symbol)
@@ -452,134 +419,10 @@ class PaperExchange:
             raise self._rejected(f"market {symbol} is not active", "create_order")
         return market
 
-    def _record(self, order_id: str, symbol: str, call: str) -> _Record:
-        record = self._orders.get(order_id)
-        if record is None or record.market.symbol != symbol:
+    def _record(self, order_id: str, symbol: str, call: str) -> PaperOrder:
+        order = self._book.get(order_id)
+        if order is None or order.market.symbol != symbol:
             raise OrderNotFound(
                 f"order {order_id} ({symbol}) not found", venue=self.name, call=call
             )
-        return record
-
-    def _accept(self, request: OrderRequest, market: Market, ticker: Ticker) -> _Record:
-        """Validate, then book: no await in here, so concurrent calls cannot interleave."""
-        amount, price = self._checked_terms(request, market)
-        buy = request.side is Side.BUY
-        if price is not None:  # limit: fills at its own price, now or later
-            fill_price = price if _crosses(buy, price, ticker) else None
-            reference = price
-        else:
-            fill_price = (
-                ticker.ask * (1 + self._slippage) if buy else ticker.bid * (1 - self._slippage)
-            )
-            reference = fill_price
-        cost = amount * reference
-        if cost < market.min_cost:
-            raise self._rejected(
-                f"order cost {cost:.8g} {market.quote} is under the minimum {market.min_cost:g}",
-                "create_order",
-            )
-        need = cost * (1 + self._fee_rate) if buy else amount
-        currency = market.quote if buy else market.base
-        free = self._free(currency)
-        if need > free * (1 + 1e-12) + DUST:
-            raise self._rejected(
-                f"insufficient funds: need {need:.8g} {currency}, free {free:.8g}", "create_order"
-            )
-        record = self._book(request, market, amount, price)
-        if fill_price is not None:
-            self._fill(record, fill_price)
-        else:
-            record.reserved = need
-            self._open[record.id] = record
-        return record
-
-    def _checked_terms(self, request: OrderRequest, market: Market) -> tuple[float, float | None]:
-        amount = _floor_to(request.amount, market.amount_step)
-        if amount <= 0 or amount < market.min_amount * (1 - 1e-9):
-            raise self._rejected(
-                f"amount {request.amount:.8g} {market.base} is under the minimum "
-                f"{market.min_amount:g} (step {market.amount_step})",
-                "create_order",
-            )
-        price: float | None = None
-        if request.type is OrderType.LIMIT:
-            if request.price is None or request.price <= 0:
-                raise self._rejected("a limit order needs a positive price", "create_order")
-            price = _round_to(request.price, market.price_step)
-        client_id = request.client_order_id
-        if client_id and (market.symbol, client_id) in self._by_client:
-            raise DuplicateOrder(
-                f"duplicate client order id {client_id}", venue=self.name, call="create_order"
-            )
-        return amount, price
-
-    def _book(
-        self, request: OrderRequest, market: Market, amount: float, price: float | None
-    ) -> _Record:
-        order_id = f"P{self._next_id}"
-        self._next_id += 1
-        record = _Record(
-            id=order_id,
-            request=request,
-            market=market,
-            amount=amount,
-            price=price,
-            timestamp=self._exchange_clock.time(),  # the exchange stamps with its clock
-        )
-        self._orders[order_id] = record
-        if request.client_order_id:
-            self._by_client[(market.symbol, request.client_order_id)] = record
-        return record
-
-    def _fill(self, record: _Record, price: float, share: float = 1.0) -> None:
-        """Fill `share` of the order's amount, floored to the lot size; all that is left when
-        that share is nothing or covers the rest."""
-        market = record.market
-        left = record.amount - record.filled
-        part = _floor_to(record.amount * share, market.amount_step)
-        last = part <= DUST or part >= left - DUST
-        amount = left if last else part
-        cost = amount * price
-        fee = cost * self._fee_rate
-        buy = record.request.side is Side.BUY
-        if buy:
-            self._credit(market.quote, -(cost + fee))
-            self._credit(market.base, amount)
-        else:
-            self._credit(market.base, -amount)
-            self._credit(market.quote, cost - fee)
-        if record.filled and record.average is not None:
-            record.average = (record.average * record.filled + price * amount) / (
-                record.filled + amount
-            )
-        else:
-            record.average = price
-        record.fee_cost += fee
-        if last:
-            record.filled = record.amount
-            self._finish(record, OrderStatus.CLOSED)
-            return
-        record.filled = _round_to(record.filled + amount, market.amount_step)
-        record.reserved -= cost * (1 + self._fee_rate) if buy else amount
-
-    def _finish(self, record: _Record, status: OrderStatus) -> None:
-        record.status = status
-        record.reserved = 0.0
-        self._open.pop(record.id, None)
-
-    def _credit(self, currency: str, delta: float) -> None:
-        total = round(self._totals.get(currency, 0.0) + delta, 12)  # no 0.020000000000000004
-        self._totals[currency] = 0.0 if abs(total) < DUST * max(1.0, abs(delta)) else total
-
-    def _reserved(self, currency: str) -> float:
-        return sum(r.reserved for r in self._open.values() if r.reserve_currency == currency)
-
-    def _free(self, currency: str) -> float:
-        return self._totals.get(currency, 0.0) - self._reserved(currency)
-
-    def _balance(self) -> Balance:
-        currencies = [c for c, v in self._totals.items() if v > 0 or c == self._quote]
-        return Balance(
-            free={c: self._free(c) for c in currencies},
-            total={c: self._totals.get(c, 0.0) for c in currencies},
-        )
+        return order

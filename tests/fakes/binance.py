@@ -3,9 +3,11 @@
 It serves the handful of endpoints the bot uses (exchangeInfo, ticker/24hr, klines, time,
 account, openOrders, order), checks the API key, the HMAC signature and the timestamp window
 like Binance does (a skewed server clock answers -1021), keeps a tiny order book of its own
-(market orders fill at once, limit orders rest until the price crosses) and can be scripted
-to fail: an HTML 404 for a retired endpoint, an unknown error code, Binance's own error answers
-(SERVER_BUSY, DISCONNECTED, UNKNOWN), a 429 with Retry-After, 5xx.
+(tests/fakes/binance_orders.py: market orders fill at once, limit orders rest until the price
+crosses, STOP_LOSS / STOP_LOSS_LIMIT sells rest until `set_price` reaches their stopPrice, every
+change in `order_log`) and can be scripted to fail: an HTML 404 for a retired endpoint, an
+unknown error code, Binance's own error answers (SERVER_BUSY, DISCONNECTED, UNKNOWN), a 429 with
+Retry-After, 5xx.
 
     async with FakeBinance() as fake:
         venue = CcxtVenue("binance", "MASTER", api_key=fake.api_key, secret=fake.secret,
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import itertools
 import json
 import math
 import time
@@ -30,6 +31,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import ccxt.async_support as ccxt
 from aiohttp import web
+
+from tests.fakes.binance_orders import BinanceError, FakeMarket, Logged, SpotBook
 
 EXCHANGE_INFO = "/api/v3/exchangeInfo"
 TICKER_24HR = "/api/v3/ticker/24hr"
@@ -60,26 +63,6 @@ UNKNOWN = {
 INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
 
-@dataclass
-class FakeMarket:
-    """One spot market as exchangeInfo describes it; filters are strings as Binance sends them."""
-
-    base: str
-    quote: str = "USDT"
-    price: float = 100.0
-    step_size: str = "0.00001"
-    tick_size: str = "0.01"
-    min_qty: str = "0.00001"
-    min_notional: str = "5"
-    status: str = "TRADING"
-    quote_volume: float = 5_000_000.0
-    change_pct: float = 1.5
-
-    @property
-    def id(self) -> str:
-        return self.base + self.quote
-
-
 def default_markets() -> list[FakeMarket]:
     return [
         FakeMarket("BTC", price=50_000.0, step_size="0.00001", tick_size="0.01"),
@@ -101,14 +84,6 @@ class Failure:
     times: int = 1
 
 
-class BinanceError(Exception):
-    """Raised inside a handler to answer with Binance's {"code", "msg"} error body."""
-
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.status, self.code, self.msg = status, code, msg
-
-
 class FakeBinance:
     """The fake server. Start it with `async with`, or `await start()` and `await stop()`."""
 
@@ -124,15 +99,15 @@ class FakeBinance:
         self.api_key = api_key
         self.secret = secret
         self.markets = {m.id: m for m in (markets or default_markets())}
-        self.free: dict[str, float] = dict(balances or {"USDT": 10_000.0, "BTC": 0.5})
-        self.locked: dict[str, float] = {}
+        self.book = SpotBook(self.markets, balances or {"USDT": 10_000.0, "BTC": 0.5})
+        self.free = self.book.free
+        self.locked = self.book.locked
+        self.orders = self.book.orders
         self.clock_skew_ms = clock_skew_ms  # server clock minus real clock
-        self.orders: dict[int, dict] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
         self.failures: dict[str, list[Failure]] = {}
         self.stalls: dict[str, asyncio.Event] = {}
         self.parked: dict[str, int] = {}  # requests held by stall(), per path
-        self._ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -224,11 +199,17 @@ class FakeBinance:
         return int(time.time() * 1000 + self.clock_skew_ms)
 
     def set_price(self, symbol_id: str, price: float) -> None:
-        """Move a market's price; resting limit orders that it crosses fill."""
-        self.markets[symbol_id].price = price
-        for order in self.orders.values():
-            if order["symbol"] == symbol_id and order["status"] == "NEW" and _crosses(order, price):
-                self._fill(order, self.markets[symbol_id], price)
+        """Move a market's price: stops it reaches trigger, resting limits it crosses fill."""
+        self.book.set_price(symbol_id, price, self.server_ms())
+
+    @property
+    def order_log(self) -> list[Logged]:
+        """Every order change, in order: (ms, action, order_id, symbol, type, stop_price)."""
+        return self.book.order_log
+
+    def most_live_stops(self, symbol_id: str) -> int:
+        """The most stop orders live at one time on this market ("BTCUSDT")."""
+        return self.book.most_live_stops(symbol_id)
 
     # --- dispatch --------------------------------------------------------------------------
 
@@ -266,11 +247,11 @@ class FakeBinance:
             ("GET", TICKER_24HR): (self._ticker_24hr, False),
             ("GET", KLINES): (self._klines, False),
             ("GET", TIME): (lambda p: {"serverTime": self.server_ms()}, False),
-            ("GET", ACCOUNT): (self._account, True),
-            ("GET", OPEN_ORDERS): (self._open_orders, True),
-            ("POST", ORDER): (self._create_order, True),
-            ("GET", ORDER): (self._get_order, True),
-            ("DELETE", ORDER): (self._cancel_order, True),
+            ("GET", ACCOUNT): (lambda p: self.book.account(self.server_ms()), True),
+            ("GET", OPEN_ORDERS): (self.book.open_orders, True),
+            ("POST", ORDER): (lambda p: self.book.create(p, self.server_ms()), True),
+            ("GET", ORDER): (self.book.get, True),
+            ("DELETE", ORDER): (lambda p: self.book.cancel(p, self.server_ms()), True),
         }
 
     def _scripted(self, path: str, method: str) -> web.Response | None:
@@ -323,7 +304,7 @@ class FakeBinance:
 
     def _ticker_24hr(self, params: dict) -> dict | list:
         if "symbol" in params:
-            return self._ticker(self._market(params["symbol"]))
+            return self._ticker(self.book.market(params["symbol"]))
         wanted = set(json.loads(params["symbols"])) if "symbols" in params else None
         return [self._ticker(m) for m in self.markets.values() if wanted is None or m.id in wanted]
 
@@ -350,7 +331,7 @@ class FakeBinance:
         }
 
     def _klines(self, params: dict) -> list[list]:
-        m = self._market(params["symbol"])
+        m = self.book.market(params["symbol"])
         step = INTERVAL_SECONDS[params["interval"]] * 1000
         limit = int(params.get("limit", "500"))
         last_open = self.server_ms() // step * step
@@ -363,135 +344,6 @@ class FakeBinance:
             prices = [f"{x:.8f}" for x in (o, hi, lo, c)]
             rows.append([t, *prices, "12.5", t + step - 1, "1000.0", 10, "6.0", "500.0", "0"])
         return rows
-
-    # --- account and orders ----------------------------------------------------------------
-
-    def _account(self, params: dict) -> dict:
-        assets = sorted(set(self.free) | set(self.locked))
-        return {
-            "makerCommission": 10,
-            "takerCommission": 10,
-            "canTrade": True,
-            "canWithdraw": True,
-            "canDeposit": True,
-            "updateTime": self.server_ms(),
-            "accountType": "SPOT",
-            "balances": [
-                {
-                    "asset": a,
-                    "free": f"{self.free.get(a, 0.0):.8f}",
-                    "locked": f"{self.locked.get(a, 0.0):.8f}",
-                }
-                for a in assets
-            ],
-            "permissions": ["SPOT"],
-        }
-
-    def _open_orders(self, params: dict) -> list[dict]:
-        symbol = params.get("symbol")
-        return [
-            o
-            for o in self.orders.values()
-            if o["status"] == "NEW" and symbol in (None, o["symbol"])
-        ]
-
-    def _create_order(self, params: dict) -> dict:
-        m = self._market(params["symbol"])
-        client_id = params.get("newClientOrderId") or f"fake-{next(self._ids)}"
-        if any(o["clientOrderId"] == client_id for o in self.orders.values()):
-            raise BinanceError(400, -2010, "Duplicate order sent.")
-        qty = float(params["quantity"])
-        if qty < float(m.min_qty) or not _on_step(qty, float(m.step_size)):
-            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
-        kind, side = params["type"], params["side"]
-        limit = float(params["price"]) if kind == "LIMIT" else None
-        if qty * (limit or m.price) < float(m.min_notional):
-            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
-        spend_asset, spend = (m.quote, qty * (limit or m.price)) if side == "BUY" else (m.base, qty)
-        if self.free.get(spend_asset, 0.0) < spend - 1e-12:
-            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
-        now = self.server_ms()
-        order = {
-            "symbol": m.id,
-            "orderId": next(self._ids),
-            "orderListId": -1,
-            "clientOrderId": client_id,
-            "transactTime": now,
-            "time": now,
-            "updateTime": now,
-            "price": f"{limit or 0:.8f}",
-            "origQty": f"{qty:.8f}",
-            "executedQty": "0.00000000",
-            "cummulativeQuoteQty": "0.00000000",
-            "status": "NEW",
-            "timeInForce": "GTC",
-            "type": kind,
-            "side": side,
-            "isWorking": True,
-            "workingTime": now,
-            "selfTradePreventionMode": "NONE",
-        }
-        self.orders[order["orderId"]] = order
-        self._move(spend_asset, spend, to_locked=True)
-        if limit is None or _crosses(order, m.price):
-            self._fill(order, m, m.price)
-        return dict(order, fills=[])
-
-    def _get_order(self, params: dict) -> dict:
-        return self._find(params)
-
-    def _cancel_order(self, params: dict) -> dict:
-        try:
-            order = self._find(params)
-        except BinanceError:
-            raise BinanceError(400, -2011, "Unknown order sent.") from None
-        if order["status"] != "NEW":
-            raise BinanceError(400, -2011, "Unknown order sent.")
-        m = self.markets[order["symbol"]]
-        qty, limit = float(order["origQty"]), float(order["price"])
-        asset, amount = (m.quote, qty * limit) if order["side"] == "BUY" else (m.base, qty)
-        self._move(asset, amount, to_locked=False)
-        order["status"] = "CANCELED"
-        order["updateTime"] = self.server_ms()
-        return dict(order, origClientOrderId=order["clientOrderId"])
-
-    def _find(self, params: dict) -> dict:
-        self._market(params["symbol"])
-        if "orderId" in params:
-            order = self.orders.get(int(params["orderId"]))
-        else:
-            client_id = params.get("origClientOrderId")
-            order = next((o for o in self.orders.values() if o["clientOrderId"] == client_id), None)
-        if order is None or order["symbol"] != params["symbol"]:
-            raise BinanceError(400, -2013, "Order does not exist.")
-        return order
-
-    def _fill(self, order: dict, m: FakeMarket, price: float) -> None:
-        qty = float(order["origQty"])
-        reserved_price = float(order["price"]) or price
-        if order["side"] == "BUY":
-            self.locked[m.quote] = self.locked.get(m.quote, 0.0) - qty * reserved_price
-            self.free[m.quote] = self.free.get(m.quote, 0.0) + qty * (reserved_price - price)
-            self.free[m.base] = self.free.get(m.base, 0.0) + qty
-        else:
-            self.locked[m.base] = self.locked.get(m.base, 0.0) - qty
-            self.free[m.quote] = self.free.get(m.quote, 0.0) + qty * price
-        order.update(
-            status="FILLED",
-            executedQty=f"{qty:.8f}",
-            cummulativeQuoteQty=f"{qty * price:.8f}",
-            updateTime=self.server_ms(),
-        )
-
-    def _move(self, asset: str, amount: float, *, to_locked: bool) -> None:
-        sign = 1 if to_locked else -1
-        self.free[asset] = self.free.get(asset, 0.0) - sign * amount
-        self.locked[asset] = self.locked.get(asset, 0.0) + sign * amount
-
-    def _market(self, symbol_id: str) -> FakeMarket:
-        if symbol_id not in self.markets:
-            raise BinanceError(400, -1121, "Invalid symbol.")
-        return self.markets[symbol_id]
 
 
 def loopback_urls(exchange_id: str, base_url: str) -> dict:
@@ -518,7 +370,15 @@ def _symbol_info(m: FakeMarket) -> dict:
         "quoteAsset": m.quote,
         "quotePrecision": 8,
         "quoteAssetPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
         "icebergAllowed": True,
         "ocoAllowed": True,
         "isSpotTradingAllowed": True,
@@ -550,15 +410,6 @@ def _symbol_info(m: FakeMarket) -> dict:
     }
 
 
-def _crosses(order: dict, price: float) -> bool:
-    limit = float(order["price"])
-    return price <= limit if order["side"] == "BUY" else price >= limit
-
-
-def _on_step(qty: float, step: float) -> bool:
-    return abs(qty / step - round(qty / step)) < 1e-6
-
-
 __all__ = [
     "ACCOUNT",
     "DISCONNECTED",
@@ -574,6 +425,7 @@ __all__ = [
     "Failure",
     "FakeBinance",
     "FakeMarket",
+    "Logged",
     "default_markets",
     "loopback_urls",
 ]

@@ -1,0 +1,337 @@
+"""The paper exchange's book: one account's balances and orders, and how each order fills.
+
+- market orders fill at once at ask (buy) / bid (sell), moved against the taker by `slippage`;
+- limit orders rest OPEN with funds reserved (quote for buys, base for sells) and fill at the
+  limit price once a ticker crosses it (buy: ask <= limit; sell: bid >= limit);
+- stop sells (STOP_MARKET, STOP_LIMIT) rest OPEN with the base reserved, like a limit sell,
+  until the market trades at or below the stop price. Finding that moment is the exchange's
+  part (trading/paper.py watches the price path); `trigger` gets the ticker of that moment:
+  a STOP_MARKET then sells like a market order, never above its trigger; a STOP_LIMIT becomes a
+  limit sell at its price, filled at once if the bid is at or above it, else resting as a limit.
+  A sell stop at or above the last price is refused, as Binance refuses it ("Stop price would
+  trigger immediately"). Buy stops are refused: the bot is long-only;
+- with `fill_share` below 1, each crossing of a resting limit fills only that share of it (a
+  thin book's partial fills);
+- the fee is `fee_rate` of the notional, in the quote currency.
+
+Nothing here awaits, so a change is whole before another call of the exchange can run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from trading.errors import DuplicateOrder, Rejected
+from trading.models import (
+    Balance,
+    Market,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    Ticker,
+)
+
+DUST = 1e-12
+
+
+@dataclass(slots=True)
+class PaperOrder:
+    """An order as the exchange keeps it (mutable until it closes)."""
+
+    id: str
+    request: OrderRequest
+    market: Market
+    amount: float
+    price: float | None  # the limit, once the order trades as a limit
+    stop_price: float | None
+    timestamp: float
+    status: OrderStatus = OrderStatus.OPEN
+    filled: float = 0.0
+    average: float | None = None
+    fee_cost: float = 0.0
+    reserved: float = 0.0  # in reserve_currency while open
+    triggered: bool = False  # a stop whose trigger the market reached
+    watched_until: float = 0.0  # a resting stop: the clock time its price path was checked to
+
+    @property
+    def reserve_currency(self) -> str:
+        return self.market.quote if self.request.side is Side.BUY else self.market.base
+
+    @property
+    def waiting_stop(self) -> bool:
+        """A stop still waiting for its trigger."""
+        return (
+            self.stop_price is not None and not self.triggered and self.status is OrderStatus.OPEN
+        )
+
+    def snapshot(self) -> Order:
+        return Order(
+            id=self.id,
+            symbol=self.market.symbol,
+            side=self.request.side,
+            type=self.request.type,
+            amount=self.amount,
+            filled=self.filled,
+            status=self.status,
+            timestamp=self.timestamp,
+            client_order_id=self.request.client_order_id,
+            price=self.price,
+            stop_price=self.stop_price,
+            average=self.average,
+            fee_cost=self.fee_cost,
+            fee_currency=self.market.quote,
+        )
+
+
+def _crosses(buy: bool, price: float, ticker: Ticker) -> bool:
+    """Whether a limit order at `price` trades against this ticker."""
+    return ticker.ask <= price if buy else ticker.bid >= price
+
+
+def _step_digits(step: float) -> int:
+    return max(0, -math.floor(math.log10(step))) + 6
+
+
+def _floor_to(value: float, step: float | None) -> float:
+    if not step:
+        return value
+    return round(math.floor(value / step + 1e-9) * step, _step_digits(step))
+
+
+def _round_to(value: float, step: float | None) -> float:
+    if not step:
+        return value
+    return round(round(value / step) * step, _step_digits(step))
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    amount: float
+    price: float | None  # the limit
+    stop_price: float | None
+
+
+class PaperBook:
+    """Balances with reservations and every order the account ever placed."""
+
+    def __init__(
+        self,
+        *,
+        venue: str,
+        quote: str,
+        balances: dict[str, float],
+        fee_rate: float,
+        slippage: float,
+        fill_share: float = 1.0,
+    ) -> None:
+        self._venue = venue
+        self._quote = quote
+        self._totals = dict(balances)
+        self._fee_rate = fee_rate
+        self._slippage = slippage
+        self._fill_share = fill_share
+        self._orders: dict[str, PaperOrder] = {}  # every accepted order, in creation order
+        self._open: dict[str, PaperOrder] = {}
+        self._by_client: dict[tuple[str, str], PaperOrder] = {}
+        self._next_id = 1
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def all_orders(self) -> list[PaperOrder]:
+        return list(self._orders.values())
+
+    def open_orders(self) -> list[PaperOrder]:
+        return list(self._open.values())
+
+    def waiting_stops(self) -> Iterator[PaperOrder]:
+        return (o for o in list(self._open.values()) if o.waiting_stop)
+
+    def get(self, order_id: str) -> PaperOrder | None:
+        return self._orders.get(order_id)
+
+    def by_client(self, symbol: str, client_order_id: str) -> PaperOrder | None:
+        return self._by_client.get((symbol, client_order_id))
+
+    def balance(self) -> Balance:
+        currencies = [c for c, v in self._totals.items() if v > 0 or c == self._quote]
+        return Balance(
+            free={c: self._free(c) for c in currencies},
+            total={c: self._totals.get(c, 0.0) for c in currencies},
+        )
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def accept(
+        self, request: OrderRequest, market: Market, ticker: Ticker, *, stamp: float, now: float
+    ) -> PaperOrder:
+        """Validate, then book (stamped `stamp` by the exchange's clock; a stop is watched from
+        clock time `now`)."""
+        terms = self._checked_terms(request, market, ticker)
+        buy = request.side is Side.BUY
+        fill_price: float | None = None
+        if terms.stop_price is not None:  # rests until triggered
+            reference = terms.price or terms.stop_price
+        elif terms.price is not None:  # limit: fills at its own price, now or later
+            fill_price = terms.price if _crosses(buy, terms.price, ticker) else None
+            reference = terms.price
+        else:
+            fill_price = self._market_price(buy, ticker)
+            reference = fill_price
+        cost = terms.amount * reference
+        if cost < market.min_cost:
+            raise self._rejected(
+                f"order cost {cost:.8g} {market.quote} is under the minimum {market.min_cost:g}"
+            )
+        need = cost * (1 + self._fee_rate) if buy else terms.amount
+        currency = market.quote if buy else market.base
+        free = self._free(currency)
+        if need > free * (1 + 1e-12) + DUST:
+            raise self._rejected(f"insufficient funds: need {need:.8g} {currency}, free {free:.8g}")
+        order = self._book(request, market, terms, stamp)
+        if fill_price is not None:
+            self._fill(order, fill_price)
+        else:
+            order.reserved = need
+            order.watched_until = now
+            self._open[order.id] = order
+        return order
+
+    def match(self, tickers: dict[str, Ticker], *, stops: bool) -> None:
+        """Fill the resting limits these tickers cross; with `stops`, also trigger the waiting
+        stops whose last price is at or below the trigger (for a feed without a price path)."""
+        for order in list(self._open.values()):
+            ticker = tickers.get(order.market.symbol)
+            if ticker is None:
+                continue
+            if order.waiting_stop:
+                assert order.stop_price is not None
+                if stops and ticker.last <= order.stop_price:
+                    self.trigger(order, ticker)
+            elif order.price is not None and _crosses(
+                order.request.side is Side.BUY, order.price, ticker
+            ):
+                self._fill(order, order.price, self._fill_share)
+
+    def trigger(self, order: PaperOrder, ticker: Ticker) -> None:
+        """The market reached the stop's trigger; `ticker` is the market at that moment."""
+        assert order.stop_price is not None
+        order.triggered = True
+        if order.request.type is OrderType.STOP_MARKET:
+            self._fill(order, min(ticker.bid, order.stop_price) * (1 - self._slippage))
+        elif order.price is not None and _crosses(False, order.price, ticker):
+            self._fill(order, order.price)
+
+    def cancel(self, order: PaperOrder) -> None:
+        self._finish(order, OrderStatus.CANCELED)
+
+    def _market_price(self, buy: bool, ticker: Ticker) -> float:
+        return ticker.ask * (1 + self._slippage) if buy else ticker.bid * (1 - self._slippage)
+
+    def _checked_terms(self, request: OrderRequest, market: Market, ticker: Ticker) -> _Terms:
+        amount = _floor_to(request.amount, market.amount_step)
+        if amount <= 0 or amount < market.min_amount * (1 - 1e-9):
+            raise self._rejected(
+                f"amount {request.amount:.8g} {market.base} is under the minimum "
+                f"{market.min_amount:g} (step {market.amount_step})"
+            )
+        price: float | None = None
+        if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            if request.price is None or request.price <= 0:
+                raise self._rejected(f"a {request.type.value} order needs a positive price")
+            price = _round_to(request.price, market.price_step)
+        stop_price = self._checked_stop(request, market, ticker)
+        client_id = request.client_order_id
+        if client_id and (market.symbol, client_id) in self._by_client:
+            raise DuplicateOrder(
+                f"duplicate client order id {client_id}", venue=self._venue, call="create_order"
+            )
+        return _Terms(amount, price, stop_price)
+
+    def _checked_stop(self, request: OrderRequest, market: Market, ticker: Ticker) -> float | None:
+        if not request.type.is_stop:
+            return None
+        if request.side is not Side.SELL:
+            raise self._rejected("stop orders are sell-only here (spot, long-only)")
+        if request.stop_price is None or request.stop_price <= 0:
+            raise self._rejected(f"a {request.type.value} order needs a positive stop price")
+        stop_price = _round_to(request.stop_price, market.price_step)
+        if ticker.last <= stop_price:
+            raise self._rejected(
+                f"stop price would trigger immediately: {stop_price:.8g} at or above the last "
+                f"price {ticker.last:.8g}"
+            )
+        return stop_price
+
+    def _book(
+        self, request: OrderRequest, market: Market, terms: _Terms, stamp: float
+    ) -> PaperOrder:
+        order_id = f"P{self._next_id}"
+        self._next_id += 1
+        order = PaperOrder(
+            id=order_id,
+            request=request,
+            market=market,
+            amount=terms.amount,
+            price=terms.price,
+            stop_price=terms.stop_price,
+            timestamp=stamp,
+        )
+        self._orders[order_id] = order
+        if request.client_order_id:
+            self._by_client[(market.symbol, request.client_order_id)] = order
+        return order
+
+    def _fill(self, order: PaperOrder, price: float, share: float = 1.0) -> None:
+        """Fill `share` of the order's amount, floored to the lot size; all that is left when
+        that share is nothing or covers the rest."""
+        market = order.market
+        left = order.amount - order.filled
+        part = _floor_to(order.amount * share, market.amount_step)
+        last = part <= DUST or part >= left - DUST
+        amount = left if last else part
+        cost = amount * price
+        fee = cost * self._fee_rate
+        buy = order.request.side is Side.BUY
+        if buy:
+            self._credit(market.quote, -(cost + fee))
+            self._credit(market.base, amount)
+        else:
+            self._credit(market.base, -amount)
+            self._credit(market.quote, cost - fee)
+        if order.filled and order.average is not None:
+            order.average = (order.average * order.filled + price * amount) / (
+                order.filled + amount
+            )
+        else:
+            order.average = price
+        order.fee_cost += fee
+        if last:
+            order.filled = order.amount
+            self._finish(order, OrderStatus.CLOSED)
+            return
+        order.filled = _round_to(order.filled + amount, market.amount_step)
+        order.reserved -= cost * (1 + self._fee_rate) if buy else amount
+
+    def _finish(self, order: PaperOrder, status: OrderStatus) -> None:
+        order.status = status
+        order.reserved = 0.0
+        self._open.pop(order.id, None)
+
+    # -- balances -----------------------------------------------------------------------------
+
+    def _credit(self, currency: str, delta: float) -> None:
+        total = round(self._totals.get(currency, 0.0) + delta, 12)  # no 0.020000000000000004
+        self._totals[currency] = 0.0 if abs(total) < DUST * max(1.0, abs(delta)) else total
+
+    def _reserved(self, currency: str) -> float:
+        return sum(o.reserved for o in self._open.values() if o.reserve_currency == currency)
+
+    def _free(self, currency: str) -> float:
+        return self._totals.get(currency, 0.0) - self._reserved(currency)
+
+    def _rejected(self, message: str) -> Rejected:
+        return Rejected(message, venue=self._venue, call="create_order")
