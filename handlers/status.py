@@ -95,9 +95,12 @@ def _position_line(p) -> str:
     price = "no price yet" if p.price is None else num(p.price)
     marks = []
     if p.stop_loss is not None:
-        marks.append(f"SL {num(p.stop_loss)}")
+        where = "on exchange" if p.guard == "exchange" else "in bot"
+        marks.append(f"stop {num(p.stop_loss)} {where}")
     if p.take_profit is not None:
-        marks.append(f"TP {num(p.take_profit)}")
+        marks.append(f"target {num(p.take_profit)}")
+    if p.manual:
+        marks.append("manual")
     if p.banned:
         marks.append("banned")
     extra = f" · {esc(', '.join(marks))}" if marks else ""

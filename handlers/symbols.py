@@ -25,6 +25,7 @@ from handlers.format import (
     unknown_account,
 )
 from handlers.reply import Reply, esc
+from trading.risk import Level
 
 
 def _need_symbol(rest: list[str], usage: str) -> str:
@@ -110,6 +111,24 @@ async def bans(ctx: Context, args: list[str]) -> Reply:
 # ---- manual orders ----------------------------------------------------------------------
 
 
+def _levels(args: list[str]) -> tuple[list[str], dict[str, Level]]:
+    """`sl=`/`tp=` options out of the arguments: a price (61200) or a percent (5%)."""
+    rest, levels = [], {}
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if not eq:
+            rest.append(arg)
+            continue
+        if key.lower() not in ("sl", "tp"):
+            raise BadInput(f"Unknown option {esc(key)}=: only sl= and tp= (a price or a %).")
+        percent = value.endswith("%")
+        number = amount(value.rstrip("%"))
+        if percent and key.lower() == "sl" and number >= 100:
+            raise BadInput(f"A stop-loss of {esc(value)} below the price is not a price.")
+        levels[key.lower()] = Level(number, percent=percent)
+    return rest, levels
+
+
 def _order_args(ctx: Context, rest: list[str], usage: str) -> tuple[str, float | None]:
     text = _need_symbol(rest, usage)
     # "/buy krakn BTC/USDT": the symbol came second, so the first word was an account.
@@ -124,17 +143,24 @@ def _order_args(ctx: Context, rest: list[str], usage: str) -> tuple[str, float |
 @command
 async def buy(ctx: Context, args: list[str]) -> Reply:
     """A market buy of QUOTE_AMOUNT (default STAKE_AMOUNT) through the risk gate."""
-    usage = "/buy [ACCOUNT] SYMBOL [QUOTE_AMOUNT]"
+    usage = "/buy [ACCOUNT] SYMBOL [QUOTE_AMOUNT] [sl=PRICE|PCT%] [tp=PRICE|PCT%]"
+    args, levels = _levels(args)
     traders, rest = pick(ctx, args, max_rest=2, usage=usage)
     sym, quote = _order_args(ctx, rest, usage)
     listed, notes = knowing(traders, sym)
-    results = await each(listed, lambda t: t.buy(sym, quote))
+    stop, target = levels.get("sl"), levels.get("tp")
+    results = await each(listed, lambda t: t.buy(sym, quote, stop=stop, target=target))
 
     def done(trader, r) -> str:
         text = (
             f"🟢 {esc(r.account)}: bought {num(r.amount)} {esc(r.symbol)} @ {num(r.price)}"
             f" = {money(r.cost)} {esc(trader.settings.quote)}"
         )
+        if r.stop_loss is not None:
+            where = "on exchange" if r.guard == "exchange" else "in bot"
+            text += f" · stop {num(r.stop_loss)} {where}"
+        if r.take_profit is not None:
+            text += f" · target {num(r.take_profit)}"
         return text + (f" · {esc(r.reason)}" if r.reason else "")
 
     return outcome(_lines(results, done, f"buy {esc(sym)}") + notes, results)

@@ -97,8 +97,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "buy",
         symbols.buy,
-        "buy at market through the risk gate",
-        "[ACCOUNT] SYMBOL [QUOTE_AMOUNT]",
+        "buy at market through the risk gate, with a stop-loss and a target",
+        "[ACCOUNT] SYMBOL [QUOTE_AMOUNT] [sl=PRICE|PCT%] [tp=PRICE|PCT%]",
     ),
     Command("sell", symbols.sell, "sell the bot's position at market", "[ACCOUNT] SYMBOL"),
     Command("chart", chart.chart, "equity curve as a picture", "[ACCOUNT] [PERIOD]"),

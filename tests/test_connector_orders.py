@@ -142,7 +142,7 @@ async def test_last_sent_is_now_while_the_create_is_in_flight(venue, clock):
 async def test_cancel_of_an_order_already_gone_returns_false_quietly(venue, clock, notes):
     conn = connect(venue, clock, notes)
 
-    assert await conn.cancel("nope", SYMBOL) is False
+    assert (await conn.cancel("nope", SYMBOL)).gone
     assert notes.faults == []
 
 
@@ -161,7 +161,7 @@ async def test_cancel_refused_because_the_order_filled_returns_false(venue, cloc
     venue.orders[order.id] = Order(**{**_fields(order), "status": OrderStatus.CLOSED})
     venue.inject("cancel_order", Rejected("-2011 cancel rejected"))
 
-    assert await conn.cancel(order.id, SYMBOL) is False
+    assert (await conn.cancel(order.id, SYMBOL)).gone
 
 
 # ------------------------------------------------------------------ dead man's switch

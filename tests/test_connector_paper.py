@@ -110,5 +110,5 @@ async def test_paper_cancel_of_an_already_cancelled_order_returns_false(paper, c
     await conn.load_markets()
     order = await conn.place(paper_buy(paper, "bot-3"))
 
-    assert await conn.cancel(order.id, SYMBOL) is True
-    assert await conn.cancel(order.id, SYMBOL) is False
+    assert not (await conn.cancel(order.id, SYMBOL)).gone
+    assert (await conn.cancel(order.id, SYMBOL)).gone

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import pytest
+
 from tests.test_engine_support import SETTINGS, ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.events import EquityReport, OrderRejected, StateChanged, TradeClosed, TradeOpened
@@ -43,16 +45,34 @@ async def test_stop_loss_exits_when_the_price_falls_through_it():
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
     await rig.trader.start()
     await rig.trader.run_cycle()
+    [stop] = rig.stops()  # resting at the exchange right after the entry filled
+    assert stop.stop_price == pytest.approx(rig.trader.book.positions["ETH/USDT"].stop_loss)
     rig.strategy.entries = []
     rig.paper.shock("ETH/USDT", -10)
     await rig.cycles(1)
 
     closed = rig.of(TradeClosed)
-    assert [(e.symbol, e.reason) for e in closed] == [("ETH/USDT", "stop-loss")]
+    assert [(e.symbol, e.reason) for e in closed] == [("ETH/USDT", "stop-loss (on exchange)")]
     assert closed[0].pnl < 0
     assert rig.trader.book.positions == {}
     assert rig.held("ETH/USDT") == 0
-    assert [t.reason for t in rig.store.trades(rig.trader.label)] == ["stop-loss"]
+    assert [t.reason for t in rig.store.trades(rig.trader.label)] == ["stop-loss (on exchange)"]
+
+
+async def test_without_stops_at_the_exchange_the_bot_checks_the_stop_loss_itself():
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
+    rig.paper.stop_types = ()
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+    assert rig.stops() == []
+    [view] = rig.trader.info().positions
+    assert view.guard == "bot"
+    rig.strategy.entries = []
+    rig.paper.shock("ETH/USDT", -10)
+    await rig.cycles(1)
+
+    assert [(e.symbol, e.reason) for e in rig.of(TradeClosed)] == [("ETH/USDT", "stop-loss")]
+    assert rig.held("ETH/USDT") == 0
 
 
 async def test_take_profit_and_signal_exits_close_positions():
@@ -86,11 +106,12 @@ async def test_pause_cancels_open_orders_enters_nothing_but_keeps_the_stop_loss_
     strategy.entries = ["BTC/USDT", "XRP/USDT"]
     await rig.cycles(2)
     assert rig.created() == placed  # no entry while paused
+    assert {o.symbol for o in rig.stops()} == {"ETH/USDT", "SOL/USDT"}  # protection re-armed
     rig.paper.shock("ETH/USDT", -20)  # through the stop-loss: a pause never disarms it
     await rig.cycles(2)
-    assert rig.created() == placed + 1
     assert set(rig.trader.book.positions) == {"SOL/USDT"}
     assert rig.held("ETH/USDT") == 0
+    assert rig.of(TradeClosed)[-1].reason == "stop-loss (on exchange)"
     assert rig.open_orders() == []
     assert rig.trader.mode is Mode.PAUSED
 
@@ -218,7 +239,7 @@ async def test_ban_keeps_a_symbol_out_but_its_position_keeps_its_stop_loss():
     await rig.cycles(1)
     assert rig.trader.book.positions == {}
     assert rig.held("ETH/USDT") == 0
-    assert rig.of(TradeClosed)[-1].reason == "stop-loss"
+    assert rig.of(TradeClosed)[-1].reason == "stop-loss (on exchange)"
 
 
 async def test_commands_that_make_no_sense_are_refused_with_a_reason_and_change_nothing():
@@ -292,17 +313,16 @@ async def test_sync_reports_a_position_sold_outside_the_bot_and_closes_it_on_the
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
     await rig.trader.start()
     await rig.trader.run_cycle()
-    amount = rig.held("ETH/USDT")
-    from trading.models import OrderRequest
-
-    await rig.paper.create_order(
-        OrderRequest("ETH/USDT", Side.SELL, OrderType.MARKET, amount, "user-sold-it")
-    )
+    await rig.sell_outside("ETH/USDT")
 
     first = await rig.trader.sync()
     assert first.ok
-    assert [(d.kind, d.symbol) for d in first.differences] == [("unresolved", "ETH/USDT")]
-    assert "next sync" in first.differences[0].detail
+    # The user cancelled the bot's resting stop to sell: said, and the shortfall held back.
+    assert [(d.kind, d.symbol) for d in first.differences] == [
+        ("gone", "ETH/USDT"),
+        ("unresolved", "ETH/USDT"),
+    ]
+    assert "next sync" in first.differences[1].detail
     assert set(rig.trader.book.positions) == {"ETH/USDT"}
 
     second = await rig.trader.sync()

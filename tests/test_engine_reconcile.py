@@ -16,7 +16,9 @@ from trading.risk import OrderIntent
 
 
 async def _holding_eth():
+    """A position the bot checks itself (no stop resting at the exchange to reconcile too)."""
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
+    rig.paper.stop_types = ()
     await rig.trader.start()
     await rig.trader.run_cycle()
     assert set(rig.trader.book.positions) == {"ETH/USDT"}

@@ -73,8 +73,9 @@ def test_an_entry_gated_before_a_pause_is_not_sent_after_it():
     rig, paused = run_simulated(main)
     assert paused.ok and rig.trader.mode is Mode.PAUSED
     assert rig.created() == 1
-    assert [o.symbol for o in rig.paper.order_log] == ["ETH/USDT"]
-    assert list(rig.trader.book.positions) == ["ETH/USDT"] and rig.trader.book.orders == {}
+    assert [o.symbol for o in rig.sent()] == ["ETH/USDT"]
+    assert list(rig.trader.book.positions) == ["ETH/USDT"]
+    assert [t.purpose for t in rig.trader.book.orders.values()] == ["guard"]
     assert rig.trader.router.counts["refused"] == 1
 
 
@@ -259,7 +260,7 @@ def test_an_order_that_never_reached_the_exchange_is_settled_only_after_the_wind
     # enough) and 60 s (the second miss: settled as never placed)
     assert pending == [True, True, True, False]
     assert rig.trader.reconciler.settle_seconds == 30.0
-    assert rig.created() == 2 and len(rig.paper.order_log) == 1  # the retry is the next entry
+    assert rig.created() == 2 and len(rig.sent()) == 1  # the retry is the next entry
     assert set(rig.trader.book.positions) == {"ETH/USDT"}
 
 

@@ -24,7 +24,7 @@ async def test_the_trader_opens_and_closes_positions_by_itself_over_simulated_ho
 
     opened, closed = rig.of(TradeOpened), rig.of(TradeClosed)
     assert len(opened) >= 4 and len(closed) >= 3
-    assert {"stop-loss", "take-profit"} <= {c.reason for c in closed}
+    assert {"stop-loss (on exchange)", "take-profit"} <= {c.reason for c in closed}
     assert rig.trader.mode is Mode.RUNNING and rig.trader.last_error is None
     trades = rig.store.trades(rig.trader.label)
     assert len(trades) == len(closed)
@@ -96,8 +96,10 @@ def test_kill_exits_fifty_positions_concurrently_within_the_rate_limit():
     assert len(symbols) == 50
     assert result.flat and rig.trader.book.positions == {}
     assert all(rig.held(s) == 0 for s in symbols)
-    floor = 50 / rate
-    assert seconds < 2.0 * floor, (seconds, floor)
+    # Each position's stop rests at the exchange: one cancel (its answer says what filled),
+    # then the sell, so two requests per position at the venue's pace.
+    floor = 2 * 50 / rate
+    assert seconds < 1.5 * floor, (seconds, floor)
 
 
 def test_kill_goes_through_while_a_cycle_is_stuck_and_the_stuck_cycle_buys_nothing():

@@ -9,7 +9,7 @@ from trading.clock import Clock
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import Event
-from trading.models import Candle, Order, Position, Ticker
+from trading.models import Candle, Order, OrderRequest, OrderType, Position, Side, Ticker
 from trading.paper import PaperExchange
 from trading.settings import TradingSettings
 from trading.store import Store
@@ -80,11 +80,32 @@ class Rig:
         base = symbol.split("/")[0]
         return self.paper.peek_balance().total.get(base, 0.0)
 
-    def open_orders(self) -> list[Order]:
-        return [o for o in self.paper.order_log if o.is_open]
+    def open_orders(self, *, stops: bool = False) -> list[Order]:
+        """Working orders at the exchange (with `stops`, the resting protective stops too)."""
+        return [o for o in self.paper.order_log if o.is_open and (stops or not o.type.is_stop)]
+
+    def sent(self) -> list[Order]:
+        """Every order the exchange took, but for the protective stops."""
+        return [o for o in self.paper.order_log if not o.type.is_stop]
+
+    def stops(self) -> list[Order]:
+        """The protective stops resting at the exchange."""
+        return [o for o in self.paper.order_log if o.is_open and o.type.is_stop]
 
     def created(self) -> int:
-        return self.paper.calls["create_order"]
+        """Orders sent, but for the protective stops resting at the exchange."""
+        stops = sum(1 for o in self.paper.order_log if o.type.is_stop)
+        return self.paper.calls["create_order"] - stops
+
+    async def sell_outside(self, symbol: str, amount: float | None = None) -> None:
+        """The user sells coins on the exchange by hand: cancels what holds them, then sells."""
+        for order in self.stops():
+            if order.symbol == symbol:
+                await self.paper.cancel_order(order.id, symbol)
+        amount = self.held(symbol) if amount is None else amount
+        await self.paper.create_order(
+            OrderRequest(symbol, Side.SELL, OrderType.MARKET, amount, f"user-{symbol[:3]}")
+        )
 
     async def cycles(self, n: int, step: float = 60.0) -> None:
         for _ in range(n):

@@ -262,10 +262,9 @@ async def test_sync_in_agreement_says_so(pair):
 async def test_sync_reports_every_difference(office):
     await office.enter(office.rig, ["BTC/USDT"])
     amount = office.rig.trader.book.positions["BTC/USDT"].amount
-    # Someone sells half the coins by hand and leaves a foreign order on the exchange.
-    await office.rig.paper.create_order(
-        OrderRequest("BTC/USDT", Side.SELL, OrderType.MARKET, amount / 2, "by-hand-1")
-    )
+    # Someone cancels the bot's stop to sell half the coins by hand, and leaves a foreign
+    # order on the exchange.
+    await office.rig.sell_outside("BTC/USDT", amount / 2)
     await office.rig.paper.create_order(
         OrderRequest("ETH/USDT", Side.BUY, OrderType.LIMIT, 0.1, "by-hand-2", price=1000.0)
     )

@@ -85,6 +85,7 @@ async def test_healthz_turns_503_when_a_cycle_stalls_and_200_when_it_completes_a
     rig = make_rig(clock, strategy=ScriptedStrategy(["ETH/USDT"]), paper=paper)
     await rig.trader.start()
     await rig.trader.run_cycle()
+    await rig.trader.run_cycle()  # the first one's entry and its stop were paced: time moved
     notifier = Notifier([Inbox()], clock=clock)
     server = await serve(Desk([rig.trader], store=rig.store, clock=clock), clock, notifier)
     try:
@@ -231,6 +232,7 @@ async def test_a_trader_whose_sync_keeps_failing_turns_stale_though_its_cycles_c
     rig = make_rig(clock, strategy=ScriptedStrategy(["ETH/USDT"]))
     await rig.trader.start()
     await rig.trader.run_cycle()
+    await rig.trader.run_cycle()  # the first one's entry and its stop were paced: time moved
     server = await serve(Desk([rig.trader], store=rig.store, clock=clock), clock)
     rig.paper.inject("fetch_balance", Rejected("BadRequest: unknown parameter"), count=-1)
     try:

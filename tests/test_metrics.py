@@ -64,7 +64,7 @@ async def test_metrics_parse_as_prometheus_text_and_count_an_injected_fault():
 
     acc, api = {"account": "paper:main"}, {"account": "paper:main", "exchange": "paper"}
     assert value(found, "chatbot_faults_total", **api, kind="transient") == 1
-    assert value(found, "chatbot_orders_placed_total", **acc) == 1
+    assert value(found, "chatbot_orders_placed_total", **acc) == 2  # the entry and its stop
     assert value(found, "chatbot_orders_rejected_total", **acc) == 0
     assert value(found, "chatbot_api_requests_total", **api) == rig.connector.health.requests
     assert 0 < value(found, "chatbot_api_health_score", **api) < 1
@@ -90,7 +90,7 @@ async def test_metrics_follow_rejections_fatal_faults_and_emergencies_as_they_ha
     await rig.trader.run_cycle()
     found = samples(render(registry).decode())
     assert value(found, "chatbot_orders_rejected_total", account="paper:main") == 1
-    assert value(found, "chatbot_orders_placed_total", account="paper:main") == 1
+    assert value(found, "chatbot_orders_placed_total", account="paper:main") == 2  # and its stop
 
     rig.paper.inject("fetch_balance", Fatal)
     clock.advance(60)

@@ -28,7 +28,7 @@ from trading.clock import Clock
 from trading.events import Notify, TradeClosed, TradeOpened
 from trading.fills import Fill, Fills
 from trading.models import Market, Order, OrderRequest, OrderStatus, Position, Side
-from trading.modes import Purpose
+from trading.modes import Purpose, exit_reason
 from trading.store import ClosedTrade, Store
 
 # Client ids live in trading/client_ids.py; most code imports them from here.
@@ -285,6 +285,7 @@ class Book:
             stop_loss=tracked.stop_loss,
             take_profit=tracked.take_profit,
             entry_order_id=order.id,
+            manual=tracked.purpose == Purpose.MANUAL,
         )
         position = self._fills.bought(self.free, self.positions.get(order.symbol), opened, fill)
         self.store.save_position(position)
@@ -298,7 +299,7 @@ class Book:
         if position is None:
             self.log.warning("sell fill on %s without a position", order.symbol)
             return []
-        tally = self._fills.exited(fill, tracked.reason or tracked.purpose)
+        tally = self._fills.exited(fill, tracked.reason or exit_reason(tracked.purpose))
         position = replace(position, amount=max(0.0, position.amount - fill.amount))
         self.positions[order.symbol] = position
         if is_dust(self._markets().get(order.symbol), position.amount, fill.price):
@@ -322,6 +323,13 @@ class Book:
             self.last_exit_at[symbol] = trade.closed_at
             self._announcements.append(lambda: self._announce_close(trade))
         return trade
+
+    def move_stop(self, symbol: str, stop_loss: float) -> None:
+        """A new stop-loss for a position (trailing, break-even): its guard follows next."""
+        position = replace(self.positions[symbol], stop_loss=stop_loss)
+        with self._change():
+            self.store.save_position(position)
+            self.positions[symbol] = position
 
     def shrink(self, symbol: str, amount: float) -> None:
         """The balance holds less than the position: the position is what is really there."""

@@ -20,6 +20,7 @@ _TAGS = {
     Purpose.ENTRY: "e",
     Purpose.EXIT: "x",
     Purpose.PROTECT: "p",
+    Purpose.GUARD: "g",
     Purpose.STOP: "s",
     Purpose.KILL: "k",
     Purpose.MANUAL: "m",

@@ -64,6 +64,17 @@ from trading.retry import retry
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    """What a cancel did: nothing (`gone`: the order had finished already), or cancelled it."""
+
+    gone: bool
+    order: Order | None = None  # its final state, when the exchange's answer said it
+
+    def __bool__(self) -> bool:
+        return not self.gone
+
+
 class CircuitOpen(Transient):
     """A read refused locally because this connector's circuit is open; the venue was not
     touched. A Transient to callers (skip this part of the cycle), but never retried."""
@@ -292,19 +303,22 @@ class Connector:
         """Reconciliation has settled this order's fate: forget its doubt."""
         self._in_doubt.pop(client_order_id, None)
 
-    async def cancel(self, order_id: str, symbol: str) -> bool:
-        """Cancel an order; False when it was already gone (filled, cancelled, unknown)."""
+    async def cancel(self, order_id: str, symbol: str) -> Cancelled:
+        """Cancel an order. Falsy when it was already gone (filled, cancelled, unknown); its
+        final state when the exchange's answer said it (no lookup needed then)."""
         cancel = functools.partial(self.venue.cancel_order, order_id, symbol)
         try:
-            await self._call("cancel_order", cancel, signed=True, gated=False, quiet=_not_found)
+            final = await self._call(
+                "cancel_order", cancel, signed=True, gated=False, quiet=_not_found
+            )
         except ClockRejected:
             raise
         except Rejected as fault:
             if isinstance(fault, OrderNotFound) or await self._is_gone(order_id, symbol):
                 self.log.info("cancel %s %s: already gone", order_id, symbol)
-                return False
+                return Cancelled(gone=True)
             raise
-        return True
+        return Cancelled(gone=False, order=final if isinstance(final, Order) else None)
 
     async def guard_dead_man(self, *, working: bool, others: bool) -> bool:
         """The exchange-side cancel-all-after, armed only to guard the bot's own working orders:

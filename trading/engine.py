@@ -27,8 +27,9 @@ from trading.errors import Recoverable
 from trading.events import EntriesHeld, EquityReport, Notify, StateChanged
 from trading.exits import Exits
 from trading.failsafe import Failsafe
+from trading.guards import Guards, moved_stop
 from trading.lifecycle import Lifecycle
-from trading.models import Balance, Side, Ticker
+from trading.models import Balance, OrderType, Side, Ticker
 from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
 from trading.operations import TraderOperations
 from trading.orders import OrderRouter, Placement
@@ -114,6 +115,7 @@ class Trader(Failsafe, TraderOperations):
             log=self.log,
             settle_seconds=settle_seconds(settings.recv_window_ms),
         )
+        self.guards = Guards(self.router, self.book, connector, settings=settings, log=self.log)
         self.exits = Exits(
             self.router,
             self.book,
@@ -251,10 +253,14 @@ class Trader(Failsafe, TraderOperations):
         await self._sync_now()
 
     async def _cycle(self) -> None:
-        if not self.started:
-            await self._start_exchange()
-        else:
-            await self._sync_now()
+        try:
+            if not self.started:
+                await self._start_exchange()
+            else:
+                await self._sync_now()
+        except Recoverable:
+            await self._protect_blind()
+            raise
         mode = self.mode
         if mode is Mode.RUNNING:
             await self._trade()
@@ -262,18 +268,35 @@ class Trader(Failsafe, TraderOperations):
             await self._stop_cycle()
         else:
             if mode in PAUSES and any(t.confirmed for t in self.book.orders.values()):
-                await self.router.cancel_all()  # adopted by the sync: a pause holds no order
+                # Adopted by the sync: a pause holds no order but the positions' stops.
+                await self.router.cancel_all(keep=() if mode is Mode.HANDS_OFF else _STOPS)
             fresh = await self._price_positions()
             if flattens(mode):
                 if self.book.positions:
                     self._keep_flattening(self.flatten_purpose())
             elif checks_protection(mode):
                 await self._protect(list(self.book.positions), fresh)
-        await self.connector.guard_dead_man(
-            working=any(t.confirmed for t in self.book.orders.values()),
-            others=self._foreign_orders > 0,
-        )
+                await self.guards.ensure(self.book.positions)
+        await self._guard_dead_man()
         self._report_equity()
+
+    async def _protect_blind(self) -> None:
+        """The account cannot be read, the prices can: stop-losses and take-profits still act
+        on the last known book (entries wait for a good sync)."""
+        if not self.started or not checks_protection(self.mode) or flattens(self.mode):
+            return
+        fresh = await self._price_positions()
+        await self._protect(list(self.book.positions), fresh)
+
+    async def _guard_dead_man(self) -> None:
+        """Cancel-all-after guards only the bot's working orders: never while a protective
+        stop or an order that is not the bot's rests (it would cancel those too)."""
+        working = [t for t in self.book.orders.values() if t.confirmed]
+        stops = any(t.purpose == Purpose.GUARD for t in self.book.orders.values())
+        await self.connector.guard_dead_man(
+            working=any(t.purpose != Purpose.GUARD for t in working),
+            others=self._foreign_orders > 0 or stops,
+        )
 
     def flatten_purpose(self) -> Purpose:
         return Purpose.KILL if self.mode is Mode.KILLED else Purpose.FAILSAFE
@@ -286,8 +309,9 @@ class Trader(Failsafe, TraderOperations):
         per_candidate = max(1, len(self.strategy.timeframes))
         budget = self.connector.budget()
         held = list(positions)
-        # A banned position keeps its stop and target; only its exit signal goes unread.
-        signalled = [s for s in held if s not in bans]
+        # A banned position keeps its stop and target, and a manual one is the owner's: only
+        # their exit signal goes unread.
+        signalled = [s for s in held if s not in bans and not positions[s].manual]
         reserve = min(budget // 2, len(signalled) * per_candidate)
         exclude = set(positions) | set(self.book.pending_entries()) | set(bans)
         exclude |= self.held_outside()
@@ -302,6 +326,7 @@ class Trader(Failsafe, TraderOperations):
             ):
                 break
             await self._enter(candidate.symbol, candidate.ticker, candidate.signal)
+        await self.guards.ensure(self.book.positions)  # new entries get theirs at once
 
     async def _protect(
         self,
@@ -312,14 +337,27 @@ class Trader(Failsafe, TraderOperations):
         candle_budget: int = 0,
     ) -> None:
         """Stop-loss and take-profit from this cycle's ticker (never a stale one), then, for
-        the `signals` symbols, the strategy's exit signal."""
+        the `signals` symbols, the strategy's exit signal. A stop-market resting at the
+        exchange does the stop-loss there; the bot still moves it (trailing, break-even)."""
         for symbol in symbols:
             position = self.book.positions.get(symbol)
             ticker = fresh.get(symbol)
-            if position is None or ticker is None or self.book.open_orders(symbol=symbol):
+            if position is None or ticker is None or self._exit_resting(symbol):
                 continue
             price = ticker.bid
-            if position.stop_loss is not None and price <= position.stop_loss:
+            moved = moved_stop(position, price, self.settings)
+            if moved is not None:
+                self.log.info("%s: stop-loss %.8g -> %.8g", symbol, position.stop_loss, moved)
+                self.book.move_stop(symbol, moved)
+                position = self.book.positions[symbol]
+            resting = self.guards.resting(symbol)
+            on_exchange = (
+                moved is None
+                and resting is not None
+                and resting.confirmed
+                and resting.order.type is OrderType.STOP_MARKET
+            )
+            if not on_exchange and position.stop_loss is not None and price <= position.stop_loss:
                 await self._exit(symbol, price, "stop-loss", Purpose.PROTECT)
             elif position.take_profit is not None and price >= position.take_profit:
                 await self._exit(symbol, price, "take-profit", Purpose.PROTECT)
@@ -328,6 +366,10 @@ class Trader(Failsafe, TraderOperations):
                 reason = await self._exit_signal(symbol, price)
                 if reason:
                     await self._exit(symbol, price, reason, Purpose.EXIT)
+
+    def _exit_resting(self, symbol: str) -> bool:
+        """An exit of the bot's own (not a guard) rests or is on its way for `symbol`."""
+        return any(t.purpose != Purpose.GUARD for t in self.book.open_orders(symbol=symbol))
 
     async def _exit_signal(self, symbol: str, price: float) -> str | None:
         try:
@@ -511,6 +553,9 @@ class Trader(Failsafe, TraderOperations):
         self._closes += 1
         del self._closed_log[:-200]
         self.loop_guard(trade.symbol)
+
+
+_STOPS = frozenset({Purpose.GUARD})  # what a plain pause leaves resting
 
 
 def _venue_rate(connector: Connector) -> float | None:

@@ -278,11 +278,19 @@ class CcxtVenue:
     def _parse(self, raw: dict, request: OrderRequest | None = None) -> Order:
         return _order(raw, request, echo_prefix=self._echo_prefix)
 
-    async def cancel_order(self, order_id: str, symbol: str) -> None:
-        async def run() -> None:
-            await self._exchange.cancel_order(order_id, symbol)
+    async def cancel_order(self, order_id: str, symbol: str) -> Order | None:
+        """The order's final state when the exchange's answer says it (Binance answers with
+        the cancelled order: status and executed amount), else None."""
 
-        await self._call("cancel_order", run)
+        async def run() -> dict | None:
+            return await self._exchange.cancel_order(order_id, symbol)
+
+        raw = await self._call("cancel_order", run)
+        if not isinstance(raw, dict) or str(raw.get("id")) != str(order_id):
+            return None
+        if raw.get("status") not in ("canceled", "closed") or raw.get("filled") is None:
+            return None  # an answer that does not tell how much filled: look it up
+        return self._parse(raw)
 
     async def cancel_all_after(self, timeout_seconds: float) -> None:
         async def run() -> None:

@@ -163,7 +163,8 @@ class Venue(Protocol):
 
     async def create_order(self, request: OrderRequest) -> Order: ...
 
-    async def cancel_order(self, order_id: str, symbol: str) -> None: ...
+    async def cancel_order(self, order_id: str, symbol: str) -> Order | None:
+        """Cancel; the order's final state when the exchange's answer says it, else None."""
 
     async def cancel_all_after(self, timeout_seconds: float) -> None:
         """Arm or refresh the exchange-side dead man's switch (0 disarms)."""
@@ -204,6 +205,7 @@ class Position:
     stop_loss: float | None = None
     take_profit: float | None = None
     entry_order_id: str | None = None
+    manual: bool = False  # opened by /buy: its exits are the owner's and its stops', never a signal
 
     @property
     def cost(self) -> float:

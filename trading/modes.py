@@ -5,18 +5,21 @@ asks `after()` for every command, the cycle asks `checks_protection()` and `flat
 chaos referee judges orders by the same `allows()`. Four copies of this knowledge drifted before
 (a pause inside a stop lost the stop); there is one now.
 
-    mode        entries  signal  protect  manual sell  stop  kill  failsafe
-    RUNNING     yes      yes     yes      yes          -     yes   -
-    PAUSED      -        -       yes      yes          -     yes   -
-    HANDS_OFF   -        -       -        yes          -     yes   -
-    STOPPING    -        -       yes      yes          yes   yes   -
-    STOPPED     -        -       yes      yes          -     yes   -
-    KILLED      -        -       yes      yes          -     yes   yes
-    FAILSAFE    -        -       yes      yes          -     yes   yes
-    HALTED      -        -       yes      yes          -     yes   -
+    mode        entries  signal  guard  protect  manual sell  stop  kill  failsafe
+    RUNNING     yes      yes     yes    yes      yes          -     yes   -
+    PAUSED      -        -       yes    yes      yes          -     yes   -
+    HANDS_OFF   -        -       -      -        yes          -     yes   -
+    STOPPING    -        -       -      yes      yes          yes   yes   -
+    STOPPED     -        -       yes    yes      yes          -     yes   -
+    KILLED      -        -       -      yes      yes          -     yes   yes
+    FAILSAFE    -        -       -      yes      yes          -     yes   yes
+    HALTED      -        -       yes    yes      yes          -     yes   -
 
-"protect" is a stop-loss or take-profit exit: a plain /pause never disarms it, nor does a halt
-(positions are left to their stops); only the owner's explicit hands-off pause does.
+"guard" is the stop order resting at the exchange for a position (it outlives the process);
+"protect" is a stop-loss or take-profit exit the bot sends itself. A plain /pause never disarms
+either, nor does a halt (positions are left to their stops); only the owner's explicit
+hands-off pause does. Where the bot exits a position itself (a stop, a kill, a failsafe) it
+lifts the guard first, so no new one is placed there.
 
 Commands (every mode has a way out; /pause, /stop, /kill and /resume are taken everywhere):
 
@@ -54,6 +57,7 @@ class Purpose(StrEnum):
 
     ENTRY = "entry"  # the strategy buys
     EXIT = "exit"  # the strategy's exit signal sells
+    GUARD = "guard"  # the protective stop resting at the exchange
     PROTECT = "protect"  # a stop-loss or take-profit triggered
     MANUAL = "manual"  # /buy and /sell
     STOP = "stop"  # the limit exits of /stop
@@ -73,16 +77,18 @@ class Command(StrEnum):
 _EXITS_EVERYWHERE = frozenset({Purpose.MANUAL, Purpose.KILL})
 _PROTECTED = frozenset({Purpose.PROTECT}) | _EXITS_EVERYWHERE
 
+_GUARDED = _PROTECTED | {Purpose.GUARD}
+
 # Sells each mode lets out, by purpose.
 SELLS: dict[Mode, frozenset[Purpose]] = {
-    Mode.RUNNING: _PROTECTED | {Purpose.EXIT},
-    Mode.PAUSED: _PROTECTED,
+    Mode.RUNNING: _GUARDED | {Purpose.EXIT},
+    Mode.PAUSED: _GUARDED,
     Mode.HANDS_OFF: _EXITS_EVERYWHERE,
     Mode.STOPPING: _PROTECTED | {Purpose.STOP},
-    Mode.STOPPED: _PROTECTED,
+    Mode.STOPPED: _GUARDED,
     Mode.KILLED: _PROTECTED | {Purpose.FAILSAFE},
     Mode.FAILSAFE: _PROTECTED | {Purpose.FAILSAFE},
-    Mode.HALTED: _PROTECTED,
+    Mode.HALTED: _GUARDED,
 }
 # Buys each mode lets out: the strategy's and the owner's, only while running.
 BUYS: dict[Mode, frozenset[Purpose]] = {
@@ -104,6 +110,16 @@ def allows(mode: Mode, side: Side, purpose: Purpose) -> bool:
 def checks_protection(mode: Mode) -> bool:
     """Does the cycle check stop-losses and take-profits in this mode?"""
     return Purpose.PROTECT in SELLS[mode]
+
+
+def guards(mode: Mode) -> bool:
+    """Does a position keep (or get) its stop resting at the exchange in this mode?"""
+    return Purpose.GUARD in SELLS[mode]
+
+
+def exit_reason(purpose: str) -> str:
+    """How an exit is named when nothing more precise was recorded (after a restart)."""
+    return "stop-loss (on exchange)" if purpose == Purpose.GUARD else purpose
 
 
 def flattens(mode: Mode) -> bool:

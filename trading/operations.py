@@ -27,7 +27,7 @@ from trading.results import (
     PositionView,
     SyncResult,
 )
-from trading.risk import OrderIntent, entry_amount, loop_guard_trips
+from trading.risk import Level, OrderIntent, entry_amount, loop_guard_trips, manual_levels
 from trading.store import Ban
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ class TraderOperations:
         await self.close()  # a kill's or failsafe's flattening stops here
         try:
             async with self.exclusive(self.lock_wait, force=True):
-                cancelled, failures = await self.router.cancel_all()
+                keep = () if hands_off else (Purpose.GUARD,)  # a plain pause keeps the stops
+                cancelled, failures = await self.router.cancel_all(keep=keep)
         except Fault as fault:  # what stays open is cancelled by the next (paused) cycle
             cancelled, failures = 0, [f"{fault.kind}: {fault.message}"]
         except Exception as exc:
@@ -221,8 +222,17 @@ class TraderOperations:
 
         return await self._locked(body, refuse)
 
-    async def buy(self: Trader, symbol: str, quote_amount: float | None = None) -> OrderResult:
-        """A manual entry at market through the risk gate (STAKE_AMOUNT when no amount)."""
+    async def buy(
+        self: Trader,
+        symbol: str,
+        quote_amount: float | None = None,
+        *,
+        stop: Level | None = None,
+        target: Level | None = None,
+    ) -> OrderResult:
+        """A manual entry at market through the risk gate (STAKE_AMOUNT when no amount), with
+        a stop-loss and a take-profit like any position (the owner's, or the manual defaults),
+        its stop resting at the exchange at once. The strategy never sells it on a signal."""
         market = self.connector.markets.get(symbol)
         if market is None:
             return self._refuse_order(symbol, Side.BUY, f"unknown symbol {symbol}")
@@ -239,9 +249,15 @@ class TraderOperations:
             except KeyError:
                 return self._refuse_order(symbol, Side.BUY, "no fresh price: no ticker")
             self.tickers[symbol] = ticker
+            levels = manual_levels(ticker.ask, stop, target, self.settings)
+            if isinstance(levels, str):
+                return self._refuse_order(symbol, Side.BUY, levels)
             amount = entry_amount(stake, ticker.ask, market)
             intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Purpose.MANUAL)
-            return self._order_result(await self._place_or_refuse(intent, "manual buy"))
+            placement = await self._place_or_refuse(intent, "manual buy", levels)
+            if placement.ok and self.mode is Mode.RUNNING:
+                await self._quietly(self.guards.ensure([symbol]))
+            return self._order_result(placement)
 
         return await self._locked(body, lambda why: self._refuse_order(symbol, Side.BUY, why))
 
@@ -284,9 +300,17 @@ class TraderOperations:
         await self._safely(self._dead_switch(exc))
         return refuse(f"internal error ({type(exc).__name__}); the trader is in failsafe")
 
-    async def _place_or_refuse(self: Trader, intent: OrderIntent, reason: str) -> Placement:
+    async def _place_or_refuse(
+        self: Trader,
+        intent: OrderIntent,
+        reason: str,
+        levels: tuple[float, float] | None = None,
+    ) -> Placement:
+        stop_loss, take_profit = levels or (None, None)
         try:
-            return await self.router.place(intent, reason=reason)
+            return await self.router.place(
+                intent, reason=reason, stop_loss=stop_loss, take_profit=take_profit
+            )
         except Fault as fault:  # a Fatal: told to the user, and the next cycle acts on it
             return Placement(intent.symbol, intent.side, fault=fault)
 
@@ -354,6 +378,7 @@ class TraderOperations:
             price = self.price(p.symbol) if ticker else None
             value = p.amount * (price if price is not None else p.entry_price)
             pnl = value - p.cost
+            guard = self.guards.view(p)
             views.append(
                 PositionView(
                     symbol=p.symbol,
@@ -367,6 +392,9 @@ class TraderOperations:
                     take_profit=p.take_profit,
                     opened_at=p.opened_at,
                     banned=p.symbol in bans,
+                    guard=guard.where,
+                    guard_why=guard.why,
+                    manual=p.manual,
                 )
             )
         quote = self.settings.quote
@@ -446,6 +474,8 @@ class TraderOperations:
         if order is None:
             return self._refuse_order(placement.symbol, placement.side, placement.reason)
         price = order.average or order.price or 0.0
+        position = self.book.positions.get(placement.symbol)
+        held = position is not None and placement.side is Side.BUY
         return OrderResult(
             account=self.label,
             ok=True,
@@ -458,6 +488,9 @@ class TraderOperations:
             order_id=order.id,
             closed=placement.closed[-1] if placement.closed else None,
             reason="" if not order.is_open else f"order {order.status}, {order.filled:g} filled",
+            stop_loss=position.stop_loss if held else None,
+            take_profit=position.take_profit if held else None,
+            guard=self.guards.view(position).where if held else "none",
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -121,11 +121,41 @@ class OrderRouter:
         intent: OrderIntent,
         *,
         limit_price: float | None = None,
+        stop_price: float | None = None,
         reason: str = "",
         stop_loss: float | None = None,
         take_profit: float | None = None,
     ) -> Placement:
-        """Gate, record, send, record. Fatal and bugs propagate; other faults are results."""
+        """Gate, record, send, record. Fatal and bugs propagate; other faults are results.
+
+        One owner of a position's exits: before the bot sells a position itself, it lifts the
+        stop resting at the exchange for it (and applies whatever that stop sold), so the same
+        coins are never sold twice. A `stop_price` makes the order a resting stop sell."""
+        if intent.side is Side.SELL and intent.purpose is not Purpose.GUARD:
+            # Only an exit the mode lets out may lift the stop, or a refused exit would leave
+            # the position unguarded.
+            refusal = self._refusal(intent)
+            if refusal:
+                self.counts["refused"] += 1
+                return Placement(intent.symbol, intent.side, refused=refusal)
+            self.book.sending(intent.symbol, True)  # no new stop while the exit goes out
+            try:
+                lifted = await self._lift_guards(intent.symbol)
+            finally:
+                self.book.sending(intent.symbol, False)
+            if lifted is not None:
+                return lifted
+        return await self._place(intent, limit_price, stop_price, reason, stop_loss, take_profit)
+
+    async def _place(
+        self,
+        intent: OrderIntent,
+        limit_price: float | None,
+        stop_price: float | None,
+        reason: str,
+        stop_loss: float | None,
+        take_profit: float | None,
+    ) -> Placement:
         purpose = intent.purpose
         decision = check(intent, self.snapshot(), self.settings)
         if isinstance(decision, Refused):
@@ -134,12 +164,13 @@ class OrderRouter:
         request = OrderRequest(
             symbol=intent.symbol,
             side=intent.side,
-            type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+            type=_order_type(limit_price, stop_price),
             amount=decision.amount,
             client_order_id=self.book.new_client_id(purpose),
             price=limit_price,
             # Some exchanges buy at market by cost, so ccxt needs the price decided on.
             reference_price=intent.price,
+            stop_price=stop_price,
         )
         tracked = self.book.pending(
             request, purpose, reason=reason, stop_loss=stop_loss, take_profit=take_profit
@@ -195,14 +226,32 @@ class OrderRouter:
         order = tracked.order
         if not tracked.confirmed:
             return []  # reconciliation finds it by client id first
-        await self.connector.cancel(order.id, order.symbol)
-        final = await self.connector.fetch_order(order.id, order.symbol)
+        await self.pacer.wait()  # a kill's fifty cancels share the exchange's pace with its sells
+        done = await self.connector.cancel(order.id, order.symbol)
+        final = done.order
+        if final is None or final.is_open:
+            final = await self.connector.fetch_order(order.id, order.symbol)
         return self.book.update(final)
 
-    async def cancel_all(self) -> tuple[int, list[str]]:
-        """Cancel every confirmed open order of ours, concurrently. Returns (cancelled, why
-        some could not be)."""
-        targets = [t for t in list(self.book.orders.values()) if t.confirmed]
+    async def _lift_guards(self, symbol: str) -> Placement | None:
+        """Cancel the stops resting for `symbol` before an exit of the bot's own; a Placement
+        (the exit not sent) when one could not be cancelled: it still holds the coins."""
+        for tracked in self.book.open_orders(symbol=symbol, purpose=Purpose.GUARD):
+            if not tracked.confirmed:
+                continue  # its outcome is unknown: the gate holds the exit until it is settled
+            try:
+                await self.cancel(tracked)
+            except Recoverable as fault:
+                self.log.warning("%s: resting stop not lifted (%s)", symbol, fault.kind)
+                return Placement(symbol, Side.SELL, fault=fault)
+        return None
+
+    async def cancel_all(self, *, keep: Collection[str] = ()) -> tuple[int, list[str]]:
+        """Cancel every confirmed open order of ours but those whose purpose is in `keep`,
+        concurrently. Returns (cancelled, why some could not be)."""
+        targets = [
+            t for t in list(self.book.orders.values()) if t.confirmed and t.purpose not in keep
+        ]
         results = await asyncio.gather(*(self.cancel(t) for t in targets), return_exceptions=True)
         failures: list[str] = []
         for tracked, result in zip(targets, results, strict=True):
@@ -223,3 +272,9 @@ class OrderRouter:
                 reason=fault.message[:300],
             )
         )
+
+
+def _order_type(limit_price: float | None, stop_price: float | None) -> OrderType:
+    if stop_price is not None:
+        return OrderType.STOP_MARKET if limit_price is None else OrderType.STOP_LIMIT
+    return OrderType.MARKET if limit_price is None else OrderType.LIMIT

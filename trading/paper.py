@@ -255,7 +255,7 @@ class PaperExchange:
         self._leave(pending, "create_order")
         return order.snapshot()
 
-    async def cancel_order(self, order_id: str, symbol: str) -> None:
+    async def cancel_order(self, order_id: str, symbol: str) -> Order:
         pending = await self._enter("cancel_order")
         await self._settle()
         order = self._record(order_id, symbol, "cancel_order")
@@ -268,6 +268,7 @@ class PaperExchange:
             )
         self._book.cancel(order)
         self._leave(pending, "cancel_order")
+        return order.snapshot()
 
     async def cancel_all_after(self, timeout_seconds: float) -> None:
         """Arm or refresh the dead man's switch: every open order is cancelled once clock time

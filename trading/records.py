@@ -117,7 +117,7 @@ class AuditEntry:
 def stored_order(row: tuple) -> StoredOrder:
     """An `orders` row, in the table's column order."""
     (account, oid, symbol, side, otype, amount, filled, status, ts, client_id, price, average,
-     fee_cost, fee_currency, purpose, updated_at) = row  # fmt: skip
+     fee_cost, fee_currency, purpose, updated_at, stop_price) = row  # fmt: skip
     order = Order(
         id=oid,
         symbol=symbol,
@@ -132,5 +132,6 @@ def stored_order(row: tuple) -> StoredOrder:
         average=average,
         fee_cost=fee_cost,
         fee_currency=fee_currency,
+        stop_price=stop_price,
     )
     return StoredOrder(account, order, purpose, updated_at)

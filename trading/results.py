@@ -70,6 +70,9 @@ class OrderResult(Result):
     cost: float = 0.0  # in quote
     order_id: str | None = None
     closed: ClosedTrade | None = None  # the round trip a sell completed
+    stop_loss: float | None = None  # a buy's: its position's protection
+    take_profit: float | None = None
+    guard: str = "none"  # where the stop-loss is watched: "exchange" | "bot" | "none"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +96,9 @@ class PositionView:
     take_profit: float | None
     opened_at: float
     banned: bool = False
+    guard: str = "none"  # where its stop-loss is watched: "exchange" | "bot" | "none"
+    guard_why: str = ""  # why not at the exchange
+    manual: bool = False  # opened by /buy: the strategy's exit signal leaves it alone
 
 
 @dataclass(frozen=True, kw_only=True)

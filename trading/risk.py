@@ -216,3 +216,27 @@ def entry_amount(stake: float, price: float, market: Market) -> float:
     if price <= 0:
         return 0.0
     return round_down(stake / price, market.amount_step)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A stop or target the owner gave: a price, or a percent away from the entry price."""
+
+    value: float
+    percent: bool = False
+
+
+def manual_levels(
+    price: float, stop: Level | None, target: Level | None, limits: TradingSettings
+) -> tuple[float, float] | str:
+    """(stop-loss, take-profit) of a manual buy at `price`: the owner's levels, else
+    MANUAL_STOP_LOSS_PCT / MANUAL_TAKE_PROFIT_PCT; or why they cannot be (a refusal)."""
+    stop = stop or Level(limits.manual_stop_loss_pct, percent=True)
+    target = target or Level(limits.manual_take_profit_pct, percent=True)
+    stop_loss = price * (1 - stop.value / 100) if stop.percent else stop.value
+    take_profit = price * (1 + target.value / 100) if target.percent else target.value
+    if not 0 < stop_loss < price:
+        return f"stop-loss {stop_loss:.8g} must be below the price {price:.8g}"
+    if take_profit <= price:
+        return f"take-profit {take_profit:.8g} must be above the price {price:.8g}"
+    return stop_loss, take_profit

@@ -37,7 +37,7 @@ from trading.records import (
     stored_order,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_NAME = "bot.sqlite3"
 # Why an order was placed. Not enforced: a record with an odd purpose is better than a failed
 # write after the order already went out.
@@ -61,7 +61,13 @@ ORDER BY e.at, e.seq
 # bump; a new file is created at version 1 and migrated like any other. A file newer than this
 # code is refused rather than guessed at: an older release must not half-understand a newer
 # one's records.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    # 2: a resting stop's trigger; who opened a position (a manual one is the owner's to exit)
+    1: lambda db: db.executescript(
+        "ALTER TABLE orders ADD COLUMN stop_price REAL;"
+        "ALTER TABLE positions ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;"
+    ),
+}
 
 
 class StoreError(Exception):
@@ -202,17 +208,17 @@ class Store:
     def positions(self, account: str) -> list[Position]:
         rows = self._db.execute(
             "SELECT account, symbol, amount, entry_price, opened_at, stop_loss, take_profit, "
-            "entry_order_id FROM positions WHERE account = ? ORDER BY opened_at, symbol",
+            "entry_order_id, manual FROM positions WHERE account = ? ORDER BY opened_at, symbol",
             (account,),
         )
-        return [Position(*row) for row in rows]
+        return [Position(*row[:-1], manual=bool(row[-1])) for row in rows]
 
     def save_position(self, position: Position) -> None:
         p = position
         self._write(
-            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (p.account, p.symbol, p.amount, p.entry_price, p.opened_at, p.stop_loss,
-             p.take_profit, p.entry_order_id),
+             p.take_profit, p.entry_order_id, int(p.manual)),
         )  # fmt: skip
 
     def delete_position(self, account: str, symbol: str) -> bool:
@@ -230,10 +236,11 @@ class Store:
         """Upsert by (account, order.id). `at` defaults to the order's own timestamp."""
         o = order
         self._write(
-            "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO orders VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (account, o.id, o.symbol, o.side.value, o.type.value, o.amount, o.filled,
              o.status.value, o.timestamp, o.client_order_id, o.price, o.average, o.fee_cost,
-             o.fee_currency, purpose, o.timestamp if at is None else at),
+             o.fee_currency, purpose, o.timestamp if at is None else at, o.stop_price),
         )  # fmt: skip
 
     def orders(self, account: str, *, open_only: bool = False) -> list[StoredOrder]:

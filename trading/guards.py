@@ -1,0 +1,198 @@
+"""Protective stops resting at the exchange: each position keeps one, so it stays protected
+while the bot is dead (host down, a redeploy, the network cut).
+
+A guard is a stop sell of the whole position at its stop-loss, sent through the router (gate,
+client order id, record) like any order. Its life:
+
+    placed     by the cycle that finds a position without one: right after the entry filled,
+               or when one went missing at the exchange (cancelled outside, expired), or after
+               a refusal once RETRY_AFTER_REFUSAL cycles have passed
+    replaced   when the position grew (an entry filling in parts) or its stop moved (trailing,
+               break-even): the old one is cancelled first and the new one placed after, so two
+               never rest at once and at most one request passes without one
+    lifted     by the router before any exit the bot sends itself (trading/orders.py), so the
+               same coins are never sold twice
+    filled     by the exchange: the sync applies its fill like any sell and closes the position
+               ("stop-loss (on exchange)")
+
+Where the venue rests no stop (`stop_types` empty) or refused this one (a minimum notional
+after a partial exit, an unsupported type), the cycle's own stop check guards the position;
+/info says which ("on exchange" or "in bot").
+
+Trailing stop and break-even move a position's stop-loss up from the cycle's fresh price
+(`moved_stop`); its guard follows at the next `ensure`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from trading.book import Book, Tracked
+from trading.connector import Connector
+from trading.errors import Recoverable, Rejected
+from trading.models import Market, OrderType, Position, Side
+from trading.modes import Purpose
+from trading.orders import OrderRouter
+from trading.risk import OrderIntent, round_down
+from trading.settings import TradingSettings
+
+RETRY_AFTER_REFUSAL = 10  # cycles before a guard the exchange or the gate refused is tried again
+GUARD_REASON = "stop-loss (on exchange)"
+
+
+@dataclass(frozen=True)
+class GuardView:
+    """How one position is guarded, for /info."""
+
+    stop: float | None
+    where: str  # "exchange" | "bot" | "none"
+    why: str = ""  # why not at the exchange
+
+
+class Guards:
+    """The resting stops of one trader's positions."""
+
+    def __init__(
+        self,
+        router: OrderRouter,
+        book: Book,
+        connector: Connector,
+        *,
+        settings: TradingSettings,
+        log: logging.Logger,
+    ) -> None:
+        self.router = router
+        self.book = book
+        self.connector = connector
+        self.settings = settings
+        self.log = log
+        self._round = 0
+        self._refused: dict[str, tuple[int, str]] = {}  # symbol -> (round, why)
+        self.placed = 0  # guards placed, for the metrics
+        self.replaced = 0  # guards re-placed because they went missing at the exchange
+
+    @property
+    def stop_types(self) -> tuple[OrderType, ...]:
+        return tuple(getattr(self.connector.venue, "stop_types", ()) or ())
+
+    def resting(self, symbol: str) -> Tracked | None:
+        """The guard resting (or sent) for `symbol`, if any."""
+        found = self.book.open_orders(symbol=symbol, purpose=Purpose.GUARD)
+        return found[0] if found else None
+
+    def on_exchange(self, symbol: str) -> bool:
+        """A confirmed guard rests at the exchange for `symbol`."""
+        guard = self.resting(symbol)
+        return guard is not None and guard.confirmed and guard.order.is_open
+
+    def view(self, position: Position) -> GuardView:
+        if position.stop_loss is None:
+            return GuardView(None, "none")
+        if self.on_exchange(position.symbol):
+            return GuardView(position.stop_loss, "exchange")
+        refused = self._refused.get(position.symbol)
+        why = refused[1] if refused else ("" if self.stop_types else "the exchange rests none")
+        return GuardView(position.stop_loss, "bot", why)
+
+    async def ensure(self, symbols: Iterable[str]) -> None:
+        """Every position in `symbols` with a stop-loss gets a guard fitting it."""
+        self._round += 1
+        if not self.stop_types:
+            return
+        for symbol in list(symbols):
+            await self._ensure(symbol)
+
+    async def _ensure(self, symbol: str) -> None:
+        position = self.book.positions.get(symbol)
+        if position is None or position.stop_loss is None or symbol in self.book.exiting():
+            return
+        if any(
+            t.side is Side.SELL and t.purpose != Purpose.GUARD
+            for t in self.book.open_orders(symbol=symbol)
+        ):
+            return  # an exit of the bot's own holds the coins (a stop's limit sell)
+        market = self.book.markets().get(symbol)
+        if market is None:
+            return
+        trigger = _to_step(position.stop_loss, market.price_step)
+        current = self.resting(symbol)
+        if current is not None:
+            if not current.confirmed or self._fits(current, position, trigger, market):
+                return
+            try:
+                await self.router.cancel(current)  # first: never two stops for one position
+            except Recoverable as fault:
+                self.log.info("%s: stop not replaced this cycle (%s)", symbol, fault.kind)
+                return
+            position = self.book.positions.get(symbol)
+            if position is None:
+                return  # the old stop had filled it
+        refused = self._refused.get(symbol)
+        if refused is not None and self._round - refused[0] < RETRY_AFTER_REFUSAL:
+            return
+        await self._place(position, trigger, market, replacing=current is not None)
+
+    def _fits(self, guard: Tracked, position: Position, trigger: float, market: Market) -> bool:
+        order = guard.order
+        free = self.book.free.get(market.base, 0.0)
+        wanted = round_down(min(position.amount, free + order.remaining), market.amount_step)
+        if order.remaining < wanted * (1 - 1e-9):
+            return False  # the position grew
+        if order.stop_price is None:
+            return True  # not known (recorded before a restart): leave it be
+        tolerance = (market.price_step or trigger * 1e-9) / 2
+        return abs(order.stop_price - trigger) <= tolerance
+
+    async def _place(
+        self, position: Position, trigger: float, market: Market, *, replacing: bool
+    ) -> None:
+        symbol = position.symbol
+        kind = self.stop_types[0]
+        limit = None
+        if kind is OrderType.STOP_LIMIT:
+            limit = _to_step(trigger * (1 - self.settings.stop_limit_gap_pct / 100), None)
+        intent = OrderIntent(symbol, Side.SELL, position.amount, trigger, Purpose.GUARD)
+        placement = await self.router.place(
+            intent, stop_price=trigger, limit_price=limit, reason=GUARD_REASON
+        )
+        if placement.ok:
+            self._refused.pop(symbol, None)
+            self.placed += 1
+            what = "moved" if replacing else "placed"
+            self.log.info("%s: stop %s at %.8g on the exchange", symbol, what, trigger)
+            return
+        why = placement.refused or (placement.fault.message if placement.fault else "")
+        if placement.refused or isinstance(placement.fault, Rejected):
+            if symbol not in self._refused:
+                self.log.warning("%s: no stop at the exchange (%s); the bot checks it", symbol, why)
+            self._refused[symbol] = (self._round, why)
+
+    def forget(self, symbol: str) -> None:
+        self._refused.pop(symbol, None)
+
+
+def moved_stop(position: Position, price: float, settings: TradingSettings) -> float | None:
+    """The stop-loss a trailing stop or break-even moves a position to at `price`, or None to
+    leave it. Only ever up; a trailing stop moves by at least a quarter of its distance, so
+    the resting stop is not replaced on every tick."""
+    stop = position.stop_loss
+    if stop is None or price <= 0:
+        return None
+    best = stop
+    trail = settings.trailing_stop_pct / 100
+    if trail > 0:
+        trailed = price * (1 - trail)
+        if trailed > stop * (1 + trail / 4):
+            best = max(best, trailed)
+    even = settings.break_even_at_pct / 100
+    if even > 0 and price >= position.entry_price * (1 + even):
+        best = max(best, position.entry_price)
+    return best if best > stop else None
+
+
+def _to_step(price: float, step: float | None) -> float:
+    if not step:
+        return float(f"{price:.8g}")
+    return round(round(price / step) * step, 12)
