@@ -12,6 +12,7 @@ lane or drops and counts. It never awaits, never raises and never grows memory w
 One sender task owns all Telegram/console sending, so ordering and flood limits live in one
 place. Each pager has its own small worker, because a siren must not wait behind a Telegram
 flood wait, and one failing pager must not delay another; their jobs are coalesced per key too.
+The alarms' state (coalescing, repeats, /ack) and the pagers are chatbot/emergencies.py's.
 """
 
 from __future__ import annotations
@@ -25,27 +26,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chatbot.config import NotifySettings
-from chatbot.pagers import Pager, PagerWorker, brief
+from chatbot.emergencies import ActiveEmergency, Alarm, Emergencies
+from chatbot.pagers import Pager, brief
 from chatbot.policy import DayLedger, NotifyPolicy
 from chatbot.senders import Message, SendDeferred, Sender
-from handlers.events import format_alarm, format_dropped, format_event
+from chatbot.tasks import cancel_all, woken
+from handlers.events import format_dropped, format_event
 from trading.clock import Clock
 from trading.events import EmergencyCleared, Event
 
 log = logging.getLogger("chatbot.notifier")
 
 MAX_STEPS = 100_000  # a safety bound on one drain pass; never reached in practice
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveEmergency:
-    """One emergency condition the notifier knows of (until it is cleared)."""
-
-    key: str
-    account: str
-    count: int  # times raised (coalesced)
-    sends: int  # times sent to Telegram
-    acked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,30 +72,6 @@ class _Item:
     todo: list[Sender] | None = None  # senders still to deliver to, after a flood wait
 
 
-@dataclass(slots=True, eq=False)
-class _Alarm:
-    key: str
-    event: Event
-    raised: float  # monotonic
-    last_raised: float
-    count: int = 1
-    sends: int = 0
-    failures: int = 0
-    acked: bool = False
-    due: float | None = None  # next Telegram send
-    page_due: float | None = None  # our next repeat to the pagers (see _schedule_pager_repeats)
-    todo: list[Sender] | None = None
-
-
-def emergency_key(event: Event) -> str:
-    """What identifies an emergency condition: its key, else its kind and account."""
-    key = getattr(event, "key", None)
-    if isinstance(key, str) and key:
-        return key
-    kind = getattr(event, "kind", None) or type(event).__name__
-    return f"{kind}:{event.account}"
-
-
 class Notifier:
     """Bounded, non-blocking notifications with an emergency lane and pagers (see module doc).
 
@@ -130,21 +98,24 @@ class Notifier:
         self._policy = policy or NotifyPolicy()
         self._queue_size = max(1, queue_size)
         self._max_age = max_age
-        self._repeat = emergency_repeat
         self._format = format_event
         self._normal: deque[_Item] = deque()
         self._reports: deque[_Item] = deque()
         self._urgent: deque[_Item] = deque()
-        self._alarms: dict[str, _Alarm] = {}
-        self._pagers = [
-            PagerWorker(p, clock, attempts=page_attempts, backoff=page_backoff) for p in pagers
-        ]
+        self._emergencies = Emergencies(
+            pagers,
+            clock,
+            repeat=emergency_repeat,
+            text=self._text,
+            page_attempts=page_attempts,
+            page_backoff=page_backoff,
+        )
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._hold_until = 0.0
         self._dropped = self._unreported_dropped = self._stale = self._unreported_stale = 0
-        self._sent = self._send_failures = self._raised = self._internal_errors = 0
+        self._sent = self._send_failures = self._internal_errors = 0
         self.day = DayLedger()
 
     @classmethod
@@ -180,13 +151,10 @@ class Notifier:
             if decision is None:
                 return
             if decision == "emergency":
-                self._raise(event)
+                if self._emergencies.ring(event):
+                    self._wake.set()
                 return
-            if len(self._normal) >= self._queue_size:
-                self._drop()
-                return
-            self._normal.append(_Item(event, None, decision == "silent", self._clock.monotonic()))
-            self._wake.set()
+            self._enqueue(self._normal, event, None, silent=decision == "silent")
         except Exception:
             # A bug here must never reach the trading core; count it and keep going.
             self._internal_errors += 1
@@ -195,68 +163,33 @@ class Notifier:
 
     def report(self, text: str, silent: bool = False) -> None:
         """Queue a plain HTML text (daily summary, command announcements); bounded like events."""
-        if len(self._reports) >= self._queue_size:
-            self._drop()
-            return
-        self._reports.append(_Item(None, text, silent, self._clock.monotonic()))
-        self._wake.set()
+        self._enqueue(self._reports, None, text, silent=silent)
 
     def ack(self) -> int:
         """The user acknowledged: stop every repeat (ours and the pagers') of the emergencies
         open now; one raised later alerts as usual. Returns how many were acknowledged."""
-        acked = [a for a in self._alarms.values() if not a.acked]
-        for alarm in acked:
-            alarm.acked = True
-            alarm.page_due = None
-            if alarm.sends:
-                alarm.due = None  # one that never reached Telegram is still sent once
-        keys = {a.key for a in acked}
-        for worker in self._pagers:
-            worker.ack(keys)
-        return len(acked)
+        return self._emergencies.ack()
 
-    def _drop(self) -> None:
-        self._dropped += 1
-        self._unreported_dropped += 1
-        self.day.dropped += 1
-
-    def _raise(self, event: Event) -> None:
-        key = emergency_key(event)
-        now = self._clock.monotonic()
-        alarm = self._alarms.get(key)
-        if alarm is not None:
-            quiet = now - alarm.last_raised
-            alarm.count += 1
-            alarm.event = event
-            alarm.last_raised = now
-            # Acknowledged and still being reported: stay quiet. Reported again after a silence
-            # longer than the repeat interval: a new occurrence, so it rings again.
-            if not alarm.acked or quiet <= self._repeat:
-                return
-            alarm.acked, alarm.count, alarm.sends, alarm.raised = False, 1, 0, now
-        else:
-            alarm = self._alarms[key] = _Alarm(key, event, raised=now, last_raised=now)
-        self._raised += 1
-        alarm.due = now
-        alarm.page_due = now + self._repeat
-        message = Message(self._text(event), emergency=True, key=key)
-        for worker in self._pagers:
-            worker.page(key, message)
+    def _enqueue(
+        self, lane: deque[_Item], event: Event | None, text: str | None, *, silent: bool
+    ) -> None:
+        """Append to a bounded lane, or drop and count when it is full."""
+        if len(lane) >= self._queue_size:
+            self._dropped += 1
+            self._unreported_dropped += 1
+            self.day.dropped += 1
+            return
+        lane.append(_Item(event, text, silent, self._clock.monotonic()))
         self._wake.set()
 
     def _clear(self, event: EmergencyCleared) -> None:
-        alarm = self._alarms.pop(event.key, None)
+        self._emergencies.clear(event)
         pending = next((i for i in self._urgent if i.key == event.key), None)
         if pending is not None:
             pending.event = event
         else:
             self._urgent.append(_Item(event, None, False, self._clock.monotonic(), event.key))
         self._wake.set()
-        if alarm is None or alarm.acked:
-            return  # never raised here, or the pagers were already told at /ack
-        message = Message(self._text(event), emergency=False, key=event.key)
-        for worker in self._pagers:
-            worker.resolve(event.key, message)
 
     def _text(self, event: Event) -> str:
         try:
@@ -273,7 +206,7 @@ class Notifier:
         if self._tasks:
             return
         self._tasks.append(asyncio.create_task(self._sender_loop(), name="notifier-sender"))
-        for worker in self._pagers:
+        for worker in self._emergencies.workers:
             name = f"notifier-{worker.pager.name}"
             self._tasks.append(asyncio.create_task(worker.run(), name=name))
 
@@ -281,27 +214,21 @@ class Notifier:
         """Stop the tasks, then spend at most `grace` seconds delivering what is left:
         emergencies and pages first, then the rest."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
         try:
             async with asyncio.timeout(grace):
-                await asyncio.gather(self._flush_senders(), *(w.flush() for w in self._pagers))
+                await asyncio.gather(self._flush_senders(), self._emergencies.flush_pages())
         except TimeoutError:
             log.warning("notifier stopped with %d message(s) undelivered", self._backlog())
 
     async def drain(self) -> None:
         """Process everything due at the current clock time: pages first, then sends (unless a
         flood wait holds them). Tests drive this with a FakeClock instead of running tasks."""
-        self._schedule_pager_repeats()
-        for worker in self._pagers:
-            await worker.run_due()
+        self._emergencies.page_repeats()
+        await self._emergencies.run_pages()
         async with self._lock:
             await self._deliver_due()
-        for worker in self._pagers:  # anything the sends made due (pacing moves the clock)
-            await worker.run_due()
+        await self._emergencies.run_pages()  # anything the sends made due (pacing moves the clock)
 
     async def _sender_loop(self) -> None:
         while True:
@@ -315,7 +242,7 @@ class Notifier:
             if self._has_due():
                 continue
             # Wake on new events, and at least every second for repeats and flood waits.
-            await _wait(self._wake, min(1.0, max(0.0, self._hold_until - self._now())) or 1.0)
+            await woken(self._wake, min(1.0, max(0.0, self._hold_until - self._now())) or 1.0)
 
     async def _flush_senders(self) -> None:
         async with self._lock:
@@ -334,14 +261,14 @@ class Notifier:
         return self._now() < self._hold_until
 
     def _backlog(self) -> int:
-        alarms = sum(1 for a in self._alarms.values() if a.due is not None)
-        return alarms + len(self._urgent) + len(self._reports) + len(self._normal)
+        lanes = len(self._urgent) + len(self._reports) + len(self._normal)
+        return self._emergencies.backlog() + lanes
 
     def _has_due(self) -> bool:
         if self._held():
             return False
         return bool(
-            self._due_alarm()
+            self._emergencies.due()
             or self._urgent
             or self._reports
             or self._normal
@@ -349,18 +276,13 @@ class Notifier:
             or self._unreported_stale
         )
 
-    def _due_alarm(self) -> _Alarm | None:
-        now = self._now()
-        due = [a for a in self._alarms.values() if a.due is not None and a.due <= now]
-        return min(due, key=lambda a: a.due or 0.0) if due else None
-
     async def _deliver_due(self) -> None:
         """Send what is due, most urgent first, until nothing is due or a flood wait holds."""
         for _ in range(MAX_STEPS):
-            self._schedule_pager_repeats()
+            self._emergencies.page_repeats()
             if self._held():
                 return
-            alarm = self._due_alarm()
+            alarm = self._emergencies.due()
             if alarm is not None:
                 await self._send_alarm(alarm)
                 continue
@@ -372,48 +294,13 @@ class Notifier:
             else:
                 return
 
-    def _schedule_pager_repeats(self) -> None:
-        """Page open, unacknowledged emergencies again: at our repeat interval where a pager
-        alerts once, and before its own repeats expire where a pager repeats by itself (each
-        worker knows when that is, so this runs on every pass, not only at the interval)."""
-        now = self._now()
-        for alarm in self._alarms.values():
-            if alarm.acked:
-                continue
-            repeat_due = alarm.page_due is not None and alarm.page_due <= now
-            if repeat_due:
-                alarm.page_due = now + self._repeat
-            wanting = [w for w in self._pagers if w.wants_page(alarm.key, repeat_due=repeat_due)]
-            if wanting:
-                message = self._alarm_message(alarm)
-                for worker in wanting:
-                    worker.page(alarm.key, message)
-
-    def _alarm_message(self, alarm: _Alarm) -> Message:
-        text = format_alarm(
-            self._text(alarm.event),
-            count=alarm.count,
-            repeat=alarm.sends,
-            age_seconds=self._now() - alarm.raised,
-        )
-        return Message(text, emergency=True, key=alarm.key)
-
-    async def _send_alarm(self, alarm: _Alarm) -> None:
+    async def _send_alarm(self, alarm: Alarm) -> None:
         remaining, deferred, delivered = await self._send_to(
-            alarm.todo or self._senders, self._alarm_message(alarm)
+            alarm.todo or self._senders, self._emergencies.message(alarm)
         )
         alarm.todo = remaining if deferred else None
-        if deferred:
-            return
-        now = self._now()
-        if delivered:
-            alarm.sends += 1
-            alarm.failures = 0
-            alarm.due = None if alarm.acked else now + self._repeat
-        else:
-            # Undelivered emergencies are never dropped: try again soon, then at the repeat.
-            alarm.failures += 1
-            alarm.due = now + min(self._repeat, 5.0 * 2 ** (alarm.failures - 1))
+        if not deferred:
+            self._emergencies.sent(alarm, delivered)
 
     async def _send_item(self, lane: deque[_Item], item: _Item) -> None:
         if lane is self._normal and self._now() - item.at > self._max_age:
@@ -464,7 +351,8 @@ class Notifier:
                 return remaining, True, delivered
             except Exception as exc:
                 self._send_failures += 1
-                log.warning("%s could not deliver a notification: %s", _name(sender), brief(exc))
+                name = type(sender).__name__
+                log.warning("%s could not deliver a notification: %s", name, brief(exc))
             else:
                 delivered = True
             remaining.pop(0)
@@ -475,10 +363,6 @@ class Notifier:
     # ---- reading ------------------------------------------------------------------------
 
     def stats(self) -> NotifierStats:
-        active = tuple(
-            ActiveEmergency(a.key, a.event.account, a.count, a.sends, a.acked)
-            for a in self._alarms.values()
-        )
         return NotifierStats(
             queue_depth=len(self._normal),
             queue_size=self._queue_size,
@@ -489,10 +373,10 @@ class Notifier:
             stale_dropped=self._stale,
             sent=self._sent,
             send_failures=self._send_failures,
-            pages_sent=sum(w.sent for w in self._pagers),
-            page_failures=sum(w.failures for w in self._pagers),
-            emergencies_raised=self._raised,
-            active_emergencies=active,
+            pages_sent=self._emergencies.pages_sent,
+            page_failures=self._emergencies.page_failures,
+            emergencies_raised=self._emergencies.raised,
+            active_emergencies=self._emergencies.active(),
             day_counts=dict(self.day.counts),
             flood_wait=max(0.0, self._hold_until - self._now()),
             internal_errors=self._internal_errors,
@@ -501,20 +385,14 @@ class Notifier:
     def daily_summary(self) -> str:
         """The daily-summary job (schedule it at DAILY_SUMMARY_TIME, UTC): queue the summary of
         the day's counters and equity, then start a new day. Returns the text."""
-        open_emergencies = sum(1 for a in self._alarms.values() if not a.acked)
-        text = self.day.summary(self._clock.time(), open_emergencies=open_emergencies)
+        text = self.day.summary(self._clock.time(), open_emergencies=self._emergencies.unacked())
         self.report(text)
         self.reset_day()
         return text
 
     def reset_day(self) -> None:
         self.day.reset()
-        # An acknowledged condition that went quiet would ring again anyway; forget it.
-        now = self._now()
-        for key in [
-            k for k, a in self._alarms.items() if a.acked and now - a.last_raised > self._repeat
-        ]:
-            del self._alarms[key]
+        self._emergencies.forget_quiet()
 
 
 def _remove(queue: deque, item: object) -> None:
@@ -524,11 +402,3 @@ def _remove(queue: deque, item: object) -> None:
         with contextlib.suppress(ValueError):
             queue.remove(item)
 
-
-async def _wait(event: asyncio.Event, seconds: float | None) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-
-
-def _name(sender: object) -> str:
-    return type(sender).__name__

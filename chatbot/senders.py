@@ -216,7 +216,7 @@ class TelegramSender:
         text = message.text
         delivered = False
         if message.photo is not None:
-            caption, text = _caption_split(text)
+            caption, text = split_caption(text)
             await self._call(message, caption, photo=message.photo, delivered=False)
             delivered = True
         for part in split_text(text) if text.strip() else []:
@@ -286,7 +286,7 @@ class TelegramSender:
         )
 
 
-def _caption_split(text: str) -> tuple[str, str]:
+def split_caption(text: str) -> tuple[str, str]:
     """A photo caption is limited to 1,024 characters: the first lines that fit go with the
     photo, the rest follows as text."""
     parts = split_text(text, TELEGRAM_CAPTION_LIMIT)

@@ -1,6 +1,13 @@
-"""Two guards of the Telegram transport: Telegram's own clock (so a host clock minutes off
-never makes commands look stale) and the count of unauthorized tries (so a flood of them can
-flood neither the log nor the store)."""
+"""The Telegram transport's guards: which updates it obeys, and which it only counts.
+
+    OwnerChat       the owner chat and allowed users; follows the group's upgrade to a supergroup
+    StaleCommands   what waited while the bot was down is not run as sent
+    TelegramTime    Telegram's clock, so a host clock minutes off never makes commands look stale
+    Intruders       unauthorized tries, counted so a flood of them floods neither log nor store
+
+Apart from the transport (chatbot/telegram.py) because none of them needs the Application:
+each is a small state the transport consults for every update.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,134 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
-from telegram import Update
+from telegram import Message, Update
+from telegram.ext import filters
 
 from handlers.dispatch import Dispatcher
-from handlers.reply import esc
+from handlers.reply import Reply, esc, refuse
 from trading.clock import Clock
 
 log = logging.getLogger("chatbot.telegram")
 
+# Commands that waited this long for the bot (it was down) are not run as sent: a /buy typed an
+# hour ago is not what the owner wants now. They are told to send it again; the safety ones
+# (a confirm command of the table, /pause, /ack) ask for a tap instead, as /kill may still be due.
+STALE_AFTER_SECONDS = 300.0
+ASK_WHEN_STALE = frozenset({"pause", "ack"})
 LOG_SENDERS = 1000  # distinct intruders whose first try is logged at once (memory bound)
+
+
+def who(update: Update) -> str:
+    """The sender as the audit log names it."""
+    user = update.effective_user
+    if user is None:
+        return "telegram:?"
+    return f"telegram:{user.id}" + (f" @{user.username}" if user.username else "")
+
+
+class OwnerChat:
+    """Who may command the bot, and where: the owner chat (TELEGRAM_CHAT_ID) and, when
+    TELEGRAM_ALLOWED_USER_IDS is set, only those users in it. A group that becomes a supergroup
+    gets a new id; the owner's is followed, or /kill would stop working the day someone changes
+    a group setting, and replies to a chat that moved go to where it moved."""
+
+    def __init__(self, chat_id: int | None, allowed: frozenset[int]) -> None:
+        self.id = chat_id
+        self.allowed = allowed
+        self._chat = filters.Chat(chat_id=chat_id, allow_empty=False)
+        self._moves: dict[int, int] = {}  # old chat id -> its supergroup's
+
+    def new_messages(self) -> filters.BaseFilter:
+        """The command handlers' filter: new messages in the owner chat (wherever it moves) from
+        an allowed user. Only new ones: an edited "/kill now" must not run a second time."""
+        new = self._chat & filters.UpdateType.MESSAGE
+        if self.allowed:
+            new = new & filters.User(user_id=self.allowed)
+        return new
+
+    def authorized(self, update: Update) -> bool:
+        """The owner chat, and an allowed user when TELEGRAM_ALLOWED_USER_IDS is set."""
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None or self.id is None:
+            return False
+        if chat.id != self.id:
+            return False
+        return not self.allowed or user.id in self.allowed
+
+    def migration(self, update: Update) -> bool:
+        """Telegram's service message that a group became a supergroup. The owner group's is
+        followed whoever changed the setting: Telegram writes these messages, no user can."""
+        message = update.message
+        if message is None:
+            return False
+        if message.migrate_to_chat_id:
+            self.moved(message.chat_id, message.migrate_to_chat_id)
+        elif message.migrate_from_chat_id:
+            self.moved(message.migrate_from_chat_id, message.chat_id)
+        else:
+            return False
+        return True
+
+    def moved(self, old: int | None, new: int) -> None:
+        """A group has a new id. The owner's is obeyed and answered there from now on."""
+        if old is None or old == new:
+            return
+        self._moves[old] = new
+        if old == self.id:
+            log.warning("telegram: the owner chat moved to %s; obeying it there", new)
+            self.id = new
+            self._chat.chat_ids = {new}
+
+    def route(self, chat_id: Any) -> Any:
+        """Where a message for this chat goes now."""
+        return self._moves.get(chat_id, chat_id)
+
+    def left(self, chat_id: int) -> bool:
+        """Whether this chat became a supergroup (its messages can no longer be edited)."""
+        return chat_id in self._moves
+
+
+class StaleCommands:
+    """Commands that waited for the bot while it was down. Only what already waited when
+    polling started can be stale (`backlog_until`, the last update id waiting then): anything
+    received since is run, whatever the dates say. Ages are on Telegram's clock, which also
+    dates the messages."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        stale_after: float | None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.stale_after = stale_after
+        self.telegram_time = TelegramTime(wall)  # `wall`: the host's clock, may be off
+        self.backlog_until: int | None = 0  # None: unknown, so any command may be stale
+
+    def age(self, update: Update, message: Message) -> float | None:
+        """How long ago a stale command was sent (None: not stale)."""
+        if self.stale_after is None or message.date is None:
+            return None
+        if self.backlog_until is not None and update.update_id > self.backlog_until:
+            return None
+        age = self.telegram_time.now() - message.date.timestamp()
+        return age if age > self.stale_after else None
+
+    def late(self, text: str, who: str, age: float) -> Reply:
+        """The answer to a stale command: a confirmation to tap for the safety ones, else a
+        refusal; audited either way."""
+        when = f"{esc(text)} was sent {age / 60:.0f} min ago, while the bot was not listening."
+        name = text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
+        command = self.dispatcher.commands.get(name)
+        if command is not None and (command.confirm or name in ASK_WHEN_STALE):
+            reply = self.dispatcher.ask(text, who, f"⏳ {when}")
+            if reply.buttons:  # else refused (a bad argument) and audited as such
+                self.dispatcher.note(who, text, "stale: asked to confirm")
+            return reply
+        self.dispatcher.note(who, text, "ignored: stale")
+        return refuse(f"Not run: {when} Send it again if you still mean it.")
 
 
 class TelegramTime:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from chatbot.config import NotifySettings, Secret
+from chatbot.pager_worker import PagerWorker
 from chatbot.pagers import (
     NtfyPager,
     PagerError,
-    PagerWorker,
     PushoverPager,
     describe,
     pagers_from_settings,

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from chatbot.config import ConfigError, load_settings, load_watchdog_settings
 from chatbot.health import HealthServer
-from chatbot.watchdog import KEY, build
+from chatbot.watchdog import build
+from chatbot.watchdog_poll import KEY
 from tests.fakes.http import LoopbackServer
 from tests.fakes.pager import FakePagers
 from tests.fakes.telegram_api import FakeTelegramAPI
