@@ -26,8 +26,8 @@ from trading.connector import Connector
 from trading.engine import Trader
 from trading.exchange import CcxtVenue
 from trading.models import OrderStatus, Position, Side
+from trading.modes import Mode
 from trading.paper import PaperExchange
-from trading.risk import Mode
 from trading.store import Store
 
 CHAT, OWNER = 4242, 7

@@ -22,7 +22,7 @@ from trading.engine import Trader
 from trading.errors import Closed
 from trading.events import Emergency, FaultRaised
 from trading.exchange import CcxtVenue
-from trading.risk import Mode
+from trading.modes import Mode
 from trading.store import Store
 
 LIMIT = 300.0

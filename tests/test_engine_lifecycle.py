@@ -12,7 +12,7 @@ from tests.test_engine_support import ScriptedStrategy, make_rig
 from trading.clock import run_simulated
 from trading.events import Emergency, StateChanged
 from trading.lifecycle import READY_WAIT_SECONDS
-from trading.risk import Mode
+from trading.modes import Mode
 from trading.store import Store
 
 
