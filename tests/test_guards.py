@@ -101,7 +101,9 @@ async def test_a_trailing_stop_follows_the_price_up_and_never_two_rest_at_once(f
     stop = bot.trader.book.positions["ETH/USDT"].stop_loss
     assert stop == pytest.approx(3_600.0 * 0.95, rel=1e-4)  # followed to the top, not back
     assert stop > first
-    live = [o for o in fake.orders.values() if o["type"].startswith("STOP") and o["status"] == "NEW"]
+    live = [
+        o for o in fake.orders.values() if o["type"].startswith("STOP") and o["status"] == "NEW"
+    ]
     assert [float(o["stopPrice"]) for o in live] == [pytest.approx(stop, abs=0.01)]
     assert fake.most_live_stops("ETHUSDT") == 1  # cancelled before each replacement
     fake.set_price("ETHUSDT", 3_300.0)  # through the trailed stop
