@@ -68,9 +68,14 @@ class Rig:
 
 
 @pytest.fixture
-async def rig():
+def policy() -> str:
+    return "flatten"
+
+
+@pytest.fixture
+async def rig(policy):
     async with FakeBinance() as fake:
-        rig = Rig(fake, replace(SETTINGS, failsafe_on_fatal="flatten"))
+        rig = Rig(fake, replace(SETTINGS, failsafe_on_fatal=policy))
         try:
             await rig.trader.start()
             await rig.trader.run_cycle()
@@ -105,8 +110,8 @@ async def test_an_unknown_answer_once_skips_the_cycle_and_changes_nothing(rig):
     assert rig.connector.unrecognized()[0] == "fetch_tickers"
 
 
+@pytest.mark.parametrize("policy", ["stop"])
 async def test_an_unknown_answer_that_persists_past_the_limit_is_fatal_with_an_emergency(rig):
-    rig.trader.settings = replace(rig.trader.settings, failsafe_on_fatal="stop")
     rig.fake.fail_code(TICKER_24HR, code=-9999, msg="Something new.", times=-1)
     modes = []
     for _ in range(4):  # a cycle every 2 minutes, bounded

@@ -26,7 +26,7 @@ async def _rig_with_positions(**options):
 async def _settle(rig, rounds: int = 200) -> None:
     """Let the trader's background retry loop run (bounded; FakeClock sleeps are instant)."""
     for _ in range(rounds):
-        if rig.trader._flattening is None or rig.trader._flattening.done():
+        if rig.trader.failsafe.flattening is None or rig.trader.failsafe.flattening.done():
             return
         await asyncio.sleep(0)
 
@@ -85,7 +85,7 @@ async def test_kill_that_cannot_get_flat_keeps_retrying_in_the_background_until_
     assert not result.flat and set(result.remaining) == set(THREE)
     assert "retrying" in result.reason
     assert [e.key for e in rig.of(Emergency)] == [f"kill-not-flat:{rig.trader.label}"]
-    assert rig.trader._flattening is not None
+    assert rig.trader.failsafe.flattening is not None
     rig.paper.clear_faults()
     await _settle(rig)
     assert rig.trader.book.positions == {} and _flat_at_exchange(rig)

@@ -29,7 +29,7 @@ def test_a_cycle_cancelled_by_the_drain_ends_quietly_and_no_cycle_runs_after_it(
         calls = sum(rig.paper.calls.values())
         await trader.run_cycle()
         await trader.run_sync()
-        async with trader.exclusive(0.1):  # the cancelled cycle gave the lock back
+        async with trader.lock.exclusive(0.1):  # the cancelled cycle gave the lock back
             pass
         return rig, hung, calls
 

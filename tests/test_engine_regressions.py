@@ -42,7 +42,7 @@ def test_resume_while_the_flattening_waits_for_a_stuck_cycle_leaves_the_lock_fre
             finished = True
         except TimeoutError:
             finished = False
-        locked = trader._lock.locked()
+        locked = trader.lock.locked()
         await trader.close()
         return resumed, finished, locked, trader.mode
 
@@ -337,7 +337,7 @@ async def test_a_restart_whose_markets_never_load_escalates_and_exits_once_they_
 
     first.paper.clear_faults()
     for _ in range(200):  # the background flattening retries on its own (FakeClock: instant)
-        if trader._flattening is None or trader._flattening.done():
+        if trader.failsafe.flattening is None or trader.failsafe.flattening.done():
             break
         await asyncio.sleep(0)
     assert second.held("ETH/USDT") == 0 and trader.book.positions == {}

@@ -94,18 +94,20 @@ class ObservedConnector(Connector):
 
 class ObservedTrader(Trader):
     """The real Trader; after every successful sync the Monitor compares book, store and the
-    exchange."""
+    exchange (through the account's public `on_synced` hook)."""
 
     monitor: Monitor
 
-    async def _sync_now(self) -> list[Difference]:
-        differences = await super()._sync_now()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.account.on_synced = self._synced
+
+    def _synced(self, differences: list[Difference]) -> None:
         connector = self.connector
         if isinstance(connector, ObservedConnector):
             seen = connector.states.pop(asyncio.current_task(), None)
             if seen is not None:
                 self.monitor.after_sync(differences, created=seen[0], totals=seen[1])
-        return differences
 
 
 # ---- the invariants -------------------------------------------------------------------------
@@ -390,7 +392,7 @@ class Monitor:
         self._check_delivered()
         if len(trader.book.positions) > self.settings.max_positions:
             self.violation("positions above MAX_POSITIONS", f"book {sorted(trader.book.positions)}")
-        task = trader._flattening  # the background flattening must not die of an exception
+        task = trader.failsafe.flattening  # the background flattening must not die of an exception
         if task is not None and task.done() and not task.cancelled() and task.exception():
             self.violation("flattening task died", repr(task.exception()))
         self._check_flat()
@@ -413,7 +415,7 @@ class Monitor:
         active = self._alarm_active()
         assert self.trader is not None
         # A Fatal fault pages once per condition (until /resume), not once per cycle.
-        raised = "fatal" in self.trader._emergencies
+        raised = "fatal" in self.trader.state.emergencies
         for index, why in self._alarms:
             if active or (raised and why.startswith("Fatal on")):
                 continue

@@ -1,49 +1,54 @@
-"""The Trader: one exchange account's state machine, its cycle and its dead switch.
+"""The Trader: one exchange account's cycle and lifecycle, composed of parts it owns.
 
-What each mode lets out and where each command leads is the mode table (trading/modes.py).
-Besides the commands: a bug in a cycle leads to FAILSAFE (cancel all, exit all, retried until
-flat); a Fatal fault to FAILSAFE (FAILSAFE_ON_FATAL=flatten) or HALTED (=stop: no entries,
-positions left to their stops).
+What each mode lets out and where each command leads is the mode table (trading/modes.py); the
+parts are listed in trading/parts.py. Besides the commands: a bug in a cycle leads to FAILSAFE
+(cancel all, exit all, retried until flat); a Fatal fault to FAILSAFE (FAILSAFE_ON_FATAL=
+flatten) or HALTED (=stop: no entries, positions left to their stops).
 
 The cycle is sync -> scan -> decide -> execute. A recoverable fault skips the rest of the cycle
 and changes nothing, but a sync (or a start's market load) that keeps failing becomes Fatal after
 SYNC_FAILURE_LIMIT_SECONDS; an answer nobody recognises holds entries at once and becomes Fatal
-when it persists as long. `last_sync_at` is when the trader last saw its account. Every
-operation a command calls returns a result dataclass (trading/results.py) and never raises; the
-scheduler only decides when a cycle runs.
+when it persists as long. While the sync fails, stop-losses and take-profits still act on the
+last known book. Every operation a command calls returns a result dataclass
+(trading/results.py) and never raises; the scheduler only decides when a cycle runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Collection
-from contextlib import suppress
 
-from trading.book import Book, is_dust
+from trading.account import Account
 from trading.clock import Clock
 from trading.connector import Connector
+from trading.decisions import Decisions
+from trading.entry_hold import EntryHold
 from trading.errors import Recoverable
-from trading.events import EntriesHeld, EquityReport, Notify, StateChanged
+from trading.events import Notify
 from trading.exits import Exits
 from trading.failsafe import Failsafe
-from trading.guards import Guards, moved_stop
+from trading.guards import Guards
 from trading.lifecycle import Lifecycle
-from trading.models import Balance, OrderType, Side, Ticker
+from trading.lock import TraderLock
+from trading.manual import ManualCommands
 from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
-from trading.operations import TraderOperations
-from trading.orders import OrderRouter, Placement
-from trading.reconcile import Difference, Reconciler, settle_seconds
-from trading.risk import OrderIntent, RiskSnapshot, entry_amount
+from trading.operations import ModeCommands
+from trading.orders import OrderRouter
+from trading.parts import Parts
+from trading.reconcile import Difference
+from trading.risk import RiskSnapshot
 from trading.scanner import Scanner
 from trading.settings import TradingSettings
+from trading.state import TraderState
+from trading.status import Timing, TraderStatus, info, status
 from trading.store import ClosedTrade, Store
 from trading.strategies.base import Strategy
 
 __all__ = ["Mode", "Trader"]
 
+_STOPS = (Purpose.GUARD,)  # what a plain pause leaves resting
 
-class Trader(Failsafe, TraderOperations):
+
+class Trader:
     """One exchange account: its cycle, its sync, and the operations commands call."""
 
     def __init__(
@@ -60,42 +65,23 @@ class Trader(Failsafe, TraderOperations):
         lock_wait: float = 5.0,
         order_rate: float | None = None,
     ) -> None:
+        label = connector.label
+        log = logging.getLogger(f"trading.{label.replace(':', '.')}")
+        self.label = label
         self.connector = connector
-        self.label: str = connector.label
         self.store = store
         self.strategy = strategy
         self.settings = settings
         self.clock = clock
         self.notify = notify
-        self.log = logging.getLogger(f"trading.{self.label.replace(':', '.')}")
-        self.scanner = scanner or Scanner(
-            connector,
-            strategy,
-            quote=settings.quote,
-            min_quote_volume=settings.min_quote_volume,
-            log=self.log,
+        self.log = log
+        self.state = TraderState(label, store=store, clock=clock, notify=notify, log=log)
+        self.account = Account(
+            connector, store=store, settings=settings, clock=clock, notify=notify, log=log
         )
-        self.kill_patience = kill_patience  # seconds a kill retries before answering
-        self.lock_wait = lock_wait  # seconds a kill waits for a running cycle
-        self.mode = Mode.RUNNING
-        self.started = False
-        self.last_cycle_at: float | None = None
-        self.last_sync_at: float | None = None
-        self.last_cycle_seconds: float | None = None
-        self.last_error: str | None = None
-        self.balance = Balance()
-        self.tickers: dict[str, Ticker] = {}
-        self.book = Book(
-            self.label,
-            store=store,
-            clock=clock,
-            notify=notify,
-            quote=settings.quote,
-            markets=lambda: self.connector.markets,
-            log=self.log,
-            price_of=self._last_price,
-        )
+        self.book = self.account.book
         self.book.on_close = self._after_close
+        self.reconciler = self.account.reconciler
         self.router = OrderRouter(
             connector,
             self.book,
@@ -103,39 +89,108 @@ class Trader(Failsafe, TraderOperations):
             notify=notify,
             settings=settings,
             snapshot=self.snapshot,
-            log=self.log,
+            log=log,
             # Requests per second the venue allows, when it says (the paper exchange's bucket);
             # ccxt paces live requests itself.
             order_rate=order_rate or _venue_rate(connector),
         )
-        self.reconciler = Reconciler(
-            connector,
-            self.book,
-            clock=clock,
-            log=self.log,
-            settle_seconds=settle_seconds(settings.recv_window_ms),
-        )
-        self.guards = Guards(self.router, self.book, connector, settings=settings, log=self.log)
+        self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
         self.exits = Exits(
             self.router,
             self.book,
             clock=clock,
-            sync=self._sync_any,
+            sync=self.account.sync_any,
             resolve=self.reconciler.resolve_unconfirmed,
-            price=self.price,
-            log=self.log,
+            price=self.account.price,
+            log=log,
         )
-        self._lock = asyncio.Lock()
-        self._lock_owner: asyncio.Task | None = None
-        self._aborted = False
+        self.lock = TraderLock(log)
+        self.failsafe = Failsafe(
+            self.state,
+            self.lock,
+            self.exits,
+            settings=settings,
+            clock=clock,
+            log=log,
+            kill_patience=kill_patience,
+            lock_wait=lock_wait,
+        )
+        self.parts = Parts(
+            label=label,
+            settings=settings,
+            store=store,
+            clock=clock,
+            notify=notify,
+            log=log,
+            connector=connector,
+            account=self.account,
+            router=self.router,
+            guards=self.guards,
+            state=self.state,
+            lock=self.lock,
+            failsafe=self.failsafe,
+        )
+        self.scanner = scanner or Scanner(
+            connector,
+            strategy,
+            quote=settings.quote,
+            min_quote_volume=settings.min_quote_volume,
+            log=log,
+        )
+        self.decisions = Decisions(self.parts, strategy, self.scanner)
+        self.modes = ModeCommands(self.parts, stop_cycle=self._stop_cycle, caution=self.caution)
+        self.manual = ManualCommands(
+            self.parts, start=self._start_exchange, started=lambda: self.started
+        )
+        self.lifecycle = Lifecycle(log)
+        self.timing = Timing()
         self._restored = False
-        self.lifecycle = Lifecycle(self.log)
-        self._flattening: asyncio.Task[None] | None = None
-        self._closed_log: list[ClosedTrade] = []  # the latest round trips, for kill reports
-        self._closes = 0
-        self._emergencies: set[str] = set()
-        self._held_for: str | None = None  # the caution last announced
-        self._foreign_orders = 0  # open orders at the exchange that are not the bot's
+        self.entries = EntryHold(connector, label=label, clock=clock, notify=notify, log=log)
+
+    # ------------------------------------------------------------- what it is
+
+    @property
+    def mode(self) -> Mode:
+        return self.state.mode
+
+    @property
+    def started(self) -> bool:
+        return self.timing.started
+
+    @property
+    def last_cycle_at(self) -> float | None:
+        return self.timing.last_cycle_at
+
+    @property
+    def last_cycle_seconds(self) -> float | None:
+        return self.timing.last_cycle_seconds
+
+    @property
+    def last_sync_at(self) -> float | None:
+        return self.account.last_sync_at
+
+    @property
+    def last_error(self) -> str | None:
+        return self.state.last_error
+
+    @property
+    def tickers(self):
+        return self.account.tickers
+
+    @property
+    def balance(self):
+        return self.account.balance
+
+    @property
+    def aborted(self) -> bool:
+        """/abort was obeyed: the process is ending and this trader does nothing more."""
+        return self.state.aborted
+
+    def status(self) -> TraderStatus:
+        return status(self.parts, self.timing, self.caution())
+
+    def info(self):
+        return info(self.parts, self.timing)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -145,9 +200,9 @@ class Trader(Failsafe, TraderOperations):
         if self.started:
             return
         self.restore()
-        await self._guarded(self._start_exchange)
+        await self.failsafe.guarded(self._start_exchange)
         if self.started and flattens(self.mode) and self.book.positions:
-            self._keep_flattening(self.flatten_purpose())
+            self.failsafe.keep_flattening(self.failsafe.purpose())
 
     def restore(self) -> None:
         """The book, the mode and the bans as the store remembers them (once per process; no
@@ -156,37 +211,20 @@ class Trader(Failsafe, TraderOperations):
             return
         self._restored = True
         self.lifecycle.expect_start()
-        now = self.clock.time()
         window = max(
             self.settings.reentry_cooldown_seconds, self.settings.loop_guard_window_seconds
         )
-        self.book.load(since=now - window)
-        saved = self.store.mode(self.label)
-        if not saved or saved == self.mode:
-            return
-        try:
-            self.mode = Mode(saved)
-        except ValueError:
-            self.log.warning("unknown saved mode %r; starting as running", saved)
-            return
-        self.notify(
-            StateChanged(
-                account=self.label,
-                at=now,
-                old="",
-                new=str(self.mode),
-                reason="restored after a restart",
-            )
-        )
+        self.book.load(since=self.clock.time() - window)
+        self.state.restore()
 
     async def _start_exchange(self) -> list[Difference]:
         self.restore()
         try:
             await self.connector.load_markets(critical=True)
-            differences = await self._sync_now()
+            differences = await self.account.sync()
         finally:
             self.lifecycle.start_tried()
-        self.started = True
+        self.timing.started = True
         self.log.info(
             "started %s: %d positions, %d open orders",
             self.mode,
@@ -204,358 +242,153 @@ class Trader(Failsafe, TraderOperations):
         """The process ends: no new cycle or sync; the running ones get `grace` seconds to
         finish, then are cancelled, which is not a fault: the mode stays what it was. An aborted
         trader touches nothing more, so its cycle is cancelled where it stands."""
-        await self.lifecycle.drain(0.0 if self._aborted else grace)
+        await self.lifecycle.drain(0.0 if self.aborted else grace)
 
     async def close(self) -> None:
         """Stop background work (the flattening retry loop); the connector is the caller's."""
-        task, self._flattening = self._flattening, None
-        if task is not None and not task.done():
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-
-    def _last_price(self, symbol: str) -> float | None:
-        """The last traded price seen for a symbol (fees paid in a third currency)."""
-        ticker = self.tickers.get(symbol)
-        return ticker.last if ticker is not None and ticker.last > 0 else None
-
-    @property
-    def aborted(self) -> bool:
-        """/abort was obeyed: the process is ending and this trader does nothing more."""
-        return self._aborted
+        await self.failsafe.stop()
 
     # ------------------------------------------------------------ the cycle
 
     async def run_cycle(self) -> None:
         """One scheduled cycle: sync -> scan -> decide -> execute. Never raises."""
-        if self._aborted or self.lifecycle.closing:
+        if self.aborted or self.lifecycle.closing:
             return
         started = self.clock.monotonic()
         try:
             async with self.lifecycle.run():
-                await self._guarded(self._cycle, exclusive=True)
+                await self.failsafe.guarded(self._cycle, exclusive=True)
         finally:
-            self.last_cycle_at = self.clock.time()
-            self.last_cycle_seconds = self.clock.monotonic() - started
-        self._announce_caution()
+            self.timing.last_cycle_at = self.clock.time()
+            self.timing.last_cycle_seconds = self.clock.monotonic() - started
+        self.entries.announce()
 
     async def run_sync(self) -> None:
         """The scheduled sync job. Never raises; skipped while a cycle or a command runs."""
-        if self._aborted or self.lifecycle.closing or self._lock.locked():
+        if self.aborted or self.lifecycle.closing or self.lock.locked():
             return
         async with self.lifecycle.run():
-            await self._guarded(self._sync_only, exclusive=True)
+            await self.failsafe.guarded(self._sync_only, exclusive=True)
 
     async def _sync_only(self) -> None:
         if not self.started:
             await self._start_exchange()
             return
-        await self._sync_now()
+        await self.account.sync()
 
     async def _cycle(self) -> None:
         try:
             if not self.started:
                 await self._start_exchange()
             else:
-                await self._sync_now()
+                await self.account.sync()
         except Recoverable:
             await self._protect_blind()
             raise
         mode = self.mode
         if mode is Mode.RUNNING:
-            await self._trade()
+            await self.decisions.trade()
         elif mode is Mode.STOPPING:
             await self._stop_cycle()
         else:
             if mode in PAUSES and any(t.confirmed for t in self.book.orders.values()):
                 # Adopted by the sync: a pause holds no order but the positions' stops.
                 await self.router.cancel_all(keep=() if mode is Mode.HANDS_OFF else _STOPS)
-            fresh = await self._price_positions()
+            fresh = await self.account.price_positions()
             if flattens(mode):
                 if self.book.positions:
-                    self._keep_flattening(self.flatten_purpose())
+                    self.failsafe.keep_flattening(self.failsafe.purpose())
             elif checks_protection(mode):
-                await self._protect(list(self.book.positions), fresh)
+                await self.decisions.protect(list(self.book.positions), fresh)
                 await self.guards.ensure(self.book.positions)
-        await self._guard_dead_man()
-        self._report_equity()
+        await self.account.guard_dead_man()
+        self.account.report_equity()
 
     async def _protect_blind(self) -> None:
         """The account cannot be read, the prices can: stop-losses and take-profits still act
         on the last known book (entries wait for a good sync)."""
         if not self.started or not checks_protection(self.mode) or flattens(self.mode):
             return
-        fresh = await self._price_positions()
-        await self._protect(list(self.book.positions), fresh)
-
-    async def _guard_dead_man(self) -> None:
-        """Cancel-all-after guards only the bot's working orders: never while a protective
-        stop or an order that is not the bot's rests (it would cancel those too)."""
-        working = [t for t in self.book.orders.values() if t.confirmed]
-        stops = any(t.purpose == Purpose.GUARD for t in self.book.orders.values())
-        await self.connector.guard_dead_man(
-            working=any(t.purpose != Purpose.GUARD for t in working),
-            others=self._foreign_orders > 0 or stops,
-        )
-
-    def flatten_purpose(self) -> Purpose:
-        return Purpose.KILL if self.mode is Mode.KILLED else Purpose.FAILSAFE
-
-    # --------------------------------------------------------------- trading
-
-    async def _trade(self) -> None:
-        positions = self.book.positions
-        bans = self.store.bans(self.label)
-        per_candidate = max(1, len(self.strategy.timeframes))
-        budget = self.connector.budget()
-        held = list(positions)
-        # A banned position keeps its stop and target, and a manual one is the owner's: only
-        # their exit signal goes unread.
-        signalled = [s for s in held if s not in bans and not positions[s].manual]
-        reserve = min(budget // 2, len(signalled) * per_candidate)
-        exclude = set(positions) | set(self.book.pending_entries()) | set(bans)
-        exclude |= self.held_outside()
-        scan = await self.scanner.scan(exclude=exclude, budget=budget - reserve, watch=positions)
-        fresh = dict(scan.tickers)
-        fresh.update(await self._fetch_tickers([s for s in held if s not in fresh]))
-        self.tickers.update(fresh)
-        await self._protect(held, fresh, signals=set(signalled), candle_budget=reserve)
-        for candidate in scan.candidates:
-            if len(self.book.positions) + len(self.book.pending_entries()) >= (
-                self.settings.max_positions
-            ):
-                break
-            await self._enter(candidate.symbol, candidate.ticker, candidate.signal)
-        await self.guards.ensure(self.book.positions)  # new entries get theirs at once
-
-    async def _protect(
-        self,
-        symbols: list[str],
-        fresh: dict[str, Ticker],
-        *,
-        signals: Collection[str] = (),
-        candle_budget: int = 0,
-    ) -> None:
-        """Stop-loss and take-profit from this cycle's ticker (never a stale one), then, for
-        the `signals` symbols, the strategy's exit signal. A stop-market resting at the
-        exchange does the stop-loss there; the bot still moves it (trailing, break-even)."""
-        for symbol in symbols:
-            position = self.book.positions.get(symbol)
-            ticker = fresh.get(symbol)
-            if position is None or ticker is None or self._exit_resting(symbol):
-                continue
-            price = ticker.bid
-            moved = moved_stop(position, price, self.settings)
-            if moved is not None:
-                self.log.info("%s: stop-loss %.8g -> %.8g", symbol, position.stop_loss, moved)
-                self.book.move_stop(symbol, moved)
-                position = self.book.positions[symbol]
-            resting = self.guards.resting(symbol)
-            on_exchange = (
-                moved is None
-                and resting is not None
-                and resting.confirmed
-                and resting.order.type is OrderType.STOP_MARKET
-            )
-            if not on_exchange and position.stop_loss is not None and price <= position.stop_loss:
-                await self._exit(symbol, price, "stop-loss", Purpose.PROTECT)
-            elif position.take_profit is not None and price >= position.take_profit:
-                await self._exit(symbol, price, "take-profit", Purpose.PROTECT)
-            elif symbol in signals and candle_budget >= len(self.strategy.timeframes):
-                candle_budget -= len(self.strategy.timeframes)
-                reason = await self._exit_signal(symbol, price)
-                if reason:
-                    await self._exit(symbol, price, reason, Purpose.EXIT)
-
-    def _exit_resting(self, symbol: str) -> bool:
-        """An exit of the bot's own (not a guard) rests or is on its way for `symbol`."""
-        return any(t.purpose != Purpose.GUARD for t in self.book.open_orders(symbol=symbol))
-
-    async def _exit_signal(self, symbol: str, price: float) -> str | None:
-        try:
-            candles = await self.scanner.candles_for(symbol)
-        except Recoverable as fault:
-            self.log.info("no exit check for %s this cycle: %s", symbol, fault.kind)
-            return None
-        return self.strategy.exit(self.book.positions[symbol], candles, price)
-
-    async def _exit(self, symbol: str, price: float, reason: str, purpose: Purpose) -> Placement:
-        position = self.book.positions[symbol]
-        intent = OrderIntent(symbol, Side.SELL, position.amount, price, purpose)
-        placement = await self.router.place(intent, reason=reason)
-        if not placement.ok and placement.refused and symbol in self.book.positions:
-            market = self.connector.markets.get(symbol)
-            if is_dust(market, self.book.positions[symbol].amount, price):
-                self.book.close(symbol, price, f"{reason} (dust left)")
-            else:
-                self.log.info("exit %s refused: %s", symbol, placement.refused)
-        return placement
-
-    async def _enter(self, symbol: str, ticker: Ticker, signal) -> None:
-        market = self.connector.markets.get(symbol)
-        if market is None:
-            return
-        amount = entry_amount(self.settings.stake_amount, ticker.ask, market)
-        intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Purpose.ENTRY)
-        placement = await self.router.place(
-            intent,
-            reason=signal.reason,
-            stop_loss=signal.stop_loss,
-            take_profit=signal.take_profit,
-        )
-        if placement.refused:
-            self.log.debug("entry %s refused: %s", symbol, placement.refused)
+        fresh = await self.account.price_positions()
+        await self.decisions.protect(list(self.book.positions), fresh)
 
     async def _stop_cycle(self) -> None:
-        await self._price_positions()
-        elapsed = self.clock.time() - self._stop_started()
+        await self.account.price_positions()
+        elapsed = self.clock.time() - self.state.stop_started()
         done = await self.exits.stop_step(
-            self.tickers,
+            self.account.tickers,
             elapsed=elapsed,
             market_after=self.settings.stop_exit_timeout_seconds,
         )
         if done:
-            self.set_mode(Mode.STOPPED, "every position exited")
+            self.state.set_mode(Mode.STOPPED, "every position exited")
 
-    # -------------------------------------------------------------- the sync
-
-    async def _sync_now(self) -> list[Difference]:
-        state = await self.connector.sync()
-        self.balance = state.balance
-        differences = await self.reconciler.reconcile(state)
-        ours = {t.order.id for t in self.book.orders.values()}
-        self._foreign_orders = sum(1 for o in state.open_orders if o.id not in ours)
-        self.last_sync_at = self.clock.time()
-        return differences
-
-    async def _sync_any(self) -> None:
-        """The sync of a flatten round, which may come before the markets ever loaded."""
-        if not self.connector.markets:
-            await self.connector.load_markets(critical=True)
-        await self._sync_now()
-
-    async def _price_positions(self) -> dict[str, Ticker]:
-        """This cycle's tickers of every position (also kept as the latest known)."""
-        fresh = await self._fetch_tickers(list(self.book.positions))
-        self.tickers.update(fresh)
-        return fresh
-
-    async def _fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        """Tickers for some symbols, or none this cycle if the exchange cannot say."""
-        if not symbols or self.connector.budget() < 1:
-            return {}
-        try:
-            return await self.connector.tickers(symbols)
-        except Recoverable as fault:
-            self.log.info("no prices for %d symbols this cycle: %s", len(symbols), fault.kind)
-            return {}
-
-    # ------------------------------------------------------ state and views
-
-    def _stop_started(self) -> float:
-        raw = self.store.get_meta(f"stop_started:{self.label}")
-        return float(raw) if raw else self.clock.time()
-
-    def price(self, symbol: str) -> float:
-        """The price a position is valued and exited at: bid, else last, else entry."""
-        ticker = self.tickers.get(symbol)
-        if ticker is not None and ticker.bid > 0:
-            return ticker.bid
-        if ticker is not None and ticker.last > 0:
-            return ticker.last
-        position = self.book.positions.get(symbol)
-        return position.entry_price if position else 0.0
-
-    def equity(self) -> tuple[float, float]:
-        """(equity, value in positions and pending entries), in quote."""
-        quote = self.settings.quote
-        held_quote = self.book.free.get(quote, 0.0) + max(
-            0.0, self.balance.total_of(quote) - self.balance.free_of(quote)
-        )
-        value = sum(p.amount * self.price(p.symbol) for p in self.book.positions.values())
-        pending = sum(
-            t.order.remaining * (t.order.price or self.price(t.order.symbol))
-            for t in self.book.orders.values()
-            if t.side is Side.BUY
-        )
-        return held_quote + value, value + pending
-
-    def held_outside(self) -> set[str]:
-        """Symbols whose coins the account holds outside the bot's positions: never bought."""
-        held: set[str] = set()
-        for symbol, market in self.connector.markets.items():
-            if symbol in self.book.positions or market.quote != self.settings.quote:
-                continue
-            amount = self.balance.total_of(market.base)
-            if amount > 0 and not is_dust(market, amount, self.price(symbol) or 0.0):
-                held.add(symbol)
-        return held
+    # ------------------------------------------------------ what the gate sees
 
     def snapshot(self) -> RiskSnapshot:
-        equity, exposure = self.equity()
-        return RiskSnapshot(
-            mode=self.mode,
-            now=self.clock.time(),
-            quote=self.settings.quote,
-            free_quote=self.book.free.get(self.settings.quote, 0.0),
-            equity=equity,
-            exposure=exposure,
-            positions=dict(self.book.positions),
-            free_base=dict(self.book.free),
-            markets=self.connector.markets,
-            bans=frozenset(self.store.bans(self.label)),
-            pending_entries=self.book.pending_entries(),
-            last_exit_at=dict(self.book.last_exit_at),
-            held_outside=frozenset(self.held_outside()),
-            exiting=self.book.exiting(),
-            caution=self.caution(),
-        )
+        bans = frozenset(self.store.bans(self.label))
+        return self.account.snapshot(self.mode, bans=bans, caution=self.caution())
 
     def caution(self) -> str | None:
-        """Why entries are held now: an answer nobody recognised, until that call works again
-        (it becomes Fatal if it persists)."""
-        doubt = self.connector.unrecognized()
-        if doubt is None:
-            return None
-        call, _since, message = doubt
-        return f"{call} gave an unrecognised answer ({message[:120]})"
-
-    def _announce_caution(self) -> None:
-        """Tell the owner once when entries are held for an unrecognised answer, and once when
-        they are no longer."""
-        reason = self.caution()
-        if (reason is None) == (self._held_for is None):
-            return
-        self._held_for = reason
-        self.log.warning("entries %s", f"held: {reason}" if reason else "allowed again")
-        now = self.clock.time()
-        self.notify(EntriesHeld(account=self.label, at=now, reason=reason or "", held=bool(reason)))
-
-    def _report_equity(self) -> None:
-        equity, exposure = self.equity()
-        share = exposure / equity if equity > 0 else 0.0
-        now = self.clock.time()
-        self.store.add_equity(self.label, now, equity, share)
-        self.notify(
-            EquityReport(
-                account=self.label,
-                at=now,
-                equity=equity,
-                exposure=share,
-                quote=self.settings.quote,
-                positions=len(self.book.positions),
-            )
-        )
+        return self.entries.caution()
 
     def _after_close(self, trade: ClosedTrade) -> None:
         """Every closed round trip: remember it for kill reports, run the loop guard."""
-        self._closed_log.append(trade)
-        self._closes += 1
-        del self._closed_log[:-200]
-        self.loop_guard(trade.symbol)
+        self.account.closed_trade(trade)
+        self.manual.loop_guard(trade.symbol)
 
+    # ------------------------------------------------- the commands, delegated
 
-_STOPS = frozenset({Purpose.GUARD})  # what a plain pause leaves resting
+    async def pause(self, *, hands_off: bool = False):
+        return await self.modes.pause(hands_off=hands_off)
+
+    async def unpause(self):
+        return await self.modes.unpause()
+
+    async def stop(self):
+        return await self.modes.stop()
+
+    async def resume(self):
+        return await self.modes.resume()
+
+    async def kill(self):
+        return await self.modes.kill()
+
+    async def abort(self):
+        return await self.modes.abort()
+
+    def unresolved(self) -> list[str]:
+        return self.modes.unresolved()
+
+    async def sync(self):
+        return await self.manual.sync()
+
+    async def buy(self, symbol: str, quote_amount: float | None = None, *, stop=None, target=None):
+        return await self.manual.buy(symbol, quote_amount, stop=stop, target=target)
+
+    async def sell(self, symbol: str):
+        return await self.manual.sell(symbol)
+
+    async def ban(self, symbol: str):
+        return await self.manual.ban(symbol)
+
+    async def unban(self, symbol: str):
+        return await self.manual.unban(symbol)
+
+    def bans(self):
+        return self.manual.bans()
+
+    def knows_symbol(self, symbol: str) -> bool:
+        return symbol in self.connector.markets
+
+    def leftovers(self) -> list[str]:
+        return self.account.leftovers()
+
+    def equity(self) -> tuple[float, float]:
+        return self.account.equity()
+
+    def price(self, symbol: str) -> float:
+        return self.account.price(symbol)
 
 
 def _venue_rate(connector: Connector) -> float | None:

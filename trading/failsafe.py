@@ -1,149 +1,192 @@
-"""The trader's dead switch, its mode changes and its one-operation-at-a-time lock.
+"""The trader's dead switch: whatever a cycle raises is classified here, in one place.
 
-Whatever a cycle raises is classified in `_guarded`, in one place:
+    a Recoverable fault       the rest of the cycle is skipped; nothing changes (Transient,
+    (Unrecognized too)        RateLimited, a stray Rejected; an unrecognised answer also holds
+                              entries, and becomes Fatal if it persists)
+    Fatal                     entries stop, one emergency is raised, and then either FAILSAFE
+                              (flatten) or HALTED (no entries, positions left to their stops),
+                              as FAILSAFE_ON_FATAL says
+    anything else (a bug)     FAILSAFE: cancel all, exit all, retried with capped backoff until
+                              flat, with an emergency
 
-    Transient / RateLimited / Rejected / the rest of the cycle is skipped; nothing changes
-    Unrecognized (every Recoverable)     (an Unrecognized answer that persists comes back
-                                         from the connector as a Fatal)
-    Fatal                                entries stop, an emergency is raised, and then either
-                                         FAILSAFE (flatten) or HALTED (no entries, positions
-                                         left to their stops), as FAILSAFE_ON_FATAL says
-    anything else (a bug)                FAILSAFE: cancel all, exit all, retried with capped
-                                         backoff until flat, with an emergency
-
-Flattening answers within `kill_patience` seconds; if it is not flat by then a background
-task keeps trying until it is, and the "<purpose>-not-flat" emergency stays raised until then.
+While the owner has taken over (PAUSED, HANDS_OFF) nothing here changes the mode or sells: the
+owner is told. Flattening answers within `kill_patience` seconds; if it is not flat by then a
+background task keeps trying until it is, and the "<purpose>-not-flat" emergency stays raised
+until then.
 """
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 
+from trading.clock import Clock
 from trading.errors import Fatal, Recoverable
-from trading.events import Emergency, EmergencyCleared, StateChanged
-from trading.exits import FlattenReport, FlattenRound, backoff
+from trading.exits import Exits, FlattenReport, FlattenRound, backoff
+from trading.lock import TraderLock
 from trading.modes import PAUSES, Mode, Purpose, flattens
-
-if TYPE_CHECKING:
-    from trading.engine import Trader
-
-class TraderBusy(Exception):
-    """A command could not get the trader's lock in time (a cycle is still running)."""
+from trading.settings import TradingSettings
+from trading.state import TraderState
 
 
 class Failsafe:
-    """Mixed into Trader: fault classification, the dead switch, modes, emergencies."""
+    """Classifies what a trader's steps raise, and flattens when it must."""
 
-    async def _guarded(self: Trader, step, *, exclusive: bool = False) -> None:
-        """Run a step; classify whatever it raises. The dead switch lives here."""
+    def __init__(
+        self,
+        state: TraderState,
+        lock: TraderLock,
+        exits: Exits,
+        *,
+        settings: TradingSettings,
+        clock: Clock,
+        log: logging.Logger,
+        kill_patience: float = 20.0,
+        lock_wait: float = 5.0,
+    ) -> None:
+        self.state = state
+        self.lock = lock
+        self.exits = exits
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        self.kill_patience = kill_patience  # seconds a kill retries before answering
+        self.lock_wait = lock_wait  # seconds a kill waits for a running cycle
+        self.flattening: asyncio.Task[None] | None = None  # the background retry, if any
+
+    def purpose(self) -> Purpose:
+        """What the current flattening is: a kill's or the dead switch's."""
+        return Purpose.KILL if self.state.mode is Mode.KILLED else Purpose.FAILSAFE
+
+    @property
+    def retrying(self) -> bool:
+        return self.flattening is not None and not self.flattening.done()
+
+    async def guarded(
+        self, step: Callable[[], Awaitable[object]], *, exclusive: bool = False
+    ) -> None:
+        """Run a step; classify whatever it raises."""
+        state = self.state
         try:
             if exclusive:
-                async with self.exclusive():
+                async with self.lock.exclusive():
                     await step()
             else:
                 await step()
         except asyncio.CancelledError:
             raise
         except Fatal as fault:
-            self.last_error = str(fault)
-            await self._safely(self._on_fatal(fault))
+            state.last_error = str(fault)
+            await self.safely(self.on_fatal(fault))
         except Recoverable as fault:  # including a stray Rejected: skip, no change
-            self.last_error = str(fault)
+            state.last_error = str(fault)
             self.log.info("cycle skipped: %s: %s", fault.kind, fault)
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            await self._safely(self._dead_switch(exc))
+            state.last_error = f"{type(exc).__name__}: {exc}"
+            await self.safely(self.dead_switch(exc))
 
-    async def _safely(self: Trader, coro) -> None:
+    async def safely(self, coro: Awaitable[object]) -> None:
         try:
             await coro
         except asyncio.CancelledError:
             raise
         except Exception:
-            if self.mode in PAUSES:
+            if self.state.mode in PAUSES:
                 self.log.exception("the dead switch itself failed while paused")
                 return
             self.log.exception("the dead switch itself failed; flattening in the background")
-            if not flattens(self.mode):
-                self.mode = Mode.FAILSAFE  # even if the store cannot record it
-            self._keep_flattening(self.flatten_purpose())
+            if not flattens(self.state.mode):
+                self.state.mode = Mode.FAILSAFE  # even if the store cannot record it
+            self.keep_flattening(self.purpose())
 
-    async def _on_fatal(self: Trader, fault: Fatal) -> None:
+    async def on_fatal(self, fault: Fatal) -> None:
+        state = self.state
         message = f"fatal exchange fault: {fault}"
-        if self.mode in PAUSES or self.mode in (Mode.FAILSAFE, Mode.KILLED, Mode.HALTED):
+        if state.mode in PAUSES or state.mode in (Mode.FAILSAFE, Mode.KILLED, Mode.HALTED):
             # Paused (the owner has taken over), flattening or halted already: tell the owner
             # once until /resume (not every cycle), change nothing.
-            self.log.error("fatal fault while %s: %s", self.mode, fault)
-            if "fatal" not in self._emergencies:
-                self.emergency("fatal", f"{message} (while {self.mode}: nothing more is done)")
+            self.log.error("fatal fault while %s: %s", state.mode, fault)
+            if "fatal" not in state.emergencies:
+                state.emergency("fatal", f"{message} (while {state.mode}: nothing more is done)")
             return
         if self.settings.failsafe_on_fatal == "stop":
-            self.set_mode(Mode.HALTED, message)
-            self.emergency(
+            state.set_mode(Mode.HALTED, message)
+            state.emergency(
                 "fatal",
                 f"{message}. No entries until /resume; positions left to their stops.",
             )
             return
-        self.set_mode(Mode.FAILSAFE, message)
-        self.emergency(
+        state.set_mode(Mode.FAILSAFE, message)
+        state.emergency(
             "fatal",
             f"{message}. Cancelling all orders and exiting all positions "
             "(/pause leaves them to their stops instead).",
         )
-        await self._flatten_now(Purpose.FAILSAFE)
+        await self.flatten_now(Purpose.FAILSAFE)
 
-    async def _dead_switch(self: Trader, exc: Exception) -> None:
+    async def dead_switch(self, exc: Exception) -> None:
+        state = self.state
         text = f"{type(exc).__name__}: {exc}"[:300]
-        if self.mode in PAUSES:
-            self.log.error("bug in the trading cycle while %s", self.mode, exc_info=exc)
-            self.emergency("failsafe", f"bug in the cycle ({text}) while paused: nothing is sold")
+        if state.mode in PAUSES:
+            self.log.error("bug in the trading cycle while %s", state.mode, exc_info=exc)
+            state.emergency("failsafe", f"bug in the cycle ({text}) while paused: nothing is sold")
             return
         self.log.error("bug in the trading cycle: failsafe", exc_info=exc)
-        self.set_mode(Mode.FAILSAFE, f"bug in the cycle: {text}")
-        self.emergency(
+        state.set_mode(Mode.FAILSAFE, f"bug in the cycle: {text}")
+        state.emergency(
             "failsafe",
             f"bug in the cycle ({text}): cancelling all orders and exiting all "
             "(/pause leaves positions to their stops instead)",
         )
-        await self._flatten_now(Purpose.FAILSAFE)
+        await self.flatten_now(Purpose.FAILSAFE)
 
-    async def _flatten_now(self: Trader, purpose: Purpose) -> FlattenReport:
+    async def flatten_now(self, purpose: Purpose) -> FlattenReport:
         """Flatten with patience, then keep retrying in the background if not flat. A round
         that leaves anything behind raises the "<purpose>-not-flat" emergency at once; it is
         cleared when flat."""
+        state = self.state
         key = f"{purpose}-not-flat"
 
         def not_flat(result: FlattenRound) -> None:
-            if key not in self._emergencies:
+            if key not in state.emergencies:
                 held = ", ".join(result.remaining) or "flat, unconfirmed"
                 problem = result.problems[0] if result.problems else ""
-                self.emergency(key, f"{purpose}: not flat ({held}) {problem}; retrying until flat")
+                state.emergency(key, f"{purpose}: not flat ({held}) {problem}; retrying until flat")
 
-        async with self.exclusive(self.lock_wait, force=True):
+        async with self.lock.exclusive(self.lock_wait, force=True):
             report = await self.exits.flatten(
                 purpose, patience=self.kill_patience, on_retry=not_flat
             )
         if report.flat:
-            self.clear_emergency(key, f"{purpose}: flat")
+            state.clear_emergency(key, f"{purpose}: flat")
         else:
-            self._keep_flattening(purpose)
+            self.keep_flattening(purpose)
         return report
 
-    def _keep_flattening(self: Trader, purpose: Purpose) -> None:
-        if self._flattening is not None and not self._flattening.done():
+    def keep_flattening(self, purpose: Purpose) -> None:
+        if self.retrying:
             return
-        self._flattening = asyncio.get_running_loop().create_task(self._flatten_loop(purpose))
+        self.flattening = asyncio.get_running_loop().create_task(self._flatten_loop(purpose))
 
-    async def _flatten_loop(self: Trader, purpose: Purpose) -> None:
+    async def stop(self) -> None:
+        """Stop the background flattening (a pause, a resume, a shutdown)."""
+        task, self.flattening = self.flattening, None
+        if task is not None and not task.done():
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    async def _flatten_loop(self, purpose: Purpose) -> None:
+        state = self.state
         attempt = 0
-        while flattens(self.mode) and not self._aborted:
+        while flattens(state.mode) and not state.aborted:
             attempt += 1
             await self.clock.sleep(backoff(attempt))
             try:
-                async with self.exclusive(self.lock_wait, force=True):
-                    if not flattens(self.mode):
+                async with self.lock.exclusive(self.lock_wait, force=True):
+                    if not flattens(state.mode):
                         return  # paused or resumed while this round waited for the lock
                     result = await self.exits.flatten_round(purpose)
             except asyncio.CancelledError:
@@ -152,85 +195,5 @@ class Failsafe:
                 self.log.exception("flatten round %d raised", attempt)
                 continue
             if result.flat:
-                self.clear_emergency(f"{purpose}-not-flat", f"{purpose}: flat")
+                state.clear_emergency(f"{purpose}-not-flat", f"{purpose}: flat")
                 return
-
-    @asynccontextmanager
-    async def exclusive(self: Trader, wait: float | None = None, *, force: bool = False):
-        """One operation at a time (re-entrant within a task). With `wait`, give up after that
-        many seconds: raise TraderBusy, or with `force` (a kill, a failsafe) go ahead anyway;
-        the new mode already refuses whatever the running cycle would still try."""
-        me = asyncio.current_task()
-        if self._lock_owner is not None and self._lock_owner is me:
-            yield
-            return
-        acquire = asyncio.ensure_future(self._lock.acquire())
-        try:
-            done, _ = await asyncio.wait({acquire}, timeout=wait)
-        except asyncio.CancelledError:
-            # Cancelled while waiting (a /resume stops the flattening): the request must not go
-            # on to take the lock with nobody left to release it.
-            _abandon(acquire, self._lock)
-            raise
-        if not done:
-            _abandon(acquire, self._lock)
-            if not force:
-                raise TraderBusy("a cycle is still running; try again in a moment")
-            self.log.warning("going ahead without waiting longer for the running cycle")
-            yield
-            return
-        self._lock_owner = me
-        try:
-            yield
-        finally:
-            self._lock_owner = None
-            self._lock.release()
-
-    # -- modes and emergencies
-
-    def set_mode(self: Trader, new: Mode, reason: str) -> None:
-        old = self.mode
-        if new is old:
-            return
-        self.mode = new
-        now = self.clock.time()
-        self.store.set_mode(self.label, str(new), now)
-        if new is Mode.STOPPING:
-            self.store.set_meta(f"stop_started:{self.label}", repr(now))
-        self.log.warning("%s -> %s: %s", old, new, reason)
-        self.notify(
-            StateChanged(account=self.label, at=now, old=str(old), new=str(new), reason=reason)
-        )
-
-    def emergency(self: Trader, key: str, message: str) -> None:
-        self._emergencies.add(key)
-        self.notify(
-            Emergency(
-                account=self.label, at=self.clock.time(), key=f"{key}:{self.label}", message=message
-            )
-        )
-
-    def clear_emergency(self: Trader, key: str, message: str) -> None:
-        """Close a condition raised earlier (a key never raised is not cleared)."""
-        if key not in self._emergencies:
-            return
-        self._emergencies.discard(key)
-        self.notify(
-            EmergencyCleared(
-                account=self.label, at=self.clock.time(), key=f"{key}:{self.label}", message=message
-            )
-        )
-
-
-def _abandon(acquire: asyncio.Future, lock: asyncio.Lock) -> None:
-    """Withdraw a lock request; if it is granted all the same, give the lock straight back."""
-    acquire.add_done_callback(_release_if_acquired(lock))
-    acquire.cancel()
-
-
-def _release_if_acquired(lock: asyncio.Lock):
-    def callback(task: asyncio.Future) -> None:
-        if not task.cancelled() and task.exception() is None:
-            lock.release()
-
-    return callback

@@ -105,7 +105,6 @@ class PositionView:
 class InfoResult(Result):
     quote: str = "USDT"
     free_quote: float = 0.0
-    total_quote: float = 0.0
     equity: float = 0.0
     exposure: float = 0.0  # fraction of equity in positions
     positions: tuple[PositionView, ...] = ()

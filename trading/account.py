@@ -1,0 +1,227 @@
+"""What a trader knows of its exchange account: the book it keeps, the balance and prices it
+last saw, and the sync that keeps them true.
+
+The sync reads the exchange (open orders first, then the balance) and reconciles the book with
+it; `last_sync_at` is when the trader last saw its account, which is what /healthz calls fresh.
+Prices are this cycle's tickers, also kept as the latest known: a position is valued and exited
+at its bid, else its last price, else its entry price.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from trading.book import Book, is_dust
+from trading.clock import Clock
+from trading.connector import Connector
+from trading.errors import Recoverable
+from trading.events import EquityReport, Notify
+from trading.models import Balance, Side, Ticker
+from trading.modes import Mode, Purpose
+from trading.reconcile import Difference, Reconciler, settle_seconds
+from trading.risk import RiskSnapshot
+from trading.settings import TradingSettings
+from trading.store import ClosedTrade, Store
+
+KEEP_CLOSED = 200  # round trips remembered for kill reports
+
+
+class Account:
+    """One exchange account as the trader sees it."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        store: Store,
+        settings: TradingSettings,
+        clock: Clock,
+        notify: Notify,
+        log: logging.Logger,
+    ) -> None:
+        self.connector = connector
+        self.store = store
+        self.notify = notify
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        self.balance = Balance()
+        self.tickers: dict[str, Ticker] = {}
+        self.last_sync_at: float | None = None
+        self.foreign_orders = 0  # open orders at the exchange that are not the bot's
+        self.closed: list[ClosedTrade] = []  # the latest round trips
+        self.closes = 0  # round trips closed in this process
+        # Told every difference after each successful sync (the chaos referee checks there).
+        self.on_synced: Callable[[list[Difference]], None] = lambda differences: None
+        self.book = Book(
+            connector.label,
+            store=store,
+            clock=clock,
+            notify=notify,
+            quote=settings.quote,
+            markets=lambda: connector.markets,
+            log=log,
+            price_of=self.last_price,
+        )
+        self.reconciler = Reconciler(
+            connector,
+            self.book,
+            clock=clock,
+            log=log,
+            settle_seconds=settle_seconds(settings.recv_window_ms),
+        )
+
+    # -- the sync
+
+    async def sync(self) -> list[Difference]:
+        """Read the account and reconcile the book with it; every difference found."""
+        state = await self.connector.sync()
+        self.balance = state.balance
+        differences = await self.reconciler.reconcile(state)
+        ours = {t.order.id for t in self.book.orders.values()}
+        self.foreign_orders = sum(1 for o in state.open_orders if o.id not in ours)
+        self.last_sync_at = self.clock.time()
+        self.on_synced(differences)
+        return differences
+
+    async def sync_any(self) -> None:
+        """The sync of a flatten round, which may come before the markets ever loaded."""
+        if not self.connector.markets:
+            await self.connector.load_markets(critical=True)
+        await self.sync()
+
+    def closed_trade(self, trade: ClosedTrade) -> None:
+        self.closed.append(trade)
+        self.closes += 1
+        del self.closed[:-KEEP_CLOSED]
+
+    def closed_since(self, mark: int) -> tuple[ClosedTrade, ...]:
+        """The round trips closed after `closes` was `mark`."""
+        return tuple(self.closed[-(self.closes - mark) :]) if self.closes > mark else ()
+
+    # -- prices
+
+    async def price_positions(self) -> dict[str, Ticker]:
+        """This cycle's tickers of every position (also kept as the latest known)."""
+        fresh = await self.fetch_tickers(list(self.book.positions))
+        self.tickers.update(fresh)
+        return fresh
+
+    async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
+        """Tickers for some symbols, or none this cycle if the exchange cannot say."""
+        if not symbols or self.connector.budget() < 1:
+            return {}
+        try:
+            return await self.connector.tickers(symbols)
+        except Recoverable as fault:
+            self.log.info("no prices for %d symbols this cycle: %s", len(symbols), fault.kind)
+            return {}
+
+    def last_price(self, symbol: str) -> float | None:
+        """The last traded price seen for a symbol (fees paid in a third currency)."""
+        ticker = self.tickers.get(symbol)
+        return ticker.last if ticker is not None and ticker.last > 0 else None
+
+    def price(self, symbol: str) -> float:
+        """The price a position is valued and exited at: bid, else last, else entry."""
+        ticker = self.tickers.get(symbol)
+        if ticker is not None and ticker.bid > 0:
+            return ticker.bid
+        if ticker is not None and ticker.last > 0:
+            return ticker.last
+        position = self.book.positions.get(symbol)
+        return position.entry_price if position else 0.0
+
+    # -- views
+
+    def equity(self) -> tuple[float, float]:
+        """(equity, value in positions and pending entries), in quote."""
+        quote = self.settings.quote
+        held_quote = self.book.free.get(quote, 0.0) + max(
+            0.0, self.balance.total_of(quote) - self.balance.free_of(quote)
+        )
+        value = sum(p.amount * self.price(p.symbol) for p in self.book.positions.values())
+        pending = sum(
+            t.order.remaining * (t.order.price or self.price(t.order.symbol))
+            for t in self.book.orders.values()
+            if t.side is Side.BUY
+        )
+        return held_quote + value, value + pending
+
+    def held_outside(self) -> set[str]:
+        """Symbols whose coins the account holds outside the bot's positions: never bought."""
+        held: set[str] = set()
+        for symbol, market in self.connector.markets.items():
+            if symbol in self.book.positions or market.quote != self.settings.quote:
+                continue
+            amount = self.balance.total_of(market.base)
+            if amount > 0 and not is_dust(market, amount, self.price(symbol) or 0.0):
+                held.add(symbol)
+        return held
+
+    def snapshot(self, mode: Mode, *, bans: frozenset[str], caution: str | None) -> RiskSnapshot:
+        """What the risk gate needs to know about this account now."""
+        equity, exposure = self.equity()
+        book = self.book
+        return RiskSnapshot(
+            mode=mode,
+            now=self.clock.time(),
+            quote=self.settings.quote,
+            free_quote=book.free.get(self.settings.quote, 0.0),
+            equity=equity,
+            exposure=exposure,
+            positions=dict(book.positions),
+            free_base=dict(book.free),
+            markets=self.connector.markets,
+            bans=bans,
+            pending_entries=book.pending_entries(),
+            last_exit_at=dict(book.last_exit_at),
+            held_outside=frozenset(self.held_outside()),
+            exiting=book.exiting(),
+            caution=caution,
+        )
+
+    async def guard_dead_man(self) -> None:
+        """Cancel-all-after guards only the bot's working orders: never while a protective
+        stop or an order that is not the bot's rests (it would cancel those too)."""
+        orders = list(self.book.orders.values())
+        stops = any(t.purpose == Purpose.GUARD for t in orders)
+        await self.connector.guard_dead_man(
+            working=any(t.confirmed and t.purpose != Purpose.GUARD for t in orders),
+            others=self.foreign_orders > 0 or stops,
+        )
+
+    def report_equity(self) -> None:
+        """Every cycle: the equity curve's point (kept one a minute) and the notifier's figure."""
+        equity, exposure = self.equity()
+        share = exposure / equity if equity > 0 else 0.0
+        now = self.clock.time()
+        self.store.add_equity(self.connector.label, now, equity, share)
+        self.notify(
+            EquityReport(
+                account=self.connector.label,
+                at=now,
+                equity=equity,
+                exposure=share,
+                quote=self.settings.quote,
+                positions=len(self.book.positions),
+            )
+        )
+
+    def leftovers(self) -> list[str]:
+        """Coins the account still holds that no position of the bot accounts for, and why
+        they stay: the user's own (never the bot's to sell) or dust below the market minimum.
+        A reply never says "flat" without naming them."""
+        notes = []
+        for symbol, market in sorted(self.connector.markets.items()):
+            if symbol in self.book.positions or market.quote != self.settings.quote:
+                continue
+            amount = self.balance.total_of(market.base)
+            if amount <= 0:
+                continue
+            if is_dust(market, amount, self.price(symbol) or 0.0):
+                notes.append(f"{market.base} {amount:g}: dust below the market minimum")
+            else:
+                notes.append(f"{market.base} {amount:g}: not bought by the bot, left alone")
+        return notes
