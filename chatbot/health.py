@@ -55,26 +55,26 @@ def _age(now: float, at: float | None) -> float | None:
 
 def counts_for_health(trader: Trader) -> bool:
     """Whether this trader's cycles are expected to keep running (all but an aborted one)."""
-    return not trader.aborted
+    return not trader.status().aborted
 
 
 def trader_health(trader: Trader, *, now: float, since: float, stale_after: float) -> dict:
     """One trader's heartbeat as JSON-ready data; `fresh` says whether it passes. Public:
     nothing about money or holdings belongs here (see the module docstring)."""
-    last = trader.last_cycle_at
+    s = trader.status()
+    last = s.last_cycle_at
     age = now - (last if last is not None else since)
     # A cycle completes even when its sync failed and the rest was skipped: only a successful
-    # sync shows the trader really sees its account (and checks its stop-losses).
-    sync_age = now - (trader.last_sync_at if trader.last_sync_at is not None else since)
-    counted = counts_for_health(trader)
+    # sync shows the trader really sees its account.
+    sync_age = now - (s.last_sync_at if s.last_sync_at is not None else since)
     return {
-        "account": trader.label,
-        "mode": str(trader.mode),
-        "counted": counted,
+        "account": s.account,
+        "mode": str(s.mode),
+        "counted": not s.aborted,
         "fresh": age <= stale_after and sync_age <= stale_after,
         "last_cycle_age": _age(now, last),  # None before the first cycle
-        "last_sync_age": _age(now, trader.last_sync_at),  # None before the first sync
-        "circuit": trader.connector.health.circuit,
+        "last_sync_age": _age(now, s.last_sync_at),  # None before the first sync
+        "circuit": s.health.circuit,
     }
 
 

@@ -68,7 +68,7 @@ class BotCollector:
                 families.add_trader(trader, self.clock.time())
             except Exception:
                 self.errors += 1
-                log.exception("metrics: reading %s failed", getattr(trader, "label", "?"))
+                log.exception("metrics: reading %s failed", trader.label)
         yield from families.all()
         if self.notifier is not None:
             try:
@@ -136,14 +136,14 @@ class _Families:
         )
 
     def add_trader(self, trader: Trader, now: float) -> None:
-        label = trader.label
-        exchange = trader.connector.venue.name
+        s = trader.status()
+        label = s.account
+        exchange = s.health.exchange
         for mode in Mode:
-            self.mode.add_metric([label, mode.value], 1.0 if trader.mode is mode else 0.0)
-        counts = getattr(trader.router, "counts", {})
+            self.mode.add_metric([label, mode.value], 1.0 if s.mode is mode else 0.0)
         for outcome, family in self.orders.items():
-            family.add_metric([label], float(counts.get(outcome, 0)))
-        health = trader.connector.health
+            family.add_metric([label], float(s.orders.get(outcome, 0)))
+        health = s.health
         for kind, count in sorted(health.faults_by_kind.items()):
             self.faults.add_metric([label, exchange, kind], float(count))
         self.requests.add_metric([label, exchange], float(health.requests))
@@ -151,17 +151,16 @@ class _Families:
         for state in CIRCUIT_STATES:
             self.circuit.add_metric([label, exchange, state], float(health.circuit == state))
         self.offset.add_metric([label, exchange], health.clock_offset_ms / 1000.0)
-        if trader.last_cycle_seconds is not None:
-            self.cycle.add_metric([label], trader.last_cycle_seconds)
-        if trader.last_cycle_at is not None:
-            self.cycle_age.add_metric([label], max(0.0, now - trader.last_cycle_at))
-        if trader.last_sync_at is not None:
-            self.sync_age.add_metric([label], max(0.0, now - trader.last_sync_at))
-        self.positions.add_metric([label], float(len(trader.book.positions)))
-        self.open_orders.add_metric([label], float(len(trader.book.orders)))
-        equity, exposure = trader.equity()
-        self.equity.add_metric([label, trader.settings.quote], equity)
-        self.exposure.add_metric([label], exposure / equity if equity > 0 else 0.0)
+        if s.last_cycle_seconds is not None:
+            self.cycle.add_metric([label], s.last_cycle_seconds)
+        if s.last_cycle_at is not None:
+            self.cycle_age.add_metric([label], max(0.0, now - s.last_cycle_at))
+        if s.last_sync_at is not None:
+            self.sync_age.add_metric([label], max(0.0, now - s.last_sync_at))
+        self.positions.add_metric([label], float(s.positions))
+        self.open_orders.add_metric([label], float(s.open_orders))
+        self.equity.add_metric([label, s.quote], s.equity)
+        self.exposure.add_metric([label], s.exposure)
 
     def all(self) -> Iterator[Metric]:
         yield self.mode

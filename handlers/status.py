@@ -29,10 +29,8 @@ async def ping(ctx: Context, args: list[str]) -> Reply:
     now = ctx.clock.time()
     lines = [f"<b>pong</b> - up {span(now - desk.started_at)}"]
     for trader in desk.traders:
-        lines.append(
-            f"{esc(trader.label)}: {esc(trader.mode)}, last cycle "
-            f"{ago_at(now, trader.last_cycle_at)}"
-        )
+        s = trader.status()
+        lines.append(f"{esc(s.account)}: {esc(s.mode)}, last cycle {ago_at(now, s.last_cycle_at)}")
     if not desk.traders:
         lines.append("no accounts are trading")
     return Reply(text="\n".join(lines))
@@ -141,10 +139,11 @@ async def debug(ctx: Context, args: list[str]) -> Reply:
 
 
 def _account_debug(trader, now: float) -> str:
-    h = trader.connector.health
+    s = trader.status()
+    h = s.health
     faults = ", ".join(f"{k} {v}" for k, v in sorted(h.faults_by_kind.items())) or "none"
     parts = [
-        f"mode {trader.mode}",
+        f"mode {s.mode}",
         f"clock offset {h.clock_offset_ms:+.0f} ms",
         f"circuit {h.circuit}",
         f"health {pct(h.score)}",
@@ -166,8 +165,13 @@ def _account_debug(trader, now: float) -> str:
             "dead man's switch "
             + (f"armed for {armed - now:.0f} s" if armed is not None else "not armed")
         )
-    parts.append(f"last sync {ago_at(now, trader.last_sync_at)}")
-    return f"{esc(trader.label)}: " + esc(" · ".join(parts))
+    parts.append(f"last sync {ago_at(now, s.last_sync_at)}")
+    if s.emergencies:
+        parts.append("emergencies " + ", ".join(s.emergencies))
+    if s.caution:
+        parts.append(f"entries held: {s.caution}")
+    parts.append(f"stops placed {s.stops_placed}")
+    return f"{esc(s.account)}: " + esc(" · ".join(parts))
 
 
 def _notifier_lines(ctx: Context) -> list[str]:

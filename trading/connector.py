@@ -101,6 +101,7 @@ class HealthSnapshot:
     has_dead_man: bool
     dead_man_armed_until: float | None  # epoch
     account: str = ""
+    exchange: str = ""  # the venue's name: "binance", "paper"
     budget: int = 0
     unrecognized: tuple[str, float, str] | None = None  # see Connector.unrecognized()
 
@@ -392,6 +393,7 @@ class Connector:
             has_dead_man=bool(self.venue.has_cancel_all_after),
             dead_man_armed_until=armed,
             account=self.label,
+            exchange=self.venue.name,
             budget=self.budget(),
             unrecognized=self.unrecognized(),
         )
