@@ -17,6 +17,7 @@ from trading.models import Side
 from trading.modes import PAUSES, Mode, Purpose, after, allows, flattens
 from trading.modes import Command as ModeCommand
 from trading.orders import Placement
+from trading.paper_reset import NOT_SIMULATED, refused, reset_account, resettable
 from trading.results import (
     AbortResult,
     BanResult,
@@ -25,6 +26,7 @@ from trading.results import (
     ModeResult,
     OrderResult,
     PositionView,
+    ResetResult,
     SyncResult,
 )
 from trading.risk import OrderIntent, entry_amount, loop_guard_trips
@@ -193,6 +195,23 @@ class TraderOperations:
             positions=tuple(self.book.positions.values()),
             open_orders=tuple(t.order for t in self.book.orders.values()),
         )
+
+    async def reset_paper(self: Trader) -> ResetResult:
+        """Start a paper or dry-run account afresh (trading/paper_reset.py): the starting
+        balance, no orders, the bot's book of it cleared without a trade. Refused for a live
+        account."""
+        if not resettable(self):
+            return refused(self, NOT_SIMULATED)
+
+        async def body() -> ResetResult:
+            result = reset_account(self)
+            try:
+                await self._sync_now()  # the fresh balance, before anything reads the old one
+            except Fault as fault:
+                self.log.info("sync after the reset failed (the next cycle syncs): %s", fault)
+            return result
+
+        return await self._locked(body, lambda why: refused(self, why))
 
     # -- sync and orders
 
