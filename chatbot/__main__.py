@@ -1,7 +1,8 @@
 """`python -m chatbot` runs the bot; `python -m chatbot check` checks every account.
 
 Exit status 2 is a configuration the bot refuses (nothing started, no exchange touched): a bad
-variable, or real orders without a channel that can stop them.
+variable, real orders without a channel that can stop them, or a saved paper account it cannot
+read.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ from trading.connector import Connector
 from trading.desk import Desk
 from trading.engine import Trader
 from trading.models import Venue
+from trading.paper_reset import reset_at_start
+from trading.paper_state import PaperStateError
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies import load_strategy
@@ -156,7 +158,11 @@ def build(
 
 async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | None = None) -> int:
     """Run the bot until it is told to stop; returns the process exit status."""
-    venues = build_venues(settings)
+    try:
+        venues = build_venues(settings)
+    except PaperStateError as exc:
+        log.error("%s", exc)
+        return 2
     if not venues:
         log.error("no account can trade (see the lines above); nothing to do")
         return 1
@@ -183,6 +189,7 @@ async def serve(
     try:
         for trader in bot.traders:
             trader.restore()  # before any command can arrive: commands act on the real book
+            _start_afresh(trader, settings)
         await bot.notifier.start()
         if bot.telegram is not None:
             try:
@@ -230,6 +237,22 @@ def _cadences(
     on_paper = [t for t in traders if t.connector.venue.name == PAPER]
     on_live = [t for t in traders if t.connector.venue.name != PAPER]
     return [(group, cadence) for group, cadence in ((on_paper, paper), (on_live, live)) if group]
+
+
+def _start_afresh(trader: Trader, settings: Settings) -> None:
+    result = reset_at_start(trader.parts, always=settings.paper.reset)
+    if result is None:
+        return
+    why = "PAPER_RESET=true" if settings.paper.reset else "no saved paper account"
+    log.warning(
+        "%s: %s: started afresh with %s; dropped %d position(s), %d open order(s), not sold%s",
+        trader.label,
+        why,
+        result.after,
+        len(result.positions),
+        len(result.open_orders),
+        f" ({result.reason})" if result.reason else "",
+    )
 
 
 async def _console(bot: Bot, inp: TextIO, out: TextIO) -> None:

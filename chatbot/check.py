@@ -68,7 +68,9 @@ async def run_check(
     paper_clock: Clock | None = None,
 ) -> int:
     """Check every configured account; 0 when all of them work, 1 otherwise."""
-    factory = VenueFactory(settings, paper_clock=paper_clock, ccxt_config=ccxt_config)
+    factory = VenueFactory(
+        settings, paper_clock=paper_clock, ccxt_config=ccxt_config, keep_state=False
+    )
     reports = [await _check(plan(a, settings), factory, settings) for a in settings.accounts]
     secrets = [s.get() for s in settings.secrets]
     for report in reports:

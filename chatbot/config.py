@@ -128,6 +128,7 @@ def _read_settings(r: Reader) -> Settings:
         balance=r.number("PAPER_BALANCE", 10_000.0, low=0),
         speed=r.number("PAPER_SPEED", 300.0, low=0.001, high=100_000),
         fee_rate=r.number("PAPER_FEE_RATE", 0.001, low=0, high=0.1),
+        reset=r.bool("PAPER_RESET", False),
     )
     trading = _trading(r)
     notify = read_notify(r)

@@ -2,6 +2,8 @@
 fed with live prices (DRY_RUN on a real exchange), or the real account through ccxt.
 
 This is the one place where DRY_RUN is decided: the connector and the engine never ask.
+A paper or dry-run account is kept under DATA_DIR/paper (trading/paper_state.py), so a restart
+continues it; PAPER_RESET=true starts it afresh.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from trading.clock import Clock, RealClock, ScaledClock
 from trading.exchange import CcxtVenue, supports_cancel_all_after
 from trading.models import Venue, account_label
 from trading.paper import PaperExchange
+from trading.paper_state import PaperState, state_path
 
 _log = logging.getLogger("chatbot.venues")
 
@@ -64,7 +67,9 @@ def channel_refusal(settings: Settings, *, terminal: bool) -> str | None:
 
 class VenueFactory:
     """Builds the venue of a plan. Each dry-run account gets its own public ccxt feed, so
-    closing one account's venue never pulls the prices from under another."""
+    closing one account's venue never pulls the prices from under another. With `keep_state`
+    a paper or dry-run account continues the one saved under DATA_DIR (PaperStateError if that
+    cannot be read); without, it starts afresh in memory (`check` touches no saved account)."""
 
     def __init__(
         self,
@@ -72,19 +77,25 @@ class VenueFactory:
         *,
         paper_clock: Clock | None = None,
         ccxt_config: dict | None = None,
+        keep_state: bool = True,
     ) -> None:
         self._settings = settings
         self._paper_clock = paper_clock
         self._ccxt_config = ccxt_config
+        self._keep_state = keep_state
 
     def build(self, p: Plan) -> Venue:
         a, s = p.account, self._settings
         if p.mode == "paper":
-            clock = self._paper_clock or ScaledClock(s.paper.speed)
-            return self._paper(clock, PAPER, a.account, feed=None)
+            state = self._state(PAPER, a.account)
+            clock = self._paper_clock or (
+                state.paper_clock(s.paper.speed) if state else ScaledClock(s.paper.speed)
+            )
+            return self._paper(clock, PAPER, a.account, feed=None, state=state)
         if p.mode == "dry-run":
             feed = CcxtVenue(a.exchange, a.account, config=self._ccxt_config)  # public only
-            return self._paper(RealClock(), a.exchange, a.account, feed=feed)
+            state = self._state(a.exchange, a.account)
+            return self._paper(RealClock(), a.exchange, a.account, feed=feed, state=state)
         return self.real(a)
 
     def real(self, account: AccountSettings) -> CcxtVenue:
@@ -100,20 +111,40 @@ class VenueFactory:
             config=self._ccxt_config,
         )
 
-    def _paper(self, clock: Clock, name: str, account: str, feed: CcxtVenue | None) -> Venue:
+    def _state(self, exchange: str, account: str) -> PaperState | None:
+        if not self._keep_state:
+            return None
+        path = state_path(self._settings.data_dir, exchange, account)
+        return PaperState(path, fresh=self._settings.paper.reset)
+
+    def _paper(
+        self,
+        clock: Clock,
+        name: str,
+        account: str,
+        *,
+        feed: CcxtVenue | None,
+        state: PaperState | None,
+    ) -> Venue:
         s = self._settings
-        return PaperExchange(
-            clock=clock,
-            name=name,
-            account=account,
-            feed=feed,
-            quote=s.trading.quote,
-            balances={s.trading.quote: s.paper.balance},
-            fee_rate=s.paper.fee_rate,
-            seed=s.paper.seed,
-            markets=s.paper.markets,
-            recv_window_ms=s.trading.recv_window_ms,
-        )
+        try:
+            return PaperExchange(
+                clock=clock,
+                name=name,
+                account=account,
+                feed=feed,
+                quote=s.trading.quote,
+                balances={s.trading.quote: s.paper.balance},
+                fee_rate=s.paper.fee_rate,
+                seed=s.paper.seed,
+                markets=s.paper.markets,
+                recv_window_ms=s.trading.recv_window_ms,
+                state=state,
+            )
+        except BaseException:
+            if state is not None:
+                state.close()
+            raise
 
 
 def build_venues(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import alerts, chart, control, status, symbols
+from handlers import alerts, chart, control, reset, status, symbols
 from handlers.context import Context
 from handlers.format import check_accounts
 from handlers.reply import Reply, esc
@@ -91,6 +91,15 @@ COMMANDS: tuple[Command, ...] = (
         ask=control.resume_question,
     ),
     Command("sync", control.sync, "reload state from the exchanges, show differences", "[ACCOUNT]"),
+    Command(
+        "reset",
+        reset.reset,
+        "start a paper or dry-run account afresh: starting balance, no orders, nothing sold",
+        "[ACCOUNT] [now]",
+        confirm=True,
+        check=reset.check,
+        ask=reset.question,
+    ),
     Command("ban", symbols.ban, "never trade a symbol", "[ACCOUNT] SYMBOL"),
     Command("unban", symbols.unban, "allow a banned symbol again", "[ACCOUNT] SYMBOL"),
     Command("bans", symbols.bans, "the banned symbols", "[ACCOUNT]"),

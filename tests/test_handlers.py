@@ -45,7 +45,7 @@ def test_every_command_has_a_telegram_valid_name_and_a_help_line():
     for c in COMMANDS:
         assert re.fullmatch(r"[a-z0-9_]{1,32}", c.name), c.name
         assert 3 <= len(c.help) <= 256, c.name
-    assert {c.name for c in COMMANDS if c.confirm} == {"kill", "stop", "abort"}
+    assert {c.name for c in COMMANDS if c.confirm} == {"kill", "stop", "abort", "reset"}
     assert set(names) >= {
         "ping", "info", "kill", "stop", "abort", "pause", "unpause", "resume", "ban", "unban",
         "bans", "sync", "buy", "sell", "debug", "ack", "chart", "help",
@@ -92,7 +92,7 @@ async def test_info_for_one_named_account_shows_only_it(pair):
     "line",
     ["/info nope", "/pause nope", "/unpause nope", "/resume nope", "/sync nope", "/bans nope",
      "/debug nope", "/kill nope", "/stop nope", "/ban nope BTC/USDT", "/sell nope BTC/USDT",
-     "/buy nope BTC/USDT 10", "/buy nope BTC/USDT", "/chart nope"],
+     "/buy nope BTC/USDT 10", "/buy nope BTC/USDT", "/chart nope", "/reset nope"],
 )  # fmt: skip
 async def test_unknown_account_is_refused_naming_the_known_ones(pair, line):
     reply = await pair.run(line)

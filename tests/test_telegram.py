@@ -77,6 +77,7 @@ async def test_every_command_in_the_table_acts_and_answers(api, office):
         await say(api, "/kill now", "killed and flat")
         assert rig.held("BTC/USDT") == 0 and trader.mode is Mode.KILLED
         await say(api, "/resume", "running again (was killed)")
+        await say(api, "/reset now", "started afresh with 10,000.00 USDT")
         await say(api, "/ping", "pong")
         await say(api, "/abort now", "Aborting")
         await api.wait_until(lambda: office.aborted, 2.0, "the process to be ended")

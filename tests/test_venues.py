@@ -29,12 +29,14 @@ async def fake():
 
 
 @pytest.fixture
-async def built():
-    """Builds venues and closes them after the test."""
+async def built(tmp_path):
+    """Builds venues (their paper accounts kept under a temporary DATA_DIR) and closes them
+    after the test."""
     venues = []
 
     def build(env: dict[str, str], **kwargs):
-        result = build_venues(load_settings(env), log=LOG, **kwargs)
+        settings = load_settings({"DATA_DIR": str(tmp_path), **env})
+        result = build_venues(settings, log=LOG, **kwargs)
         venues.extend(result)
         return result
 
@@ -79,6 +81,28 @@ async def test_dry_run_on_a_real_exchange_trades_on_paper_with_its_live_prices(b
     assert "binance MASTER: DRY_RUN - live binance prices, simulated orders and balance" in (
         messages(caplog)
     )
+
+
+async def test_paper_and_dry_run_accounts_are_kept_under_data_dir_and_continue(
+    built, fake, tmp_path
+):
+    env = {"EXCHANGES": "paper,binance", "DRY_RUN": "true", **binance_keys(fake)}
+    paper, dry = built(env, paper_clock=FakeClock(), ccxt_config=fake.ccxt_config())
+    for venue, symbol in ((paper, "ETH/USDT"), (dry, "BTC/USDT")):
+        await venue.load_markets()
+        await venue.create_order(OrderRequest(symbol, Side.BUY, OrderType.MARKET, 0.01, "k1"))
+    kept = [(v.peek_balance(), v.order_log) for v in (paper, dry)]
+    for venue in (paper, dry):
+        await venue.close()
+
+    again = built(env, paper_clock=FakeClock(), ccxt_config=fake.ccxt_config())
+
+    assert [(v.peek_balance(), v.order_log) for v in again] == kept
+    assert all(v.restored for v in again) and fake.orders == {}
+    assert sorted(p.name for p in (tmp_path / "paper").glob("*.sqlite3")) == [
+        "binance-master.sqlite3",
+        "paper-main.sqlite3",
+    ]
 
 
 async def test_dry_run_needs_no_credentials(built):

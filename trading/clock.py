@@ -35,12 +35,15 @@ class RealClock:
 
 class ScaledClock:
     """Real time sped up by `speed` from its creation: the paper exchange's demo clock, so a
-    newcomer sees candles form and trades close within minutes."""
+    newcomer sees candles form and trades close within minutes. It reads `start` at creation
+    (default: the base clock's time), so a restarted demo continues its paper time."""
 
-    def __init__(self, speed: float, base: Clock | None = None) -> None:
+    def __init__(
+        self, speed: float, base: Clock | None = None, *, start: float | None = None
+    ) -> None:
         self._base = base or RealClock()
         self._speed = speed
-        self._t0 = self._base.time()
+        self._t0 = self._base.time() if start is None else start
         self._m0 = self._base.monotonic()
 
     def time(self) -> float:

@@ -33,6 +33,7 @@ from trading.manual import ManualCommands
 from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
 from trading.operations import ModeCommands
 from trading.orders import OrderRouter
+from trading.paper_reset import reset_paper
 from trading.parts import Parts
 from trading.reconcile import Difference
 from trading.risk import RiskSnapshot
@@ -356,6 +357,9 @@ class Trader:
 
     async def abort(self):
         return await self.modes.abort()
+
+    async def reset_paper(self):
+        return await reset_paper(self.parts)
 
     def unresolved(self) -> list[str]:
         return self.modes.unresolved()

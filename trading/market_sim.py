@@ -268,6 +268,27 @@ class SyntheticFeed:
             raise ValueError(f"a shock of {pct} % would take the price to zero or below")
         self._get(symbol).shocks.append((self._clock.time(), 1.0 + pct / 100.0))
 
+    # -- what a restart needs to draw the same paths ----------------------------------------------
+
+    @property
+    def identity(self) -> dict[str, object]:
+        """What the universe is drawn from: another identity is another universe."""
+        return {"seed": self._seed, "markets": len(self._markets), "quote": self._quote}
+
+    def state(self) -> dict[str, object]:
+        """The anchor day (paths chain from it, so it is fixed at the first start, not at every
+        start) and the shocks; everything else is derived from the identity and cached."""
+        shocks = {s: [list(x) for x in series.shocks] for s, series in self._series.items()}
+        return {"anchor_day": self._anchor_day, "shocks": {s: x for s, x in shocks.items() if x}}
+
+    def restore(self, state: dict) -> None:
+        """Continue the paths `state()` described."""
+        self._anchor_day = int(state["anchor_day"])
+        self._series.clear()
+        self._lru.clear()
+        for symbol, shocks in state["shocks"].items():
+            self._get(symbol).shocks = [(float(at), float(k)) for at, k in shocks]
+
     # -- prices --------------------------------------------------------------------------------
 
     def _ticker(self, symbol: str, now: float) -> Ticker:

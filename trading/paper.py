@@ -1,16 +1,11 @@
 """The paper exchange: one simulated exchange account behind the same Venue interface as ccxt.
 
 Prices come from a `MarketFeed` (trading/market_sim.py): a SyntheticFeed offline, or a ccxt
-venue's public data in DRY_RUN. How orders fill is the book's (trading/paper_orders.py); this
-module decides when they are looked at:
-
-- resting limit orders are matched against every ticker that passes through, and before an
-  account call against tickers refreshed at most once per second of clock time;
-- resting stops are checked against the price path since they were last checked, whenever the
-  exchange is touched by any call, and by `advance()` (no request: the exchange's own engine
-  running while no bot calls). On a SyntheticFeed the path is the feed's exact mid price path,
-  so a dip through a trigger between two calls triggers it, at the price of that moment (a
-  shock's gap included); on another feed (live prices in DRY_RUN) the path is the tickers seen.
+venue's public data in DRY_RUN, as trading/paper_market.py sees it. How orders fill is the
+book's (trading/paper_orders.py); when resting orders are looked at is the engine's
+(trading/paper_engine.py): before every call, and by `advance()` (no request: the exchange's
+own engine running while no bot calls), stops on the price path since they were last checked,
+limits against fresh tickers.
 
 An exchange's edges are simulated too, for tests, benchmarks and the chaos soak: a token-bucket
 rate limit (`RateLimited` with retry_after), an exchange clock that can drift
@@ -18,17 +13,20 @@ rate limit (`RateLimited` with retry_after), an exchange clock that can drift
 fault injection per call (`inject`); the rate limit, the exchange clock and the injections live
 in trading/paper_faults.py. Nothing here is random: the feed is seeded, so the same calls at the
 same clock times give the same fills and balances.
+
+With a `PaperState` (trading/paper_state.py) the account lives on disk: restored when the
+exchange is built, saved by every call that changed it before that call answers, so a restart
+continues with the same balances, orders and market. Without one it lives in memory only.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 
 from trading.clock import Clock
-from trading.errors import Fault, OrderNotFound, Rejected, Transient
+from trading.errors import OrderNotFound, Rejected, Transient
 from trading.market_sim import MarketFeed, SyntheticFeed
 from trading.models import (
     Balance,
@@ -40,8 +38,11 @@ from trading.models import (
     OrderType,
     Ticker,
 )
+from trading.paper_engine import PaperEngine
 from trading.paper_faults import ExchangeClock, FaultPlan, FaultSpec, Injection, RequestBudget
+from trading.paper_market import PaperMarket
 from trading.paper_orders import PaperBook, PaperOrder
+from trading.paper_state import Keeper, PaperState, PaperStateError
 
 log = logging.getLogger("trading.paper")
 
@@ -57,7 +58,6 @@ SIGNED_CALLS = frozenset((
     "cancel_order", "cancel_all_after",
 ))
 # fmt: on
-REFRESH_SECONDS = 1.0  # resting orders see prices at most this stale; the feed is asked no more
 
 
 class PaperExchange:
@@ -86,41 +86,42 @@ class PaperExchange:
         markets: int = 50,
         recv_window_ms: float = 10_000,
         fill_share: float = 1.0,
+        state: PaperState | None = None,
     ) -> None:
         self.name = name
         self.account = account
         self._clock = clock
         if feed is None:
             feed = SyntheticFeed(seed=seed, markets=markets, quote=quote, clock=clock)
-        self._feed: MarketFeed = feed
-        self._book = PaperBook(
-            venue=name,
-            quote=quote,
-            balances=balances if balances is not None else {quote: 10_000.0},
-            fee_rate=fee_rate,
-            slippage=slippage,
-            fill_share=fill_share,
-        )
+        self._market = PaperMarket(feed, clock)
+        self._quote = quote
+        self._terms = {"fee_rate": fee_rate, "slippage": slippage, "fill_share": fill_share}
+        self._starting = dict(balances) if balances is not None else {quote: 10_000.0}
+        self._book = self._new_book()
         self._budget = RequestBudget(clock, rate_limit, burst)  # rate_limit <= 0: no limit
         self._exchange_clock = ExchangeClock(clock, recv_window_ms)
         self._faults = FaultPlan(VENUE_CALLS)
         self._markets: dict[str, Market] | None = None
-        self._tickers: dict[str, Ticker] = {}
-        self._seen_at: dict[str, float] = {}  # monotonic time each ticker was read
-        self._refreshed_at = -math.inf
-        self._overlay: dict[str, float] = {}  # shocks on a feed that cannot shock itself
-        self._dead_man_deadline: float | None = None
+        self._engine = PaperEngine(self._book, self._market, clock, f"{name} {account}")
         self.calls: Counter[str] = Counter()
+        self._keeper: Keeper | None = None
+        if state is not None:
+            identity = {"quote": quote, "market": self._market.identity(name)}
+            self._keeper = Keeper(
+                state, book=self._book, market=self._market, clock=clock, identity=identity
+            )
+        # Whether this continues an account an earlier process saved.
+        self.restored = self._keeper.load() if self._keeper is not None else False
 
     # -- observability (no token taken) ---------------------------------------------------
 
     @property
     def feed(self) -> MarketFeed:
-        return self._feed
+        return self._market.feed
 
     @property
     def has_bulk_tickers(self) -> bool:
-        return bool(getattr(self._feed, "has_bulk_tickers", False))
+        return self._market.has_bulk_tickers
 
     @property
     def clock_offset_ms(self) -> float:
@@ -135,26 +136,37 @@ class PaperExchange:
         """The balance as it stands, without a request (for test and benchmark assertions)."""
         return self._book.balance()
 
+    @property
+    def kept(self) -> bool:
+        """Whether the account is kept on disk (else it lives in memory only)."""
+        return self._keeper is not None
+
+    @property
+    def starting_balances(self) -> dict[str, float]:
+        """What the account holds when it starts afresh (PAPER_BALANCE)."""
+        return dict(self._starting)
+
+    def reset(self) -> Balance:
+        """Start the account afresh: the starting balances, no orders, the dead man's switch
+        disarmed; the market goes on, and so do order ids (an id is never given twice). Saved
+        before it takes effect: if the save fails, raises PaperStateError, nothing changed."""
+        fresh = {**self._new_book().snapshot(), "next_id": self._book.head()["next_id"]}
+        if self._keeper is not None:
+            self._keeper.replace(fresh)
+        self._book.restore(fresh)
+        return self._book.balance()
+
     def price(self, symbol: str) -> float:
         """The current mid price of `symbol`."""
-        if isinstance(self._feed, SyntheticFeed):
-            return self._feed.price(symbol)
-        ticker = self._tickers.get(symbol)
-        if ticker is None:
-            raise KeyError(f"no price seen yet for {symbol}")
-        return (ticker.bid + ticker.ask) / 2
+        return self._market.price(symbol)
 
     def shock(self, symbol: str, pct: float) -> None:
         """Move `symbol`'s price by `pct` percent from now on (-10: down 10 %)."""
-        if isinstance(self._feed, SyntheticFeed):
-            self._feed.shock(symbol, pct)
-        else:
-            if pct <= -100.0:
-                raise ValueError(f"a shock of {pct} % would take the price to zero or below")
-            self._overlay[symbol] = self._overlay.get(symbol, 1.0) * (1.0 + pct / 100.0)
-            self._tickers.pop(symbol, None)
-        self._seen_at.pop(symbol, None)  # the next order or account call sees the new price
-        self._refreshed_at = -math.inf
+        self._market.shock(symbol, pct)
+        self._engine.refresh_soon()
+        if self._keeper is not None:
+            self._keeper.changed()
+        self._save("shock")
 
     # -- test controls ------------------------------------------------------------------------
 
@@ -189,48 +201,48 @@ class PaperExchange:
         no signature): what it does while no bot calls it. Stops are checked on the price path,
         the dead man's switch fires, resting orders meet fresh tickers. Any call does the same
         first."""
-        self._catch_up()
-        self._refreshed_at = -math.inf
-        await self._settle()
+        self._engine.refresh_soon()
+        await self._engine.settle()
+        self._save("advance")
 
     # -- the Venue interface ------------------------------------------------------------------
 
     async def load_markets(self) -> dict[str, Market]:
         pending = await self._enter("load_markets")
-        self._markets = await self._feed.load_markets()
+        self._markets = await self._market.feed.load_markets()
         self._leave(pending, "load_markets")
         return dict(self._markets)
 
     async def fetch_tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
         pending = await self._enter("fetch_tickers")
-        tickers = self._remember(await self._feed.fetch_tickers(symbols))
-        self._match(tickers)
+        tickers = await self._market.fetch(symbols)
+        self._engine.match(tickers)
         self._leave(pending, "fetch_tickers")
         return tickers
 
     async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int) -> list[Candle]:
         pending = await self._enter("fetch_ohlcv")
-        candles = await self._feed.fetch_ohlcv(symbol, timeframe, limit)
+        candles = await self._market.feed.fetch_ohlcv(symbol, timeframe, limit)
         self._leave(pending, "fetch_ohlcv")
         return candles
 
     async def fetch_balance(self) -> Balance:
         pending = await self._enter("fetch_balance")
-        await self._settle()
+        await self._engine.settle()
         balance = self._book.balance()
         self._leave(pending, "fetch_balance")
         return balance
 
     async def fetch_open_orders(self) -> list[Order]:
         pending = await self._enter("fetch_open_orders")
-        await self._settle()
+        await self._engine.settle()
         orders = [order.snapshot() for order in self._book.open_orders()]
         self._leave(pending, "fetch_open_orders")
         return orders
 
     async def fetch_order(self, order_id: str, symbol: str) -> Order:
         pending = await self._enter("fetch_order")
-        await self._settle()
+        await self._engine.settle()
         order = self._record(order_id, symbol, "fetch_order").snapshot()
         self._leave(pending, "fetch_order")
         return order
@@ -238,17 +250,19 @@ class PaperExchange:
     async def find_order(self, client_order_id: str, symbol: str) -> Order | None:
         """The order placed with this client order id, open or closed, if there is one."""
         pending = await self._enter("find_order")
-        await self._settle()
+        await self._engine.settle()
         order = self._book.by_client(symbol, client_order_id)
         self._leave(pending, "find_order")
         return order.snapshot() if order else None
 
     async def create_order(self, request: OrderRequest) -> Order:
         pending = await self._enter("create_order")
-        markets = self._markets if self._markets is not None else await self._feed.load_markets()
+        markets = (
+            self._markets if self._markets is not None else await self._market.feed.load_markets()
+        )
         self._markets = markets
         market = self._tradable(markets, request.symbol)
-        await self._settle()
+        await self._engine.settle()
         ticker = await self._fresh_ticker(request.symbol)
         stamp = self._exchange_clock.time()  # the exchange stamps with its clock
         order = self._book.accept(request, market, ticker, stamp=stamp, now=self._clock.time())
@@ -257,7 +271,7 @@ class PaperExchange:
 
     async def cancel_order(self, order_id: str, symbol: str) -> Order:
         pending = await self._enter("cancel_order")
-        await self._settle()
+        await self._engine.settle()
         order = self._record(order_id, symbol, "cancel_order")
         if order.status is not OrderStatus.OPEN:
             # What real exchanges answer (Binance -2011 "Unknown order sent."): nothing to cancel.
@@ -275,7 +289,9 @@ class PaperExchange:
         passes now + timeout without another refresh (0 disarms)."""
         pending = await self._enter("cancel_all_after")
         armed = timeout_seconds > 0
-        self._dead_man_deadline = self._clock.time() + timeout_seconds if armed else None
+        self._book.dead_man_deadline = self._clock.time() + timeout_seconds if armed else None
+        if self._keeper is not None:
+            self._keeper.changed()
         self._leave(pending, "cancel_all_after")
 
     async def sync_time(self) -> float:
@@ -286,24 +302,29 @@ class PaperExchange:
 
     async def close(self) -> None:
         pending = await self._enter("close")
-        closer = getattr(self._feed, "close", None)
+        closer = getattr(self._market.feed, "close", None)
         if closer is not None:  # a ccxt feed holds an HTTP session
             await closer()
-        self._leave(pending, "close")
+        try:
+            self._leave(pending, "close")
+        finally:
+            if self._keeper is not None:
+                self._keeper.state.close()
 
     # -- every call: count, rate limit, injected faults, exchange clock -----------------------
 
     async def _enter(self, call: str) -> Injection | None:
         """Admit one call; returns an injection to raise once the call has taken effect. The
         exchange's engine catches up first, whether the call is then refused or not."""
-        self._catch_up()
+        self._engine.catch_up()
+        self._save(call)
         self.calls[call] += 1
         if call != "close":
             self._budget.take(call, self.name)
         injection, latency = self._faults.due(call)
         if latency > 0:
             await self._clock.sleep(latency)
-            self._catch_up()
+            self._engine.catch_up()
         if injection is not None and not injection.after:
             raise injection.exception(self.name, call)
         if call in SIGNED_CALLS:
@@ -311,6 +332,7 @@ class PaperExchange:
         return injection
 
     def _leave(self, injection: Injection | None, call: str) -> None:
+        self._save(call)  # before the caller hears of what changed
         if injection is not None:
             raise injection.exception(self.name, call)
 
@@ -324,91 +346,16 @@ class PaperExchange:
 
     # -- prices and matching --------------------------------------------------------------------
 
-    def _remember(self, tickers: dict[str, Ticker]) -> dict[str, Ticker]:
-        if self._overlay:
-            tickers = {symbol: self._shifted(t) for symbol, t in tickers.items()}
-        self._tickers.update(tickers)
-        self._seen_at.update(dict.fromkeys(tickers, self._clock.monotonic()))
-        return tickers
-
-    def _shifted(self, ticker: Ticker) -> Ticker:
-        k = self._overlay.get(ticker.symbol, 1.0)
-        if k == 1.0:
-            return ticker
-        return Ticker(
-            symbol=ticker.symbol,
-            last=ticker.last * k,
-            bid=ticker.bid * k,
-            ask=ticker.ask * k,
-            quote_volume=ticker.quote_volume,
-            change_pct=((1 + ticker.change_pct / 100) * k - 1) * 100,
-            timestamp=ticker.timestamp,
-        )
-
     async def _fresh_ticker(self, symbol: str) -> Ticker:
-        seen = self._seen_at.get(symbol)
-        if seen is not None and self._clock.monotonic() - seen < REFRESH_SECONDS:
-            return self._tickers[symbol]
-        tickers = self._remember(await self._feed.fetch_tickers([symbol]))
-        self._match(tickers)
+        recent = self._market.recent(symbol)
+        if recent is not None:
+            return recent
+        tickers = await self._market.fetch([symbol])
+        self._engine.match(tickers)
         ticker = tickers.get(symbol)
         if ticker is None:
             raise Transient(f"no ticker for {symbol}", venue=self.name, call="create_order")
         return ticker
-
-    async def _settle(self) -> None:
-        """Bring resting orders up to date before an account call answers."""
-        self._catch_up()
-        now = self._clock.monotonic()
-        open_orders = self._book.open_orders()
-        if not open_orders or now - self._refreshed_at < REFRESH_SECONDS:
-            return
-        self._refreshed_at = now
-        symbols = sorted({order.market.symbol for order in open_orders})
-        try:
-            tickers = self._remember(await self._feed.fetch_tickers(symbols))
-        except Fault as fault:  # the feed's hiccup is not the account's: match next time
-            log.debug(
-                "%s %s: price refresh for resting orders failed: %s", self.name, self.account, fault
-            )
-            return
-        self._match(tickers)
-
-    def _match(self, tickers: dict[str, Ticker]) -> None:
-        # With a price path, stops are the sweep's; without one, the tickers are all we know.
-        self._book.match(tickers, stops=not isinstance(self._feed, SyntheticFeed))
-
-    def _catch_up(self) -> None:
-        """The exchange's own engine, up to clock time: stops on the price path, and the dead
-        man's switch at its deadline (a stop the market reached before it still triggers)."""
-        now = self._clock.time()
-        deadline = self._dead_man_deadline
-        if deadline is not None and now > deadline:
-            self._sweep_stops(deadline)
-            self._dead_man_deadline = None
-            open_orders = self._book.open_orders()
-            if open_orders:
-                log.info("%s %s: cancel-all-after expired, cancelling %d open orders",
-                         self.name, self.account, len(open_orders))  # fmt: skip
-            for order in open_orders:
-                self._book.cancel(order)
-        self._sweep_stops(now)
-
-    def _sweep_stops(self, until: float) -> None:
-        """Trigger the waiting stops whose price path reached them since they were last looked
-        at (a SyntheticFeed's path; other feeds trigger stops on their tickers in `_match`)."""
-        feed = self._feed
-        if not isinstance(feed, SyntheticFeed):
-            return
-        for order in self._book.waiting_stops():
-            since = order.watched_until
-            if until < since:
-                continue
-            order.watched_until = until
-            assert order.stop_price is not None
-            touch = feed.first_touch(order.market.symbol, order.stop_price, since, until)
-            if touch is not None:
-                self._book.trigger(order, touch)
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -427,3 +374,19 @@ class PaperExchange:
                 f"order {order_id} ({symbol}) not found", venue=self.name, call=call
             )
         return order
+
+    # -- the account on disk ----------------------------------------------------------------------
+
+    def _new_book(self) -> PaperBook:
+        return PaperBook(venue=self.name, quote=self._quote, balances=self._starting, **self._terms)
+
+    def _save(self, call: str) -> None:
+        """Write what changed since the last save. A failure is the exchange failing the call:
+        what changed stays in memory and goes with the next save."""
+        if self._keeper is None:
+            return
+        try:
+            self._keeper.save()
+        except PaperStateError as exc:
+            log.error("%s %s: %s", self.name, self.account, exc)
+            raise Transient(str(exc), venue=self.name, call=call) from exc

@@ -15,13 +15,19 @@
 - the fee is `fee_rate` of the notional, in the quote currency.
 
 Nothing here awaits, so a change is whole before another call of the exchange can run.
+
+`snapshot()` is the whole account as plain data and `restore()` takes it back, for the paper
+account kept on disk (trading/paper_state.py). Between two saves the book remembers the orders
+it changed (`unsaved()`): a closed order never changes again, so those and the balances are all
+a save has to write.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from trading.errors import DuplicateOrder, Rejected
 from trading.models import (
@@ -86,6 +92,22 @@ class PaperOrder:
             fee_currency=self.market.quote,
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-ready data (enums as their values)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["request"] = asdict(self.request)
+        data["market"] = asdict(self.market)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PaperOrder:
+        request = dict(data["request"])
+        request["side"] = Side(request["side"])
+        request["type"] = OrderType(request["type"])
+        values = dict(data, request=OrderRequest(**request), market=Market(**data["market"]))
+        values["status"] = OrderStatus(data["status"])
+        return cls(**values)
+
 
 def _crosses(buy: bool, price: float, ticker: Ticker) -> bool:
     """Whether a limit order at `price` trades against this ticker."""
@@ -138,6 +160,44 @@ class PaperBook:
         self._open: dict[str, PaperOrder] = {}
         self._by_client: dict[tuple[str, str], PaperOrder] = {}
         self._next_id = 1
+        self._unsaved: dict[str, PaperOrder] = {}  # changed since `saved()`
+        self.dead_man_deadline: float | None = None  # the exchange's cancel-all-after, armed
+
+    # -- the account as data ------------------------------------------------------------------
+
+    def head(self) -> dict[str, Any]:
+        """All but the orders: what a save writes beside the changed ones."""
+        return {
+            "balances": dict(self._totals),
+            "next_id": self._next_id,
+            "dead_man_deadline": self.dead_man_deadline,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole account: balances, the id counter and every order, in creation order."""
+        return {**self.head(), "orders": [o.to_dict() for o in self._orders.values()]}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Become the account `snapshot` describes (nothing unsaved)."""
+        orders = [PaperOrder.from_dict(data) for data in snapshot["orders"]]
+        self._totals = {str(c): float(v) for c, v in snapshot["balances"].items()}
+        self._next_id = int(snapshot["next_id"])
+        self.dead_man_deadline = snapshot["dead_man_deadline"]
+        self._orders = {o.id: o for o in orders}
+        self._open = {o.id: o for o in orders if o.status is OrderStatus.OPEN}
+        self._by_client = {
+            (o.market.symbol, o.request.client_order_id): o
+            for o in orders
+            if o.request.client_order_id
+        }
+        self._unsaved = {}
+
+    def unsaved(self) -> list[PaperOrder]:
+        """The orders changed since the last `saved()`."""
+        return list(self._unsaved.values())
+
+    def saved(self) -> None:
+        self._unsaved = {}
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -220,6 +280,7 @@ class PaperBook:
         """The market reached the stop's trigger; `ticker` is the market at that moment."""
         assert order.stop_price is not None
         order.triggered = True
+        self._unsaved[order.id] = order
         if order.request.type is OrderType.STOP_MARKET:
             self._fill(order, min(ticker.bid, order.stop_price) * (1 - self._slippage))
         elif order.price is not None and _crosses(False, order.price, ticker):
@@ -281,6 +342,7 @@ class PaperBook:
             timestamp=stamp,
         )
         self._orders[order_id] = order
+        self._unsaved[order_id] = order
         if request.client_order_id:
             self._by_client[(market.symbol, request.client_order_id)] = order
         return order
@@ -288,6 +350,7 @@ class PaperBook:
     def _fill(self, order: PaperOrder, price: float, share: float = 1.0) -> None:
         """Fill `share` of the order's amount, floored to the lot size; all that is left when
         that share is nothing or covers the rest."""
+        self._unsaved[order.id] = order
         market = order.market
         left = order.amount - order.filled
         part = _floor_to(order.amount * share, market.amount_step)
@@ -317,6 +380,7 @@ class PaperBook:
         order.reserved -= cost * (1 + self._fee_rate) if buy else amount
 
     def _finish(self, order: PaperOrder, status: OrderStatus) -> None:
+        self._unsaved[order.id] = order
         order.status = status
         order.reserved = 0.0
         self._open.pop(order.id, None)

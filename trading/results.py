@@ -76,6 +76,16 @@ class OrderResult(Result):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResetResult(Result):
+    """reset_paper: what a paper or dry-run account held when it started afresh."""
+
+    positions: tuple[Position, ...] = ()  # dropped from the bot's book, not sold
+    open_orders: tuple[Order, ...] = ()  # the bot's, dropped with the account's orders
+    before: dict[str, float] = field(default_factory=dict)  # the account's totals, non-zero
+    after: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class BanResult(Result):
     symbol: str = ""
     bans: tuple[Ban, ...] = ()

@@ -13,6 +13,7 @@ class PaperSettings:
     balance: float = 10_000.0
     speed: float = 300.0  # simulated seconds per real second in `python -m chatbot`
     fee_rate: float = 0.001
+    reset: bool = False  # start every paper and dry-run account afresh at start (PAPER_RESET)
 
 
 @dataclass(frozen=True)
