@@ -176,6 +176,31 @@ def signed(value: float) -> str:
     return f"{value:+,.2f}"
 
 
+def cash(value: float, quote: str = "", *, sign: bool = False) -> str:
+    """Money, one way for every results command: thousands separated, to the cent from 1 up,
+    four significant digits below (a 0.0042 USDT fee must not read 0.00), "+" on a gain when
+    `sign`: "1,234.50 USDT", "+0.0042 USDT", "-12.00 USDT"."""
+    if abs(value) < 1e-9:  # float dust, or -0.0: nothing to show a sign or digits for
+        value = 0.0
+    plus = "+" if sign else ""
+    if value == 0 or abs(value) >= 1:
+        text = f"{value:{plus},.2f}"
+    else:
+        decimals = min(10, 3 - math.floor(math.log10(abs(value))))
+        text = f"{value:{plus}.{decimals}f}".rstrip("0")
+        if len(text.split(".")[1]) < 2:
+            text = f"{value:{plus}.2f}"
+    return f"{text} {quote}" if quote else text
+
+
+def percent(fraction: float, *, sign: bool = False) -> str:
+    """A fraction as percent, no space: 0.0345 -> "3.45%", "+3.45%" with `sign`; one decimal
+    from 10% up, two below."""
+    value = fraction * 100 + 0.0
+    plus = "+" if sign else ""
+    return f"{value:{plus}.{1 if abs(value) >= 10 else 2}f}%"
+
+
 def pct(fraction: float) -> str:
     """A fraction as percent: 0.034 -> "3.4 %"."""
     return f"{fraction * 100:.1f} %"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import alerts, chart, control, reset, status, symbols
+from handlers import alerts, chart, control, reset, results, status, symbols
 from handlers.context import Context
 from handlers.format import check_accounts
 from handlers.reply import Reply, esc
@@ -111,6 +111,23 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("sell", symbols.sell, "sell the bot's position at market", "[ACCOUNT] SYMBOL"),
     Command("chart", chart.chart, "equity curve as a picture", "[ACCOUNT] [PERIOD]"),
+    Command(
+        "balance",
+        results.balance,
+        "every currency held and its value; the bot's positions apart from your coins",
+        "[ACCOUNT]",
+    ),
+    Command("trades", results.trades, "the last closed trades", "[ACCOUNT] [N]"),
+    Command(
+        "profit",
+        results.profit,
+        "realized and open profit, fees, win rate, best/worst trade, drawdown",
+        "[ACCOUNT] [DAYS]",
+    ),
+    Command("daily", results.daily, "profit per day (UTC)", "[ACCOUNT] [N]"),
+    Command("weekly", results.weekly, "profit per week (UTC, from Monday)", "[ACCOUNT] [N]"),
+    Command("monthly", results.monthly, "profit per month (UTC)", "[ACCOUNT] [N]"),
+    Command("performance", results.performance, "profit per symbol, the best first", "[ACCOUNT]"),
     Command("ack", alerts.ack, "acknowledge the current emergencies"),
     Command(
         "debug",
