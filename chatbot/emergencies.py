@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from chatbot.pager_worker import PagerWorker
 from chatbot.pagers import Pager
 from chatbot.senders import Message, Sender
-from handlers.events import format_alarm
+from handlers.messages import format_alarm
 from trading.clock import Clock
 from trading.events import EmergencyCleared, Event
 

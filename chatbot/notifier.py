@@ -31,7 +31,7 @@ from chatbot.pagers import Pager, brief
 from chatbot.policy import DayLedger, NotifyPolicy
 from chatbot.senders import Message, SendDeferred, Sender
 from chatbot.tasks import cancel_all, woken
-from handlers.events import format_dropped, format_event
+from handlers.messages import format_dropped, format_event
 from trading.clock import Clock
 from trading.events import EmergencyCleared, Event
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from chatbot.config import NotifySettings
-from handlers.events import DayEquity, format_daily_summary
+from handlers.messages import DayEquity, format_daily_summary
 from trading.events import (
     EmergencyCleared,
     EntriesHeld,

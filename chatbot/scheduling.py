@@ -9,7 +9,6 @@ callback from reaching APScheduler's log unexplained.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,9 +24,7 @@ from trading.settings import TradingSettings
 log = logging.getLogger("chatbot.scheduling")
 
 DEFAULT_STAGGER_SECONDS = 5.0
-HEARTBEAT_SECONDS = 10.0
 DAILY_JOB_ID = "daily-summary"
-HEARTBEAT_JOB_ID = "heartbeat"
 
 Callback = Callable[[], Awaitable[object] | object]
 
@@ -51,24 +48,6 @@ def new_scheduler() -> AsyncIOScheduler:
         timezone=UTC,
         job_defaults={"max_instances": 1, "coalesce": True},
     )
-
-
-async def start_traders(
-    traders: Sequence[ScheduledTrader],
-    *,
-    stagger_seconds: float = DEFAULT_STAGGER_SECONDS,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-) -> None:
-    """Start every trader (load markets, restore, reconcile), trader i after i * stagger
-    seconds, concurrently: accounts do not hit their exchanges at the same instant, and one
-    slow exchange does not hold up the others' start. Trader.start never raises."""
-
-    async def one(delay: float, trader: ScheduledTrader) -> None:
-        if delay > 0:
-            await sleep(delay)
-        await _guarded(f"start:{trader.label}", trader.start)
-
-    await asyncio.gather(*(one(i * stagger_seconds, t) for i, t in enumerate(traders)))
 
 
 def cycle_job_id(label: str) -> str:
@@ -164,19 +143,6 @@ def add_daily_job(
         replace_existing=True,
     )
     return job_id
-
-
-def add_heartbeat_job(
-    scheduler: AsyncIOScheduler,
-    callback: Callback,
-    *,
-    seconds: float = HEARTBEAT_SECONDS,
-    job_id: str = HEARTBEAT_JOB_ID,
-) -> str:
-    """Call `callback` every `seconds`: proof the loop and the scheduler are alive (the health
-    endpoint and the watchdog read what it records)."""
-    start = datetime.now(UTC) + timedelta(seconds=seconds)
-    return _add_interval(scheduler, job_id, callback, seconds, start)
 
 
 def job_summary(scheduler: AsyncIOScheduler) -> list[dict[str, object]]:

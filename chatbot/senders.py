@@ -151,7 +151,7 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
-class Pacer:
+class MessagePacer:
     """Telegram's flood limits as waits: at most one message per `interval` to a chat, and for
     groups at most `per_window` messages in any `window` seconds."""
 
@@ -206,7 +206,7 @@ class TelegramSender:
         self._network_backoff = network_backoff
         self._flood_attempts = max(1, flood_attempts)
         group = isinstance(chat_id, int) and chat_id < 0
-        self._pacer = Pacer(clock, interval=interval, per_window=20 if group else None)
+        self._pacer = MessagePacer(clock, interval=interval, per_window=20 if group else None)
 
     @property
     def blocked_until(self) -> float:

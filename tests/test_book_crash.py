@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_engine_support import Rig, ScriptedStrategy, make_rig
+from tests.engine_support import Rig, ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.models import OrderStatus, OrderType, Side
 from trading.store import Store

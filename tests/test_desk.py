@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_engine_support import make_rig
+from tests.engine_support import make_rig
 from trading.clock import FakeClock
 from trading.desk import Desk, UnknownAccount
 from trading.paper import PaperExchange
@@ -29,7 +29,7 @@ async def test_select_by_exchange_by_account_or_all():
     assert [t.label for t in desk.select("all")] == desk.labels
     assert [t.label for t in desk.select("Kraken")] == ["kraken:master", "kraken:user_alice"]
     assert [t.label for t in desk.select("binance:MASTER")] == ["binance:master"]
-    assert desk.trader("kraken:user_alice").label == "kraken:user_alice"
+    assert [t.label for t in desk.select("kraken:user_alice")] == ["kraken:user_alice"]
 
 
 async def test_unknown_selector_raises_with_the_known_labels():
@@ -51,9 +51,7 @@ async def test_normalize_symbol_accepts_the_ways_people_type_a_pair():
     assert desk.normalize_symbol("btc/eur") is None
 
 
-async def test_uptime_and_extras():
+async def test_uptime():
     desk = await _desk()
     desk.clock.advance(90)
-    desk.extras["jobs"] = lambda: ["cycle:paper:main"]
     assert desk.uptime() == 90
-    assert desk.extras["jobs"]() == ["cycle:paper:main"]

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.test_engine_support import SETTINGS, ScriptedStrategy, make_rig
+from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.events import EquityReport, OrderRejected, StateChanged, TradeClosed, TradeOpened
 from trading.models import OrderType, Side

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.engine_support import SETTINGS, ScriptedStrategy
 from tests.fakes.binance import (
     ACCOUNT,
     DISCONNECTED,
@@ -15,7 +16,6 @@ from tests.fakes.binance import (
     TICKER_24HR,
     FakeBinance,
 )
-from tests.test_engine_support import SETTINGS, ScriptedStrategy
 from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader

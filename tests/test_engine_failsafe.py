@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from tests.test_engine_support import SETTINGS, ScriptedStrategy, make_rig
+from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.errors import Fatal, Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, StateChanged, TradeClosed

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tests.test_engine_support import ScriptedStrategy, make_rig
+from tests.engine_support import ScriptedStrategy, make_rig
 from trading.clock import run_simulated
 from trading.events import Emergency, StateChanged
 from trading.lifecycle import READY_WAIT_SECONDS

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.test_engine_support import ScriptedStrategy, make_rig
+from tests.engine_support import ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.errors import Rejected
 from trading.models import AccountState, Balance, OrderRequest, OrderType, Side

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tests.test_engine_support import ScriptedStrategy, make_rig
+from tests.engine_support import ScriptedStrategy, make_rig
 from trading.clock import FakeClock, run_simulated
 from trading.errors import Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, TradeClosed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_engine_support import ScriptedStrategy, make_rig
+from tests.engine_support import ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.events import StateChanged, TradeClosed, TradeOpened
 from trading.models import OrderRequest, OrderStatus, OrderType, Side

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.test_engine_support import ScriptedStrategy, make_rig
+from tests.engine_support import ScriptedStrategy, make_rig
 from trading.clock import FakeClock, run_simulated
 from trading.events import SymbolBanned, TradeClosed, TradeOpened
 from trading.models import Side
 from trading.modes import Mode
-from trading.orders import Pacer
+from trading.orders import OrderPacer
 from trading.settings import TradingSettings
 from trading.strategies import load_strategy
 
@@ -86,7 +86,7 @@ def test_kill_exits_fifty_positions_concurrently_within_the_rate_limit():
             await clock.sleep(6.0 / rate)
             assert (await rig.trader.buy(symbol, 20.0)).ok, symbol
         await clock.sleep(5.0)  # the bucket refills
-        rig.trader.router.pacer = Pacer(clock, rate)  # the venue's rate, as the wiring passes it
+        rig.trader.router.pacer = OrderPacer(clock, rate)  # the venue's rate, as wired
         started = clock.monotonic()
         result = await rig.trader.kill()
         await rig.trader.close()

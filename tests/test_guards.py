@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
+from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
 from tests.fakes.binance import FakeBinance
-from tests.test_engine_support import SETTINGS, ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader

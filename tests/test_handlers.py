@@ -11,7 +11,7 @@ import pytest
 from chatbot.console import Console
 from handlers.reply import plain
 from handlers.table import COMMANDS
-from tests.test_handlers_support import make_office
+from tests.handlers_support import make_office
 from trading.clock import FakeClock
 from trading.errors import Unrecognized
 from trading.events import Emergency

@@ -26,9 +26,10 @@ from handlers.chart import (
     parse_period,
 )
 from handlers.context import Context
-from handlers.png import Canvas, decode_png, encode_png
+from handlers.png import Canvas, encode_png
 from handlers.reply import plain
-from tests.test_engine_support import make_rig
+from tests.engine_support import make_rig
+from tests.png_decode import decode_png
 from trading.clock import FakeClock
 from trading.desk import Desk
 from trading.store import Store

@@ -12,7 +12,7 @@ import pytest
 from chatbot.health import HealthServer
 from chatbot.notifier import Notifier
 from chatbot.senders import Message
-from tests.test_engine_support import ScriptedStrategy, make_rig
+from tests.engine_support import ScriptedStrategy, make_rig
 from trading.clock import FakeClock
 from trading.desk import Desk
 from trading.errors import Rejected

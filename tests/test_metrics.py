@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from chatbot.health import HealthServer
 from chatbot.metrics import new_registry, render
 from chatbot.notifier import Notifier
-from tests.test_engine_support import ScriptedStrategy, make_rig
+from tests.engine_support import ScriptedStrategy, make_rig
 from tests.test_health import Inbox
 from trading.clock import FakeClock
 from trading.desk import Desk

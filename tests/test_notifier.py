@@ -18,7 +18,7 @@ from chatbot.notifier import Notifier
 from chatbot.pagers import NtfyPager
 from chatbot.policy import NotifyPolicy
 from chatbot.senders import TelegramSender
-from handlers.events import format_event
+from handlers.messages import format_event
 from tests.fakes.pager import FakePagers
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.notifier_support import (  # noqa: F401 (fixtures by name)

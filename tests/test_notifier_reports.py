@@ -10,7 +10,7 @@ import pytest
 from chatbot.config import NotifySettings
 from chatbot.notifier import Notifier
 from chatbot.senders import ConsoleSender
-from handlers.events import format_event
+from handlers.messages import format_event
 from tests.notifier_support import (  # noqa: F401 (fixtures by name)
     ACC,
     CHAT,

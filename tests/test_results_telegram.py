@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.telegram_support import api_fixture, polling, say  # noqa: F401 (fixture)
 from tests.test_results import trade_history
-from tests.test_telegram_support import api_fixture, polling, say  # noqa: F401 (fixture)
 from trading.modes import Mode
 
 # What Telegram's HTML parse mode accepts of what the handlers write.

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from chatbot.scheduling import (
+    _add_interval,
     add_daily_job,
-    add_heartbeat_job,
     cycle_job_id,
     job_summary,
     new_scheduler,
     schedule_traders,
-    start_traders,
     sync_job_id,
 )
 from trading.settings import TradingSettings
@@ -112,7 +111,8 @@ async def test_a_raising_callback_is_logged_and_runs_again(caplog):
             done.set()
         raise RuntimeError("bug in a heartbeat")
 
-    add_heartbeat_job(scheduler, beat, seconds=0.03)
+    start = datetime.now(UTC) + timedelta(seconds=0.03)
+    _add_interval(scheduler, "heartbeat", beat, 0.03, start)
     scheduler.start()
     try:
         await asyncio.wait_for(done.wait(), timeout=5)
@@ -140,18 +140,3 @@ async def test_daily_job_runs_at_the_given_utc_time():
     assert ran == []
 
 
-async def test_startups_are_staggered_and_a_slow_one_does_not_hold_up_the_others():
-    slow = CountingTrader("kraken:master", stuck=True)
-    quick = [CountingTrader("binance:master"), CountingTrader("okx:master")]
-    loop = asyncio.get_running_loop()
-    begun = loop.time()
-    task = asyncio.ensure_future(start_traders([slow, *quick], stagger_seconds=0.05))
-    for _ in range(100):  # bounded: the quick ones start while the slow one still hangs
-        if all(hasattr(t, "started_at") for t in quick):
-            break
-        await asyncio.sleep(0.01)
-    assert not task.done()
-    assert 0.05 <= quick[0].started_at - begun < 0.5
-    assert quick[1].started_at - quick[0].started_at >= 0.045
-    slow.release.set()
-    await asyncio.wait_for(task, timeout=5)

@@ -11,8 +11,8 @@ from telegram.error import NetworkError
 from chatbot.telegram import TelegramTransport
 from handlers.table import COMMANDS
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_handlers_support import make_office
-from tests.test_telegram_support import CHAT, OWNER, StallingPaper, polling, say, settings_for
+from tests.handlers_support import make_office
+from tests.telegram_support import CHAT, OWNER, StallingPaper, polling, say, settings_for
 from trading.clock import FakeClock
 from trading.modes import Mode
 

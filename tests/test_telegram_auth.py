@@ -10,8 +10,8 @@ import pytest
 
 from chatbot.telegram import TelegramTransport, file_url
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_handlers_support import make_office
-from tests.test_telegram_support import (  # noqa: F401 (fixtures)
+from tests.handlers_support import make_office
+from tests.telegram_support import (  # noqa: F401 (fixtures)
     CHAT,
     OTHER_CHAT,
     OWNER,

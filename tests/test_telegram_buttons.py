@@ -5,7 +5,7 @@ loopback fake Bot API; edits are held back so the second tap lands while the fir
 from __future__ import annotations
 
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_telegram_support import (  # noqa: F401 (fixtures)
+from tests.telegram_support import (  # noqa: F401 (fixtures)
     CHAT,
     OWNER,
     api_fixture,

@@ -10,7 +10,7 @@ import pytest
 
 from chatbot.telegram_guard import TelegramTime
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_telegram_support import (  # noqa: F401 (fixtures)
+from tests.telegram_support import (  # noqa: F401 (fixtures)
     CHAT,
     OWNER,
     api_fixture,

@@ -1,15 +1,13 @@
 """The desk: every trader of the process behind one object, for the command handlers.
 
 Handlers are plain async functions `(desk, args) -> Reply`; the desk resolves which accounts a
-command is about (`select`) and what symbol the user meant (`normalize_symbol`), and holds
-what /debug shows beside the traders (`extras`: callables the chat layer registers, such as the
-notifier's statistics or the scheduler's jobs).
+command is about (`select`) and what symbol the user meant (`normalize_symbol`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from trading.clock import Clock
@@ -39,7 +37,6 @@ class Desk:
         self.store = store
         self.clock = clock
         self.started_at = clock.time()
-        self.extras: dict[str, Callable[[], object]] = {}
 
     @property
     def labels(self) -> list[str]:
@@ -62,13 +59,6 @@ class Desk:
         if not chosen:
             raise UnknownAccount(selector, self.labels)
         return chosen
-
-    def trader(self, label: str) -> Trader:
-        """Exactly one trader by label (UnknownAccount otherwise)."""
-        for trader in self.traders:
-            if trader.label == label.lower():
-                return trader
-        raise UnknownAccount(label, self.labels)
 
     def normalize_symbol(self, text: str) -> str | None:
         """ "btc/usdt", "BTC-USDT", "btcusdt" -> "BTC/USDT", and "btc" -> "BTC/<quote>", when

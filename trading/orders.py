@@ -6,7 +6,7 @@ placeholder under a fresh client order id, sends once, and records the answer. A
 outcome (the connector could not tell whether the exchange took it) keeps the placeholder open
 as unconfirmed: it counts as a pending entry or an exit on its way, so nothing is sent again for
 that symbol until reconciliation has found it by its client order id, or settled it as never
-placed once the exchange could no longer accept it. Concurrent exits share a `Pacer` that slows
+placed once the exchange could no longer accept it. Concurrent exits share a `OrderPacer` that slows
 to the exchange's pace as soon as it says "too many requests".
 """
 
@@ -59,7 +59,7 @@ class Placement:
         return ""
 
 
-class Pacer:
+class OrderPacer:
     """Spaces order requests: at the venue's known rate (with some headroom for the syncs
     around them), or, when the rate is unknown, free-running until the exchange pushes back.
 
@@ -112,7 +112,7 @@ class OrderRouter:
         self.settings = settings
         self.snapshot = snapshot
         self.log = log
-        self.pacer = Pacer(clock, order_rate)
+        self.pacer = OrderPacer(clock, order_rate)
         # Read-only outcome counters for /metrics: placed, rejected, refused, unknown.
         self.counts: Counter[str] = Counter()
 

@@ -39,7 +39,7 @@ from trading.models import (
     Ticker,
 )
 from trading.paper_engine import PaperEngine
-from trading.paper_faults import ExchangeClock, FaultPlan, FaultSpec, Injection, RequestBudget
+from trading.paper_faults import ExchangeClock, FaultPlan, FaultSpec, Injection, TokenBucket
 from trading.paper_market import PaperMarket
 from trading.paper_orders import PaperBook, PaperOrder
 from trading.paper_state import Keeper, PaperState, PaperStateError
@@ -98,7 +98,7 @@ class PaperExchange:
         self._terms = {"fee_rate": fee_rate, "slippage": slippage, "fill_share": fill_share}
         self._starting = dict(balances) if balances is not None else {quote: 10_000.0}
         self._book = self._new_book()
-        self._budget = RequestBudget(clock, rate_limit, burst)  # rate_limit <= 0: no limit
+        self._bucket = TokenBucket(clock, rate_limit, burst)  # rate_limit <= 0: no limit
         self._exchange_clock = ExchangeClock(clock, recv_window_ms)
         self._faults = FaultPlan(VENUE_CALLS)
         self._markets: dict[str, Market] | None = None
@@ -320,7 +320,7 @@ class PaperExchange:
         self._save(call)
         self.calls[call] += 1
         if call != "close":
-            self._budget.take(call, self.name)
+            self._bucket.take(call, self.name)
         injection, latency = self._faults.due(call)
         if latency > 0:
             await self._clock.sleep(latency)
@@ -342,7 +342,7 @@ class PaperExchange:
     @property
     def rate_limit(self) -> float:
         """Requests per second the bucket refills (<= 0: unlimited), so callers can pace."""
-        return self._budget.rate
+        return self._bucket.rate
 
     # -- prices and matching --------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Three small parts, each owned by one `PaperExchange` (trading/paper.py) and consulted on every
 call it admits:
 
-- `RequestBudget`: a token bucket; an empty bucket raises `RateLimited` with the wait until the
+- `TokenBucket`: a token bucket; an empty bucket raises `RateLimited` with the wait until the
   next token as `retry_after`, like a 429 carrying Retry-After;
 - `FaultPlan`: faults and latency injected per call by tests, benchmarks and the chaos soak;
 - `ExchangeClock`: the exchange's own clock, which can drift from ours; a signed request is
@@ -23,7 +23,7 @@ from trading.errors import ClockRejected, Fault, RateLimited
 FaultSpec = Fault | type[BaseException] | BaseException
 
 
-class RequestBudget:
+class TokenBucket:
     """A token bucket of `burst` requests refilled at `rate` per second (rate <= 0: no limit)."""
 
     def __init__(self, clock: Clock, rate: float, burst: int) -> None:

@@ -11,7 +11,7 @@ from chatbot.senders import ConsoleSender
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
 from handlers.reply import Reply
-from tests.test_engine_support import SETTINGS, Rig, ScriptedStrategy, make_rig
+from tests.engine_support import SETTINGS, Rig, ScriptedStrategy, make_rig
 from trading.clock import Clock
 from trading.desk import Desk
 from trading.events import Event

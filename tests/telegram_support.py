@@ -12,7 +12,7 @@ import pytest
 from chatbot.config import Secret, TelegramSettings
 from chatbot.telegram import TelegramTransport
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI
-from tests.test_handlers_support import Office, make_office
+from tests.handlers_support import Office, make_office
 from trading.clock import FakeClock
 from trading.paper import PaperExchange
 
