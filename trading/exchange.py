@@ -20,6 +20,7 @@ do not return, so the sync would not see them; the rest are not checked against 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -54,6 +55,15 @@ _CLIENT_ID_ECHO_PREFIX = {"gate": "t-"}
 # ccxt's coinbase drops the unified clientOrderId param (and sends an id of its own): the
 # exchange's own name for it goes through.
 _CLIENT_ID_PARAM = {"coinbase": "client_order_id"}
+# Exchanges that refuse a private request whose nonce is not above the last one they received
+# for the key (Kraken: "EAPI:Invalid nonce"). ccxt numbers requests in the order it signs them,
+# but concurrent requests overtake one another on the way (ccxt does not pace Kraken's orders
+# and cancels at all), so these get one private request at a time: a hung one holds the others
+# until ccxt's timeout.
+_NONCE_IN_ORDER = frozenset({"kraken"})
+# Exchanges whose answer to a new order tells nothing of its state (Kraken's AddOrder: an id and
+# a description): a market order is read back by id at once, so the caller sees its fill.
+_READ_BACK_MARKET = frozenset({"kraken"})
 # The resting stop types an exchange's spot API takes through ccxt, best first (see above).
 _SPOT_STOP_TYPES = {
     "binance": (OrderType.STOP_MARKET, OrderType.STOP_LIMIT),
@@ -237,9 +247,22 @@ class CcxtVenue:
                 price,
                 params,
             )
+            if request.type is OrderType.MARKET and self.name in _READ_BACK_MARKET:
+                raw = await self._read_back(raw)
             return self._parse(raw, request)
 
         return await self._call("create_order", run)
+
+    async def _read_back(self, raw: dict) -> dict:
+        """The new order as the exchange holds it now, or its create answer when that read
+        fails: the order was placed, and a failed read must never make it look unsent."""
+        if raw.get("status") is not None or raw.get("id") is None:
+            return raw
+        try:
+            held = await self._exchange.fetch_order(str(raw["id"]), raw.get("symbol"))
+        except Exception:
+            return raw  # the reconciliation reads it later
+        return held if str(held.get("id")) == str(raw["id"]) else raw
 
     def _price_and_params(self, request: OrderRequest) -> tuple[float | None, dict[str, Any]]:
         """ccxt's price argument and params for an order. A market order gets no price, except a
@@ -331,8 +354,25 @@ def _build(exchange_id: str, credentials: dict, recv_window_ms: int, config: dic
     settings["enableRateLimit"] = True  # always: ccxt's limiter paces each exchange
     exchange = getattr(ccxt, exchange_id)(settings)
     record_answers(exchange)
+    if exchange_id in _NONCE_IN_ORDER:
+        _one_private_request_at_a_time(exchange)
     _spot_only(exchange.options, recv_window_ms, config.get("options", {}))
     return exchange
+
+
+def _one_private_request_at_a_time(exchange: Any) -> None:
+    """Private requests wait for the previous one's answer before they are signed, so they
+    reach the exchange in nonce order; public ones are not held."""
+    fetch2 = exchange.fetch2
+    turn = asyncio.Lock()
+
+    async def in_turn(path: str, api: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+        if api[0] != "private":  # ccxt's api section, as its sign() reads it
+            return await fetch2(path, api, *args, **kwargs)
+        async with turn:
+            return await fetch2(path, api, *args, **kwargs)
+
+    exchange.fetch2 = in_turn
 
 
 def _spot_only(options: dict, recv_window_ms: int, explicit: Mapping[str, Any]) -> None:
