@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.engine_support import SETTINGS, ScriptedStrategy
 from tests.fakes.kraken import (
     ADD_ORDER,
     ASSET_PAIRS,
@@ -23,7 +24,6 @@ from tests.fakes.kraken import (
     TIME,
     FakeKraken,
 )
-from tests.test_engine_support import SETTINGS, ScriptedStrategy
 from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from tests.engine_support import SETTINGS, ScriptedStrategy
 from tests.fakes.binance import FakeBinance
 from tests.fakes.kraken import ENDPOINTS, FakeKraken
-from tests.test_engine_support import SETTINGS, ScriptedStrategy
 from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader
