@@ -21,6 +21,7 @@ from handlers.format import (
     outcome,
     pick,
     signed,
+    span,
     symbol,
     unknown_account,
 )
@@ -188,3 +189,46 @@ async def sell(ctx: Context, args: list[str]) -> Reply:
         return text + (f" · {esc(r.reason)}" if r.reason else "")
 
     return outcome(_lines(results, done, f"sell {esc(sym)}") + notes, results)
+
+
+# ---- locks ------------------------------------------------------------------------------
+
+
+@command
+async def locks(ctx: Context, args: list[str]) -> Reply:
+    """Every re-entry cooldown and loop-guard ban, with the time left."""
+    traders, _ = pick(ctx, args, max_rest=0, usage="/locks [ACCOUNT]")
+    blocks = []
+    for trader in traders:
+        found = trader.locks()
+        if not found:
+            blocks.append(f"<b>{esc(trader.label)}</b>: nothing locked")
+            continue
+        lines = [f"<b>{esc(trader.label)}</b>: {len(found)} lock(s)"]
+        lines.extend(_lock_line(lock) for lock in found)
+        blocks.append("\n".join(lines))
+    return Reply(text="\n".join(blocks))
+
+
+def _lock_line(lock) -> str:
+    if lock.seconds_left is None:
+        left = "until /unlock"
+    else:
+        left = f"{span(lock.seconds_left)} left on the market's clock"
+    return f"• {esc(lock.symbol)} · {esc(lock.kind)}: {esc(lock.reason)} ({left})"
+
+
+@command
+async def unlock(ctx: Context, args: list[str]) -> Reply:
+    """Clear a symbol's re-entry cooldown and its loop-guard ban."""
+    usage = "/unlock [ACCOUNT] SYMBOL"
+    traders, rest = pick(ctx, args, max_rest=1, usage=usage)
+    sym = symbol(ctx, _need_symbol(rest, usage))
+    results = await each(traders, lambda t: t.unlock(sym))
+
+    def done(trader, r) -> str:
+        cleared = esc(" and ".join(r.cleared))
+        left = len(r.locks)
+        return f"🔓 {esc(r.account)}: {esc(sym)} {cleared} cleared, {left} lock(s) left"
+
+    return outcome(_lines(results, done, f"unlock {esc(sym)}"), results)

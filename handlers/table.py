@@ -103,6 +103,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("ban", symbols.ban, "never trade a symbol", "[ACCOUNT] SYMBOL"),
     Command("unban", symbols.unban, "allow a banned symbol again", "[ACCOUNT] SYMBOL"),
     Command("bans", symbols.bans, "the banned symbols", "[ACCOUNT]"),
+    Command("locks", symbols.locks, "cooldowns and loop-guard bans, time left", "[ACCOUNT]"),
+    Command(
+        "unlock",
+        symbols.unlock,
+        "clear a symbol's cooldown and loop-guard ban",
+        "[ACCOUNT] SYMBOL",
+    ),
     Command(
         "buy",
         symbols.buy,

@@ -20,6 +20,7 @@ from trading.events import TradeClosed
 from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Mode
+from trading.paper import PaperExchange
 from trading.risk import Level
 from trading.store import Store
 
@@ -244,3 +245,36 @@ async def test_the_dead_man_is_never_armed_over_an_order_of_the_users():
 
     assert rig.trader.connector.health.dead_man_armed_until is None
     assert (await rig.paper.fetch_order(users.id, "SOL/USDT")).is_open
+
+
+async def test_the_cooldown_runs_on_the_markets_clock_and_unlock_clears_it():
+    """In the paper demo the market runs 300 times faster than the bot's clock: a cooldown of
+    1,800 s is six market minutes, not six market days, and /locks shows what is left."""
+    bot_clock = FakeClock()
+    market_clock = FakeClock()
+    paper = PaperExchange(clock=market_clock, markets=12)
+    settings = replace(SETTINGS, reentry_cooldown_seconds=1800.0)
+    strategy = ScriptedStrategy(["ETH/USDT"])
+    rig = make_rig(bot_clock, strategy=strategy, paper=paper, settings=settings)
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+    assert (await rig.trader.sell("ETH/USDT")).ok
+
+    [lock] = rig.trader.locks()
+    assert (lock.symbol, lock.kind) == ("ETH/USDT", "cooldown")
+    assert lock.seconds_left == pytest.approx(1800.0)
+    refused = await rig.trader.run_cycle()  # the strategy still wants ETH: held back
+    assert refused is None and "ETH/USDT" not in rig.trader.book.positions
+    assert (await rig.trader.buy("ETH/USDT", 100.0)).ok  # the owner's own buy is not blocked
+    assert (await rig.trader.sell("ETH/USDT")).ok
+
+    market_clock.advance(1801.0)  # market time only: the bot's clock has not moved
+    assert rig.trader.locks() == ()
+    await rig.trader.run_cycle()
+    assert "ETH/USDT" in rig.trader.book.positions
+
+    assert (await rig.trader.sell("ETH/USDT")).ok
+    cleared = await rig.trader.unlock("ETH/USDT")
+    assert cleared.ok and cleared.cleared == ("cooldown",) and rig.trader.locks() == ()
+    nothing = await rig.trader.unlock("SOL/USDT")
+    assert not nothing.ok and "no cooldown" in nothing.reason

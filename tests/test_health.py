@@ -221,7 +221,7 @@ async def test_healthz_is_public_but_shows_no_equity_balances_or_positions(http)
     text = response.text.lower()
     for word in ("equity", "balance", "position", "exposure", "eth", "usdt", "notifier"):
         assert word not in text, word
-    equity, _ = rig.trader.equity()
+    equity = rig.trader.status().equity
     assert f"{equity:.2f}"[:4] not in text
 
 

@@ -89,7 +89,7 @@ def test_an_entry_within_every_limit_is_allowed():
         (
             buy(),
             replace(SNAP, last_exit_at={"ETH/USDT": NOW - 100}),
-            "ETH/USDT: re-entry cooldown, 500 s left",
+            "ETH/USDT: re-entry cooldown, 500 s left (/unlock ETH/USDT clears it)",
         ),
         (
             buy(),

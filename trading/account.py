@@ -63,6 +63,7 @@ class Account:
             markets=lambda: connector.markets,
             log=log,
             price_of=self.last_price,
+            market_time=connector.market_time,
         )
         self.reconciler = Reconciler(
             connector,
@@ -177,6 +178,7 @@ class Account:
             bans=bans,
             pending_entries=book.pending_entries(),
             last_exit_at=dict(book.last_exit_at),
+            market_now=self.connector.market_time(),
             held_outside=frozenset(self.held_outside()),
             exiting=book.exiting(),
             caution=caution,

@@ -34,6 +34,7 @@ from trading.store import ClosedTrade, Store
 # Client ids live in trading/client_ids.py; most code imports them from here.
 __all__ = ["CLIENT_ID_PREFIX", "EPSILON", "Book", "Tracked", "client_id_purpose", "is_dust"]
 EPSILON = 1e-12
+KEEP_EXITS = 20  # recent exits per symbol, for the loop guard
 
 
 def is_dust(market: Market | None, amount: float, price: float) -> bool:
@@ -68,7 +69,7 @@ class _Memory:
     Restored in place: callers hold the book's dicts and Tracked objects across a change."""
 
     def __init__(self, book: Book) -> None:
-        kept = (book.positions, book.orders, book.free, book.last_exit_at)
+        kept = (book.positions, book.orders, book.free, book.last_exit_at, book.exits)
         self._dicts = [(live, dict(live)) for live in kept]
         self._tracked = [(t, replace(t)) for t in book.orders.values()]
 
@@ -98,6 +99,7 @@ class Book:
         markets: Callable[[], Mapping[str, Market]],
         log: logging.Logger | None = None,
         price_of: Callable[[str], float | None] | None = None,
+        market_time: Callable[[], float] | None = None,
     ) -> None:
         self.label = label
         self.store = store
@@ -108,7 +110,11 @@ class Book:
         self.log = log or logging.getLogger(f"trading.{label}")
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, Tracked] = {}  # by order id (a placeholder's id is its client id)
+        # When each symbol was last exited, and its recent exits, on the market's clock (paper
+        # time in the paper demo): what the re-entry cooldown and the loop guard count in.
+        self.market_time = market_time or clock.time
         self.last_exit_at: dict[str, float] = {}
+        self.exits: dict[str, tuple[float, ...]] = {}
         self.free: dict[str, float] = {}  # free balances: last sync, adjusted by our fills
         self._exiting: set[str] = set()  # symbols with a sell on its way to the exchange
         self.on_close: Callable[[ClosedTrade], None] = lambda trade: None
@@ -144,7 +150,7 @@ class Book:
                 reserved=order.remaining if order.side is Side.SELL else 0.0,
             )
         for trade in self.store.trades(self.label, since=since):
-            self.last_exit_at[trade.symbol] = trade.closed_at
+            self._exited(trade.symbol, trade.closed_at)
 
     # -- one change at a time
 
@@ -320,9 +326,19 @@ class Book:
                 self.log.error("%s was closed already: no second trade recorded", symbol)
                 return None
             trade = self._fills.close(position, price, reason, self.clock.time())
-            self.last_exit_at[symbol] = trade.closed_at
+            self._exited(symbol, self.market_time())
             self._announcements.append(lambda: self._announce_close(trade))
         return trade
+
+    def _exited(self, symbol: str, at: float) -> None:
+        self.last_exit_at[symbol] = at
+        self.exits[symbol] = (*self.exits.get(symbol, ())[-(KEEP_EXITS - 1) :], at)
+
+    def unlock(self, symbol: str) -> bool:
+        """Forget a symbol's recent exits (its cooldown); False if there were none."""
+        found = self.last_exit_at.pop(symbol, None) is not None
+        self.exits.pop(symbol, None)
+        return found
 
     def move_stop(self, symbol: str, stop_loss: float) -> None:
         """A new stop-loss for a position (trailing, break-even): its guard follows next."""

@@ -398,6 +398,12 @@ class Connector:
             unrecognized=self.unrecognized(),
         )
 
+    def market_time(self) -> float:
+        """The market's clock: the exchange's time (the paper exchange's paper time), which
+        the re-entry cooldown and the loop guard run on."""
+        venue_time = getattr(self.venue, "market_time", None)
+        return venue_time() if venue_time is not None else self._clock.time()
+
     @property
     def clock_offset_ms(self) -> float:
         return float(self.venue.clock_offset_ms)

@@ -382,14 +382,16 @@ class Trader:
     def bans(self):
         return self.manual.bans()
 
+    def locks(self):
+        return self.manual.locks()
+
+    async def unlock(self, symbol: str):
+        return self.manual.unlock(symbol)
+
     def knows_symbol(self, symbol: str) -> bool:
         return symbol in self.connector.markets
-
     def leftovers(self) -> list[str]:
         return self.account.leftovers()
-
-    def equity(self) -> tuple[float, float]:
-        return self.account.equity()
 
     def price(self, symbol: str) -> float:
         return self.account.price(symbol)

@@ -329,6 +329,10 @@ class CcxtVenue:
 
         return await self._call("sync_time", run)
 
+    def market_time(self) -> float:
+        """The exchange's time: ours corrected by the measured offset."""
+        return time.time() + self.clock_offset_ms / 1000.0
+
     @property
     def clock_offset_ms(self) -> float:
         """Exchange clock minus ours; ccxt's timeDifference is the opposite (ours - theirs)."""

@@ -18,7 +18,7 @@ from trading.modes import Mode, Purpose, allows
 from trading.orders import Placement
 from trading.parts import Parts, describe
 from trading.reconcile import Difference
-from trading.results import BanResult, OrderResult, SyncResult
+from trading.results import BanResult, Lock, LocksResult, OrderResult, SyncResult
 from trading.risk import Level, OrderIntent, entry_amount, loop_guard_trips, manual_levels
 from trading.store import Ban
 
@@ -173,20 +173,59 @@ class ManualCommands:
         return tuple(self.parts.store.bans(self.parts.label).values())
 
     def loop_guard(self, symbol: str) -> None:
-        """Ban a symbol that made more than LOOP_GUARD_ROUND_TRIPS round trips in the window."""
+        """Ban a symbol that made more than LOOP_GUARD_ROUND_TRIPS round trips in the window
+        (on the market's clock, as the cooldown)."""
         p = self.parts
-        now = p.clock.time()
         window = p.settings.loop_guard_window_seconds
-        closes = [
-            t.closed_at for t in p.store.trades(p.label, since=now - window) if t.symbol == symbol
-        ]
-        trips = loop_guard_trips(closes, now, p.settings)
+        exits = p.book.exits.get(symbol, ())
+        trips = loop_guard_trips(exits, p.connector.market_time(), p.settings)
         if trips is None or symbol in p.store.bans(p.label):
             return
         reason = f"loop guard: {trips} round trips in {window / 60:.0f} min"
+        now = p.clock.time()
         p.store.ban(p.label, symbol, reason, now, auto=True)
         p.log.warning("%s banned: %s", symbol, reason)
         p.notify(SymbolBanned(account=p.label, at=now, symbol=symbol, reason=reason))
+
+    def locks(self) -> tuple[Lock, ...]:
+        """Every re-entry cooldown still running and every loop-guard ban, with time left."""
+        p = self.parts
+        now = p.connector.market_time()
+        cooldown = p.settings.reentry_cooldown_seconds
+        found = [
+            Lock(symbol, "cooldown", left, "re-entry cooldown after an exit")
+            for symbol, at in sorted(p.book.last_exit_at.items())
+            if (left := at + cooldown - now) > 0
+        ]
+        found += [
+            Lock(ban.symbol, "auto-ban", None, ban.reason)
+            for ban in self.bans()
+            if ban.auto
+        ]
+        return tuple(found)
+
+    def unlock(self, symbol: str) -> LocksResult:
+        """Clear a symbol's cooldown and its loop-guard ban (a ban by command stays: /unban)."""
+        p = self.parts
+        cleared = []
+        if symbol in {lock.symbol for lock in self.locks() if lock.kind == "cooldown"}:
+            p.book.unlock(symbol)
+            cleared.append("cooldown")
+        ban = p.store.bans(p.label).get(symbol)
+        if ban is not None and ban.auto:
+            p.store.unban(p.label, symbol)
+            cleared.append("auto-ban")
+        ok = bool(cleared)
+        reason = "" if ok else f"{symbol} has no cooldown or loop-guard ban"
+        return LocksResult(
+            account=p.label,
+            ok=ok,
+            mode=p.state.mode,
+            reason=reason,
+            symbol=symbol,
+            cleared=tuple(cleared),
+            locks=self.locks(),
+        )
 
     # -- results
 

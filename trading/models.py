@@ -169,6 +169,9 @@ class Venue(Protocol):
     async def cancel_all_after(self, timeout_seconds: float) -> None:
         """Arm or refresh the exchange-side dead man's switch (0 disarms)."""
 
+    def market_time(self) -> float:
+        """The exchange's clock, in epoch seconds (the paper exchange's paper time)."""
+
     async def sync_time(self) -> float:
         """Measure the exchange clock; returns the offset in milliseconds (exchange - local)."""
 

@@ -123,6 +123,10 @@ class PaperExchange:
     def has_bulk_tickers(self) -> bool:
         return self._market.has_bulk_tickers
 
+    def market_time(self) -> float:
+        """This exchange's own time (paper time in the offline demo)."""
+        return self._clock.time()
+
     @property
     def clock_offset_ms(self) -> float:
         return self._exchange_clock.offset_ms

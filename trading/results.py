@@ -127,3 +127,22 @@ class InfoResult(Result):
     last_sync_at: float | None = None
     last_error: str | None = None
     balances: dict[str, float] = field(default_factory=dict)  # total, non-zero
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Why a symbol cannot be entered for now."""
+
+    symbol: str
+    kind: str  # "cooldown" | "auto-ban"
+    seconds_left: float | None  # on the market's clock; None: until /unlock or /unban
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocksResult(Result):
+    """/unlock: what was cleared, and the locks left."""
+
+    symbol: str = ""
+    cleared: tuple[str, ...] = ()
+    locks: tuple[Lock, ...] = ()

@@ -46,6 +46,7 @@ class RiskSnapshot:
     held_outside: frozenset[str] = frozenset()  # coins the account holds beyond the bot's
     exiting: frozenset[str] = frozenset()  # symbols with a sell already on its way
     caution: str | None = None  # why entries are held (an answer nobody recognised), if so
+    market_now: float | None = None  # the market's clock, for cooldowns (else `now`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ def _check_entry(
 ) -> Decision:
     symbol, cost = intent.symbol, intent.amount * intent.price
     refusal = mode_refusal(intent, snap.mode, snap.bans, snap.caution) or _entry_state(
-        symbol, snap, limits, market
+        symbol, snap, limits, market, intent.purpose
     )
     if refusal:
         return Refused(refusal)
@@ -138,8 +139,21 @@ def _what(intent: OrderIntent) -> str:
     return f"{intent.purpose} exit"
 
 
+def cooldown_left(symbol: str, snap: RiskSnapshot, limits: TradingSettings) -> float:
+    """Seconds of the market's clock before `symbol` may be entered again (0: now)."""
+    last_exit = snap.last_exit_at.get(symbol)
+    if last_exit is None:
+        return 0.0
+    now = snap.market_now if snap.market_now is not None else snap.now
+    return max(0.0, last_exit + limits.reentry_cooldown_seconds - now)
+
+
 def _entry_state(
-    symbol: str, snap: RiskSnapshot, limits: TradingSettings, market: Market
+    symbol: str,
+    snap: RiskSnapshot,
+    limits: TradingSettings,
+    market: Market,
+    purpose: Purpose = Purpose.ENTRY,
 ) -> str | None:
     """Refusals that do not depend on the amount."""
     if not market.active or not market.spot:
@@ -153,11 +167,9 @@ def _entry_state(
     held = len(set(snap.positions) | set(snap.pending_entries))
     if held >= limits.max_positions:
         return f"MAX_POSITIONS reached ({held}/{limits.max_positions})"
-    last_exit = snap.last_exit_at.get(symbol)
-    if last_exit is not None:
-        wait = last_exit + limits.reentry_cooldown_seconds - snap.now
-        if wait > 0:
-            return f"{symbol}: re-entry cooldown, {wait:.0f} s left"
+    wait = cooldown_left(symbol, snap, limits)
+    if wait > 0 and purpose is not Purpose.MANUAL:  # the strategy's loop guard, not the owner's
+        return f"{symbol}: re-entry cooldown, {wait:.0f} s left (/unlock {symbol} clears it)"
     return None
 
 
