@@ -39,8 +39,8 @@ from chatbot.notifier import Notifier
 from chatbot.senders import Message
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
+from sim.clock import LoopClock, run_simulated
 from trading.chaos import Monitor, ObservedConnector, ObservedTrader, SeedReport
-from trading.clock import LoopClock, run_simulated
 from trading.desk import Desk
 from trading.engine import Trader
 from trading.paper import PaperExchange

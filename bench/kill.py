@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trading.clock import run_simulated
+from sim.clock import run_simulated
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Fault

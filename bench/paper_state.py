@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import discard

@@ -26,7 +26,7 @@ from pathlib import Path
 # Runnable as `python bench/scan.py` from a checkout: the project is not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.errors import Recoverable
 from trading.paper import PaperExchange

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.errors import OrderNotFound, Transient
 from trading.events import Event, FaultRaised

@@ -12,9 +12,10 @@ import pytest
 from chatbot.notifier import Notifier
 from chatbot.pagers import NtfyPager, PushoverPager
 from chatbot.senders import TelegramSender
+from sim.clock import FakeClock
 from tests.fakes.pager import FakePagers
 from tests.fakes.telegram_api import FakeTelegramAPI
-from trading.clock import FakeClock, RealClock
+from trading.clock import RealClock
 from trading.events import (
     Emergency,
     EquityReport,

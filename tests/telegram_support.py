@@ -11,9 +11,9 @@ import pytest
 
 from chatbot.config import Secret, TelegramSettings
 from chatbot.telegram import TelegramTransport
+from sim.clock import FakeClock
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI
 from tests.handlers_support import Office, make_office
-from trading.clock import FakeClock
 from trading.paper import PaperExchange
 
 CHAT = 4242  # the owner chat

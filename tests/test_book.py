@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
+from sim.clock import FakeClock
 from trading.book import Book, Tracked, client_id_purpose
-from trading.clock import FakeClock
 from trading.events import TradeClosed
 from trading.models import Market, Order, OrderRequest, OrderStatus, OrderType, Side
 from trading.modes import Purpose

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.engine_support import Rig, ScriptedStrategy, make_rig
-from trading.clock import FakeClock
 from trading.models import OrderStatus, OrderType, Side
 from trading.store import Store
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sim.clock import FakeClock
 from trading.breaker import Circuit, CircuitBreaker, HealthScore
-from trading.clock import FakeClock
 
 
 def breaker(clock: FakeClock, **kwargs) -> CircuitBreaker:

@@ -9,8 +9,8 @@ import pytest
 
 from chatbot.check import run_check
 from chatbot.config import load_settings
+from sim.clock import FakeClock
 from tests.fakes.binance import ACCOUNT, ORDER, FakeBinance
-from trading.clock import FakeClock
 
 
 @pytest.fixture

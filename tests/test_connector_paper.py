@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.connector_support import (
     SYMBOL,
     clock_fixture,  # noqa: F401
     notes_fixture,  # noqa: F401
     sync_at,
 )
-from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.errors import Fatal, Transient
 from trading.models import OrderRequest, OrderType, Side

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.engine_support import make_rig
-from trading.clock import FakeClock
 from trading.desk import Desk, UnknownAccount
 from trading.paper import PaperExchange
 from trading.store import Store

@@ -10,7 +10,7 @@ from handlers.context import Context
 from handlers.dispatch import Dispatcher
 from handlers.reply import Reply
 from handlers.table import Command
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.store import Store
 
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
-from trading.clock import FakeClock
 from trading.events import EquityReport, OrderRejected, StateChanged, TradeClosed, TradeOpened
 from trading.models import OrderType, Side
 from trading.modes import Mode

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.engine_support import SETTINGS, ScriptedStrategy
 from tests.fakes.binance import (
     ACCOUNT,
@@ -16,7 +17,6 @@ from tests.fakes.binance import (
     TICKER_24HR,
     FakeBinance,
 )
-from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Closed

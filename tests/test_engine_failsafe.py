@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+from sim.clock import FakeClock
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
-from trading.clock import FakeClock
 from trading.errors import Fatal, Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, StateChanged, TradeClosed
 from trading.models import OrderType, Side

@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from sim.clock import run_simulated
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.clock import run_simulated
 from trading.events import Emergency, StateChanged
 from trading.lifecycle import READY_WAIT_SECONDS
 from trading.modes import Mode

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.clock import FakeClock
 from trading.errors import Rejected
 from trading.models import AccountState, Balance, OrderRequest, OrderType, Side
 from trading.modes import Purpose

@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from sim.clock import FakeClock, run_simulated
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.clock import FakeClock, run_simulated
 from trading.errors import Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, TradeClosed
 from trading.models import Market, Order, OrderRequest, OrderStatus, Side

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.clock import FakeClock
 from trading.events import StateChanged, TradeClosed, TradeOpened
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.modes import Mode, Purpose

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sim.clock import FakeClock, run_simulated
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.clock import FakeClock, run_simulated
 from trading.events import SymbolBanned, TradeClosed, TradeOpened
 from trading.models import Side
 from trading.modes import Mode

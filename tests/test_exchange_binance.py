@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.fakes.binance import (
     ACCOUNT,
     EXCHANGE_INFO,
@@ -17,7 +18,6 @@ from tests.fakes.binance import (
     TIME,
     FakeBinance,
 )
-from trading.clock import FakeClock
 from trading.errors import ClockRejected, Fatal, RateLimited, Rejected, Transient, Unrecognized
 from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderStatus, OrderType, Side

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.engine_support import SETTINGS, ScriptedStrategy
 from tests.fakes.kraken import (
     ADD_ORDER,
@@ -24,7 +25,6 @@ from tests.fakes.kraken import (
     TIME,
     FakeKraken,
 )
-from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import (

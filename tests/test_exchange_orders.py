@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.fakes.capture import CaptureServer
 from trading.book import Book
-from trading.clock import FakeClock
 from trading.errors import Rejected
 from trading.exchange import CcxtVenue, market_buy_needs_price
 from trading.models import OrderRequest, OrderStatus, OrderType, Side

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from sim.clock import FakeClock
 from tests.engine_support import SETTINGS, ScriptedStrategy
 from tests.fakes.binance import FakeBinance
 from tests.fakes.kraken import ENDPOINTS, FakeKraken
-from trading.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import Emergency, StateChanged, TradeClosed

@@ -11,8 +11,8 @@ import pytest
 from chatbot.console import Console
 from handlers.reply import plain
 from handlers.table import COMMANDS
+from sim.clock import FakeClock
 from tests.handlers_support import make_office
-from trading.clock import FakeClock
 from trading.errors import Unrecognized
 from trading.events import Emergency
 from trading.models import OrderRequest, OrderType, Side

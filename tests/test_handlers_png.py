@@ -28,9 +28,9 @@ from handlers.chart import (
 from handlers.context import Context
 from handlers.png import Canvas, encode_png
 from handlers.reply import plain
+from sim.clock import FakeClock
 from tests.engine_support import make_rig
 from tests.png_decode import decode_png
-from trading.clock import FakeClock
 from trading.desk import Desk
 from trading.store import Store
 

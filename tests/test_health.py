@@ -12,8 +12,8 @@ import pytest
 from chatbot.health import HealthServer
 from chatbot.notifier import Notifier
 from chatbot.senders import Message
+from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.clock import FakeClock
 from trading.desk import Desk
 from trading.errors import Rejected
 from trading.market_sim import SyntheticFeed

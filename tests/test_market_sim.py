@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.errors import Rejected
 from trading.market_sim import SyntheticFeed
 from trading.models import TIMEFRAME_SECONDS, Candle

@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from chatbot.health import HealthServer
 from chatbot.metrics import new_registry, render
 from chatbot.notifier import Notifier
+from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
 from tests.test_health import Inbox
-from trading.clock import FakeClock
 from trading.desk import Desk
 from trading.errors import Fatal, Rejected, Transient
 from trading.events import Emergency

@@ -19,6 +19,7 @@ from chatbot.pagers import NtfyPager
 from chatbot.policy import NotifyPolicy
 from chatbot.senders import TelegramSender
 from handlers.messages import format_event
+from sim.clock import LoopClock, run_simulated
 from tests.fakes.pager import FakePagers
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.notifier_support import (  # noqa: F401 (fixtures by name)
@@ -38,7 +39,6 @@ from tests.notifier_support import (  # noqa: F401 (fixtures by name)
     texts,
     vars_of,
 )
-from trading.clock import LoopClock, run_simulated
 from trading.events import (
     Emergency,
     EmergencyCleared,

@@ -11,6 +11,7 @@ import httpx
 from chatbot.notifier import Notifier
 from chatbot.pagers import PushoverPager
 from chatbot.senders import ConsoleSender
+from sim.clock import LoopClock, run_simulated
 from tests.fakes.pager import FakePagers
 from tests.notifier_support import (  # noqa: F401 (fixtures by name)
     ACC,
@@ -29,7 +30,6 @@ from tests.notifier_support import (  # noqa: F401 (fixtures by name)
     texts,
     vars_of,
 )
-from trading.clock import LoopClock, run_simulated
 
 # ---- a self-repeating pager (Pushover) stays alerting until /ack; /ack is exact ----------
 

@@ -20,8 +20,8 @@ from chatbot.pagers import (
     pagers_from_settings,
 )
 from chatbot.senders import Message
+from sim.clock import FakeClock
 from tests.fakes.pager import FakePagers
-from trading.clock import FakeClock
 
 ALERT = Message(
     "🚨 <b>EMERGENCY</b> · binance:master\nkill not flat: 2 positions &amp; 1 order",

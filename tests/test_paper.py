@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from trading.clock import FakeClock, run_simulated
+from sim.clock import FakeClock, run_simulated
 from trading.errors import ClockRejected, DuplicateOrder, Fatal, RateLimited, Rejected, Transient
 from trading.market_sim import SyntheticFeed
 from trading.models import Candle, Market, OrderRequest, OrderStatus, OrderType, Side, Ticker

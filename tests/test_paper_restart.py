@@ -10,9 +10,9 @@ import io
 from chatbot.app import Bot, build
 from chatbot.config import load_settings
 from chatbot.venues import build_venues
+from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
 from tests.test_paper_stops import ETH, stop_market
-from trading.clock import FakeClock
 from trading.events import TradeClosed
 from trading.market_sim import SyntheticFeed
 from trading.models import OrderRequest, OrderStatus, OrderType, Side

@@ -10,8 +10,8 @@ import sqlite3
 
 import pytest
 
+from sim.clock import FakeClock
 from tests.test_paper_stops import ETH, at_dip, stop_market
-from trading.clock import FakeClock
 from trading.errors import Transient
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.paper import PaperExchange

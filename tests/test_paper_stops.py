@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.errors import Rejected
 from trading.market_sim import SyntheticFeed
 from trading.models import Candle, Market, OrderRequest, OrderStatus, OrderType, Side, Ticker

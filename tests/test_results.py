@@ -13,8 +13,8 @@ import pytest
 
 from handlers.format import cash, percent
 from handlers.reply import plain
+from sim.clock import FakeClock
 from tests.handlers_support import Office, make_office
-from trading.clock import FakeClock
 from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Mode
 

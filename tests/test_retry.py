@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.errors import Fatal, RateLimited, Rejected, Transient
 from trading.retry import backoff_delay, retry
 

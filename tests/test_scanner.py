@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.errors import Fatal, RateLimited, Rejected, Transient
 from trading.market_sim import SyntheticFeed

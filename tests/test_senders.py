@@ -21,8 +21,8 @@ from chatbot.senders import (
     split_text,
     utf16_len,
 )
+from sim.clock import FakeClock
 from tests.fakes.telegram_api import FakeTelegramAPI
-from trading.clock import FakeClock
 
 CHAT = 4242
 GROUP = -1001234

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from trading.clock import FakeClock
+from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.models import Candle, Position, Ticker
 from trading.paper import PaperExchange

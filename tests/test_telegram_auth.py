@@ -9,6 +9,7 @@ import time
 import pytest
 
 from chatbot.telegram import TelegramTransport, file_url
+from sim.clock import FakeClock
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.handlers_support import make_office
 from tests.telegram_support import (  # noqa: F401 (fixtures)
@@ -22,7 +23,6 @@ from tests.telegram_support import (  # noqa: F401 (fixtures)
     say,
     settings_for,
 )
-from trading.clock import FakeClock
 from trading.modes import Mode
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from chatbot.config import load_settings
 from chatbot.venues import build_venues, channel_refusal
+from sim.clock import FakeClock
 from tests.fakes.binance import ORDER, FakeBinance
-from trading.clock import FakeClock
 from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.paper import PaperExchange

@@ -14,12 +14,12 @@ from chatbot.config import ConfigError, load_settings, load_watchdog_settings
 from chatbot.health import HealthServer
 from chatbot.watchdog import build
 from chatbot.watchdog_poll import KEY
+from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
 from tests.fakes.http import LoopbackServer
 from tests.fakes.pager import FakePagers
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_health import GatedFeed
-from trading.clock import FakeClock
 from trading.desk import Desk
 from trading.paper import PaperExchange
 
