@@ -27,7 +27,7 @@ from trading.errors import (
     Transient,
 )
 from trading.models import OrderRequest, OrderType
-from trading.paper import PaperExchange
+from trading.venues.paper import PaperExchange
 
 READ_CALLS = (
     "fetch_tickers",

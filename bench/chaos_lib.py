@@ -43,9 +43,9 @@ from sim.clock import LoopClock, run_simulated
 from trading.chaos import Monitor, ObservedConnector, ObservedTrader, SeedReport
 from trading.desk import Desk
 from trading.engine import Trader
-from trading.paper import PaperExchange
 from trading.settings import TradingSettings
 from trading.store import Store
+from trading.venues.paper import PaperExchange
 
 __all__ = [
     "MARKETS",

@@ -37,10 +37,10 @@ from trading.connector import Connector
 from trading.desk import Desk
 from trading.engine import Trader
 from trading.events import discard
-from trading.paper import PaperExchange
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies import load_strategy
+from trading.venues.paper import PaperExchange
 
 CHAT, OWNER = 4242, 7
 SETTINGS = TradingSettings(min_quote_volume=0.0)

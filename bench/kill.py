@@ -27,10 +27,10 @@ from trading.errors import Fault
 from trading.events import discard
 from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Purpose
-from trading.paper import PaperExchange
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies import load_strategy
+from trading.venues.paper import PaperExchange
 
 SETTINGS = TradingSettings(min_quote_volume=0.0, max_positions=1000, max_exposure=1.0)
 

@@ -1,5 +1,5 @@
 """What keeping the paper account on disk costs the demo: its cycle with the account in memory
-and kept in DATA_DIR/paper (trading/paper_state.py), side by side.
+and kept in DATA_DIR/paper (trading/venues/paper_state.py), side by side.
 
     python bench/paper_state.py [--cycles 300] [--markets 50]
 
@@ -24,11 +24,11 @@ from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import discard
-from trading.paper import PaperExchange
-from trading.paper_state import PaperState, state_path
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies import load_strategy
+from trading.venues.paper import PaperExchange
+from trading.venues.paper_state import PaperState, state_path
 
 PAPER_SECONDS_PER_CYCLE = 300.0
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.errors import Recoverable
-from trading.paper import PaperExchange
 from trading.scanner import Scanner
 from trading.strategies import load_strategy
+from trading.venues.paper import PaperExchange
 
 QUOTE = "USDT"
 MIN_QUOTE_VOLUME = 100_000.0

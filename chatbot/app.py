@@ -43,10 +43,10 @@ from trading.desk import Desk
 from trading.engine import Trader
 from trading.models import Venue
 from trading.paper_reset import reset_at_start
-from trading.paper_state import PaperStateError
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies import load_strategy
+from trading.venues.paper_state import PaperStateError
 
 log = logging.getLogger("chatbot")
 

@@ -31,9 +31,9 @@ from chatbot.config_channels import (
     require_token,
 )
 from chatbot.config_reader import FALSE, ConfigError, Reader, Secret, unknown_variables
-from trading.exchange import known_exchange_ids
 from trading.settings import PaperSettings, TradingSettings
 from trading.strategies import available_strategies
+from trading.venues.ccxt_venue import known_exchange_ids
 
 __all__ = [
     "PAPER",

@@ -2,8 +2,8 @@
 fed with live prices (DRY_RUN on a real exchange), or the real account through ccxt.
 
 This is the one place where DRY_RUN is decided: the connector and the engine never ask.
-A paper or dry-run account is kept under DATA_DIR/paper (trading/paper_state.py), so a restart
-continues it; PAPER_RESET=true starts it afresh.
+A paper or dry-run account is kept under DATA_DIR/paper (trading/venues/paper_state.py), so a
+restart continues it; PAPER_RESET=true starts it afresh.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from chatbot.config import PAPER, AccountSettings, Secret, Settings
 from trading.clock import Clock, RealClock, ScaledClock
-from trading.exchange import CcxtVenue, supports_cancel_all_after
 from trading.models import Venue, account_label
-from trading.paper import PaperExchange
-from trading.paper_state import PaperState, state_path
+from trading.venues.ccxt_venue import CcxtVenue, supports_cancel_all_after
+from trading.venues.paper import PaperExchange
+from trading.venues.paper_state import PaperState, state_path
 
 _log = logging.getLogger("chatbot.venues")
 

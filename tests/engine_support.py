@@ -10,10 +10,10 @@ from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import Event
 from trading.models import Candle, Order, OrderRequest, OrderType, Position, Side, Ticker
-from trading.paper import PaperExchange
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies.base import Signal
+from trading.venues.paper import PaperExchange
 
 SETTINGS = TradingSettings(
     stake_amount=100.0,

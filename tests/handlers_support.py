@@ -15,9 +15,9 @@ from tests.engine_support import SETTINGS, Rig, ScriptedStrategy, make_rig
 from trading.clock import Clock
 from trading.desk import Desk
 from trading.events import Event
-from trading.paper import PaperExchange
 from trading.settings import TradingSettings
 from trading.store import Store
+from trading.venues.paper import PaperExchange
 
 VERSIONS = {"python": "3.11", "python-telegram-bot": "22.8", "ccxt": "4.5.90"}
 

@@ -14,7 +14,7 @@ from chatbot.telegram import TelegramTransport
 from sim.clock import FakeClock
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI
 from tests.handlers_support import Office, make_office
-from trading.paper import PaperExchange
+from trading.venues.paper import PaperExchange
 
 CHAT = 4242  # the owner chat
 OWNER = 7

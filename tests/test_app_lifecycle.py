@@ -24,11 +24,11 @@ from tests.fakes.telegram_api import FakeTelegramAPI
 from trading.clock import RealClock
 from trading.connector import Connector
 from trading.engine import Trader
-from trading.exchange import CcxtVenue
 from trading.models import OrderStatus, Position, Side
 from trading.modes import Mode
-from trading.paper import PaperExchange
 from trading.store import Store
+from trading.venues.ccxt_venue import CcxtVenue
+from trading.venues.paper import PaperExchange
 
 CHAT, OWNER = 4242, 7
 PAPER_LABEL = "paper:main"

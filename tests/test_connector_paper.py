@@ -14,7 +14,7 @@ from tests.connector_support import (
 from trading.connector import Connector
 from trading.errors import Fatal, Transient
 from trading.models import OrderRequest, OrderType, Side
-from trading.paper import PaperExchange
+from trading.venues.paper import PaperExchange
 
 
 @pytest.fixture

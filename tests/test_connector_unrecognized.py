@@ -10,8 +10,8 @@ from tests.connector_support import Recorder
 from tests.fakes.binance import ACCOUNT, DISCONNECTED, ORDER, SERVER_BUSY, TICKER_24HR, FakeBinance
 from trading.connector import Connector
 from trading.errors import Closed, Fatal, Fault, Transient, Unrecognized
-from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderType, Side
+from trading.venues.ccxt_venue import CcxtVenue
 
 LIMIT = 300.0
 

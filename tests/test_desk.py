@@ -7,8 +7,8 @@ import pytest
 from sim.clock import FakeClock
 from tests.engine_support import make_rig
 from trading.desk import Desk, UnknownAccount
-from trading.paper import PaperExchange
 from trading.store import Store
+from trading.venues.paper import PaperExchange
 
 
 async def _desk() -> Desk:

@@ -21,9 +21,9 @@ from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Closed
 from trading.events import Emergency, FaultRaised
-from trading.exchange import CcxtVenue
 from trading.modes import Mode
 from trading.store import Store
+from trading.venues.ccxt_venue import CcxtVenue
 
 LIMIT = 300.0
 

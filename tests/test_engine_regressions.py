@@ -14,8 +14,8 @@ from trading.errors import Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, TradeClosed
 from trading.models import Market, Order, OrderRequest, OrderStatus, Side
 from trading.modes import Mode
-from trading.paper import PaperExchange
 from trading.store import Store
+from trading.venues.paper import PaperExchange
 
 
 def test_resume_while_the_flattening_waits_for_a_stuck_cycle_leaves_the_lock_free():

@@ -19,8 +19,8 @@ from tests.fakes.binance import (
     FakeBinance,
 )
 from trading.errors import ClockRejected, Fatal, RateLimited, Rejected, Transient, Unrecognized
-from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
+from trading.venues.ccxt_venue import CcxtVenue
 
 
 @pytest.fixture

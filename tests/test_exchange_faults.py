@@ -21,7 +21,7 @@ from trading.errors import (
     Transient,
     Unrecognized,
 )
-from trading.exchange_faults import FAULTS, MAX_MESSAGE, Answer, classify, retry_after
+from trading.venues.ccxt_faults import FAULTS, MAX_MESSAGE, Answer, classify, retry_after
 
 # The verdicts, written out again on purpose: a change to the table must change this too.
 EXPECTED: dict[type[Fault] | type[Closed], list[type[Exception]]] = {

@@ -35,10 +35,10 @@ from trading.errors import (
     Rejected,
     Transient,
 )
-from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.modes import Mode
 from trading.store import Store
+from trading.venues.ccxt_venue import CcxtVenue
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Vendor answers classified by what they mean: the real ccxt clients' exceptions, read once in
-trading/exchange_faults.py, against the loopback fake of Binance and ccxt's own error handlers."""
+trading/venues/ccxt_faults.py, against the loopback fake of Binance and ccxt's own error
+handlers."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ from trading.errors import (
     Transient,
     Unrecognized,
 )
-from trading.exchange import CcxtVenue
-from trading.exchange_faults import classify, vendor_codes
 from trading.models import OrderRequest, OrderType, Side
+from trading.venues.ccxt_faults import classify, vendor_codes
+from trading.venues.ccxt_venue import CcxtVenue
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from sim.clock import FakeClock
 from tests.fakes.capture import CaptureServer
 from trading.book import Book
 from trading.errors import Rejected
-from trading.exchange import CcxtVenue, market_buy_needs_price
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.modes import Purpose
 from trading.store import Store
+from trading.venues.ccxt_venue import CcxtVenue, market_buy_needs_price
 
 CID = Book(
     "t", store=Store(), clock=FakeClock(), notify=lambda event: None, quote="USDT", markets=dict

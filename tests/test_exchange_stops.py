@@ -8,8 +8,8 @@ import pytest
 
 from tests.fakes.binance import ORDER, FakeBinance
 from trading.errors import Rejected
-from trading.exchange import CcxtVenue, spot_stop_types
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
+from trading.venues.ccxt_venue import CcxtVenue, spot_stop_types
 
 BTC = "BTC/USDT"
 

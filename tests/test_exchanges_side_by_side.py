@@ -15,9 +15,9 @@ from tests.fakes.kraken import ENDPOINTS, FakeKraken
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import Emergency, StateChanged, TradeClosed
-from trading.exchange import CcxtVenue
 from trading.modes import Mode
 from trading.store import Store
+from trading.venues.ccxt_venue import CcxtVenue
 
 RATE_LIMITED = "EAPI:Rate limit exceeded"
 

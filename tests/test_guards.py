@@ -17,12 +17,12 @@ from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Transient
 from trading.events import TradeClosed
-from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Mode
-from trading.paper import PaperExchange
 from trading.risk import Level
 from trading.store import Store
+from trading.venues.ccxt_venue import CcxtVenue
+from trading.venues.paper import PaperExchange
 
 STOP_REASON = "stop-loss (on exchange)"
 

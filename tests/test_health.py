@@ -16,9 +16,9 @@ from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
 from trading.desk import Desk
 from trading.errors import Rejected
-from trading.market_sim import SyntheticFeed
 from trading.modes import Mode
-from trading.paper import PaperExchange
+from trading.venues.market_sim import SyntheticFeed
+from trading.venues.paper import PaperExchange
 
 SCAN = 60.0
 

@@ -10,8 +10,8 @@ import pytest
 
 from sim.clock import FakeClock
 from trading.errors import Rejected
-from trading.market_sim import SyntheticFeed
 from trading.models import TIMEFRAME_SECONDS, Candle
+from trading.venues.market_sim import SyntheticFeed
 
 BTC = "BTC/USDT"
 START = 1_700_000_000.0 + 37.5  # mid-minute, so forming candles are partial

@@ -10,9 +10,9 @@ import pytest
 
 from sim.clock import FakeClock, run_simulated
 from trading.errors import ClockRejected, DuplicateOrder, Fatal, RateLimited, Rejected, Transient
-from trading.market_sim import SyntheticFeed
 from trading.models import Candle, Market, OrderRequest, OrderStatus, OrderType, Side, Ticker
-from trading.paper import PaperExchange
+from trading.venues.market_sim import SyntheticFeed
+from trading.venues.paper import PaperExchange
 
 BTC = "BTC/USDT"
 ETH = "ETH/USDT"

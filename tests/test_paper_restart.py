@@ -14,11 +14,11 @@ from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
 from tests.test_paper_stops import ETH, stop_market
 from trading.events import TradeClosed
-from trading.market_sim import SyntheticFeed
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
-from trading.paper import PaperExchange
-from trading.paper_state import PaperState, state_path
 from trading.store import Store
+from trading.venues.market_sim import SyntheticFeed
+from trading.venues.paper import PaperExchange
+from trading.venues.paper_state import PaperState, state_path
 
 SOL = "SOL/USDT"
 SLIPPAGE = 0.0005

@@ -14,8 +14,8 @@ from sim.clock import FakeClock
 from tests.test_paper_stops import ETH, at_dip, stop_market
 from trading.errors import Transient
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
-from trading.paper import PaperExchange
-from trading.paper_state import PaperState, PaperStateError, state_path
+from trading.venues.paper import PaperExchange
+from trading.venues.paper_state import PaperState, PaperStateError, state_path
 
 SOL = "SOL/USDT"
 

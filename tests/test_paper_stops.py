@@ -10,9 +10,9 @@ import pytest
 
 from sim.clock import FakeClock
 from trading.errors import Rejected
-from trading.market_sim import SyntheticFeed
 from trading.models import Candle, Market, OrderRequest, OrderStatus, OrderType, Side, Ticker
-from trading.paper import PaperExchange
+from trading.venues.market_sim import SyntheticFeed
+from trading.venues.paper import PaperExchange
 
 ETH = "ETH/USDT"
 SLIPPAGE = 0.0005

@@ -25,12 +25,12 @@ from trading.connector import Connector
 from trading.desk import Desk
 from trading.engine import Trader
 from trading.events import TradeClosed
-from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Purpose
-from trading.paper import PaperExchange
-from trading.paper_state import PaperState, state_path
 from trading.store import Store
+from trading.venues.ccxt_venue import CcxtVenue
+from trading.venues.paper import PaperExchange
+from trading.venues.paper_state import PaperState, state_path
 
 ETH, SOL = "ETH/USDT", "SOL/USDT"
 LABEL = "paper:main"

@@ -6,11 +6,11 @@ import pytest
 from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.errors import Fatal, RateLimited, Rejected, Transient
-from trading.market_sim import SyntheticFeed
 from trading.models import Candle, Position, Ticker
-from trading.paper import PaperExchange
 from trading.scanner import Scanner
 from trading.strategies import Signal, load_strategy
+from trading.venues.market_sim import SyntheticFeed
+from trading.venues.paper import PaperExchange
 
 MIN_VOLUME = 100_000.0
 

@@ -5,7 +5,6 @@ import pytest
 from sim.clock import FakeClock
 from trading.connector import Connector
 from trading.models import Candle, Position, Ticker
-from trading.paper import PaperExchange
 from trading.scanner import Scanner
 from trading.strategies import (
     Signal,
@@ -14,6 +13,7 @@ from trading.strategies import (
     load_strategy,
 )
 from trading.strategies.trend import TrendParams, TrendStrategy, atr, ema, rsi
+from trading.venues.paper import PaperExchange
 
 T0 = 1_700_000_000.0
 

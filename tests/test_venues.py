@@ -10,9 +10,9 @@ from chatbot.config import load_settings
 from chatbot.venues import build_venues, channel_refusal
 from sim.clock import FakeClock
 from tests.fakes.binance import ORDER, FakeBinance
-from trading.exchange import CcxtVenue
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
-from trading.paper import PaperExchange
+from trading.venues.ccxt_venue import CcxtVenue
+from trading.venues.paper import PaperExchange
 
 LOG = logging.getLogger("test.venues")
 NO_WAIT = {"timeout_on_exit": 0}  # venues never opened need not wait for TLS shutdown on close

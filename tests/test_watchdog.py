@@ -21,7 +21,7 @@ from tests.fakes.pager import FakePagers
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_health import GatedFeed
 from trading.desk import Desk
-from trading.paper import PaperExchange
+from trading.venues.paper import PaperExchange
 
 CHAT = 4242
 USER = 7

@@ -45,9 +45,9 @@ from trading.engine import Trader
 from trading.events import Event, StateChanged
 from trading.models import AccountState, OrderRequest, Side
 from trading.modes import FLATTENING, PAUSES, Mode, allows
-from trading.paper import PaperExchange
 from trading.reconcile import Difference
 from trading.settings import TradingSettings
+from trading.venues.paper import PaperExchange
 
 # Cycles of a well exchange after which a kill must be flat there: more than the circuit
 # breaker's longest cooldown (300 s) plus the flattening's longest backoff (30 s).

@@ -2,7 +2,7 @@
 
 Every exchange call (the ccxt connector or the paper exchange) returns a result or raises
 exactly one of these. Vendor errors are translated at the boundary, in one place
-(`trading/exchange_faults.py` for ccxt), by what the answer means; nothing else in the project
+(`trading/venues/ccxt_faults.py` for ccxt), by what the answer means; nothing else in the project
 looks at vendor exceptions or their text.
 
     Fault                      base: carries venue, call and the vendor's message

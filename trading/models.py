@@ -1,7 +1,7 @@
 """Plain data the core passes around, and the Venue interface both exchanges implement.
 
-A Venue is one exchange account as raw calls: the ccxt connector (`trading/exchange.py`)
-and the paper exchange (`trading/paper.py`) implement it, and each call either returns
+A Venue is one exchange account as raw calls: the ccxt connector (`trading/venues/ccxt_venue.py`)
+and the paper exchange (`trading/venues/paper.py`) implement it, and each call either returns
 these dataclasses or raises one of the faults of `trading/errors.py`. Resilience (health,
 circuit breaker, retries, sync escalation) is layered on top, once, by `trading/connector.py`,
 so the paper exchange exercises exactly the code that runs live.

@@ -17,11 +17,11 @@ from dataclasses import replace
 
 from trading.errors import Fault
 from trading.models import Balance, OrderStatus
-from trading.paper import PaperExchange
-from trading.paper_state import PaperStateError
 from trading.parts import Parts
 from trading.results import ResetResult
 from trading.store import StoreError
+from trading.venues.paper import PaperExchange
+from trading.venues.paper_state import PaperStateError
 
 NOT_SIMULATED = "only a paper or dry-run account can be reset"
 

@@ -5,7 +5,7 @@
   limit price once a ticker crosses it (buy: ask <= limit; sell: bid >= limit);
 - stop sells (STOP_MARKET, STOP_LIMIT) rest OPEN with the base reserved, like a limit sell,
   until the market trades at or below the stop price. Finding that moment is the exchange's
-  part (trading/paper.py watches the price path); `trigger` gets the ticker of that moment:
+  part (trading/venues/paper.py watches the price path); `trigger` gets the ticker of that moment:
   a STOP_MARKET then sells like a market order, never above its trigger; a STOP_LIMIT becomes a
   limit sell at its price, filled at once if the bid is at or above it, else resting as a limit.
   A sell stop at or above the last price is refused, as Binance refuses it ("Stop price would
@@ -17,7 +17,8 @@
 Nothing here awaits, so a change is whole before another call of the exchange can run.
 
 `snapshot()` is the whole account as plain data and `restore()` takes it back, for the paper
-account kept on disk (trading/paper_state.py). Between two saves the book remembers the orders
+account kept on disk (trading/venues/paper_state.py). Between two saves the book remembers the
+orders
 it changed (`unsaved()`): a closed order never changes again, so those and the balances are all
 a save has to write.
 """

@@ -3,7 +3,8 @@ data in DRY_RUN), shocks laid over a feed that cannot shock itself, and the tick
 so resting orders are matched against prices at most REFRESH_SECONDS stale without asking the
 feed on every call.
 
-What a restart needs of it (`state`/`restore`, kept by trading/paper_state.py): a SyntheticFeed's
+What a restart needs of it (`state`/`restore`, kept by trading/venues/paper_state.py): a
+SyntheticFeed's
 own state (its anchor day and shocks) or the shocks laid over live prices. The tickers seen are a
 cache: the next call reads fresh ones.
 """
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from trading.clock import Clock
-from trading.market_sim import MarketFeed, SyntheticFeed
 from trading.models import Ticker
+from trading.venues.market_sim import MarketFeed, SyntheticFeed
 
 REFRESH_SECONDS = 1.0  # resting orders see prices at most this stale; the feed is asked no more
 

@@ -1,4 +1,4 @@
-"""The ccxt venue: with its fault translation (trading/exchange_faults.py), the only ccxt code.
+"""The ccxt venue: with its fault translation (trading/venues/ccxt_faults.py), the only ccxt code.
 
 `CcxtVenue` is one exchange account over `ccxt.async_support`, implementing the Venue protocol
 of `trading/models.py`: it converts ccxt's structures into our dataclasses, and every call goes
@@ -32,7 +32,6 @@ from ccxt.base import errors as ce
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
 from trading.errors import Closed, Fatal, Fault, Rejected
-from trading.exchange_faults import answering, classify, describe, record_answers
 from trading.models import (
     Balance,
     Candle,
@@ -45,6 +44,7 @@ from trading.models import (
     Ticker,
     account_label,
 )
+from trading.venues.ccxt_faults import answering, classify, describe, record_answers
 
 T = TypeVar("T")
 
@@ -94,7 +94,7 @@ _STATUSES = {
 
 # ccxt logs every request's headers at DEBUG, API key included: its lines go to a logger of
 # ours that never emits DEBUG, whatever LOG_LEVEL says.
-_wire_log = logging.getLogger("trading.exchange.wire")
+_wire_log = logging.getLogger("trading.venues.ccxt_venue.wire")
 _wire_log.setLevel(logging.INFO)
 
 

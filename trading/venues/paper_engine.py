@@ -19,10 +19,10 @@ import math
 from trading.clock import Clock
 from trading.errors import Fault
 from trading.models import Ticker
-from trading.paper_market import REFRESH_SECONDS, PaperMarket
-from trading.paper_orders import PaperBook
+from trading.venues.paper_market import REFRESH_SECONDS, PaperMarket
+from trading.venues.paper_orders import PaperBook
 
-log = logging.getLogger("trading.paper")
+log = logging.getLogger("trading.venues.paper")
 
 
 class PaperEngine:

@@ -11,7 +11,7 @@ One SQLite file per account (`state_path`: DATA_DIR/paper/<exchange>-<account>.s
             clock    where the demo's paper time stood at the last start (see `paper_clock`)
     orders  one row per order, every field, in creation order
 
-The exchange writes before it answers (trading/paper.py): every call that changed the account
+The exchange writes before it answers (trading/venues/paper.py): every call that changed the account
 saves the head and the orders it changed, in one transaction, before its result is returned,
 so an acknowledged order or fill is on disk. A closed order never changes again, so a save
 writes a handful of rows however long the history is.
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 from trading.clock import Clock, RealClock, ScaledClock
 
 if TYPE_CHECKING:
-    from trading.paper_market import PaperMarket
-    from trading.paper_orders import PaperBook
+    from trading.venues.paper_market import PaperMarket
+    from trading.venues.paper_orders import PaperBook
 
 FORMAT = "1"
 DIR_NAME = "paper"

@@ -1,6 +1,7 @@
 """The paper exchange's edges: what a real exchange does to a request before it reaches the book.
 
-Three small parts, each owned by one `PaperExchange` (trading/paper.py) and consulted on every
+Three small parts, each owned by one `PaperExchange` (trading/venues/paper.py) and consulted on
+every
 call it admits:
 
 - `TokenBucket`: a token bucket; an empty bucket raises `RateLimited` with the wait until the

@@ -1,9 +1,9 @@
 """The paper exchange: one simulated exchange account behind the same Venue interface as ccxt.
 
-Prices come from a `MarketFeed` (trading/market_sim.py): a SyntheticFeed offline, or a ccxt
-venue's public data in DRY_RUN, as trading/paper_market.py sees it. How orders fill is the
-book's (trading/paper_orders.py); when resting orders are looked at is the engine's
-(trading/paper_engine.py): before every call, and by `advance()` (no request: the exchange's
+Prices come from a `MarketFeed` (trading/venues/market_sim.py): a SyntheticFeed offline, or a ccxt
+venue's public data in DRY_RUN, as trading/venues/paper_market.py sees it. How orders fill is the
+book's (trading/venues/paper_orders.py); when resting orders are looked at is the engine's
+(trading/venues/paper_engine.py): before every call, and by `advance()` (no request: the exchange's
 own engine running while no bot calls), stops on the price path since they were last checked,
 limits against fresh tickers.
 
@@ -11,10 +11,10 @@ An exchange's edges are simulated too, for tests, benchmarks and the chaos soak:
 rate limit (`RateLimited` with retry_after), an exchange clock that can drift
 (`ClockRejected` outside recv_window until `sync_time`), an exchange-side cancel-all-after, and
 fault injection per call (`inject`); the rate limit, the exchange clock and the injections live
-in trading/paper_faults.py. Nothing here is random: the feed is seeded, so the same calls at the
-same clock times give the same fills and balances.
+in trading/venues/paper_limits.py. Nothing here is random: the feed is seeded, so the same
+calls at the same clock times give the same fills and balances.
 
-With a `PaperState` (trading/paper_state.py) the account lives on disk: restored when the
+With a `PaperState` (trading/venues/paper_state.py) the account lives on disk: restored when the
 exchange is built, saved by every call that changed it before that call answers, so a restart
 continues with the same balances, orders and market. Without one it lives in memory only.
 """
@@ -27,7 +27,6 @@ from collections.abc import Sequence
 
 from trading.clock import Clock
 from trading.errors import OrderNotFound, Rejected, Transient
-from trading.market_sim import MarketFeed, SyntheticFeed
 from trading.models import (
     Balance,
     Candle,
@@ -38,13 +37,14 @@ from trading.models import (
     OrderType,
     Ticker,
 )
-from trading.paper_engine import PaperEngine
-from trading.paper_faults import ExchangeClock, FaultPlan, FaultSpec, Injection, TokenBucket
-from trading.paper_market import PaperMarket
-from trading.paper_orders import PaperBook, PaperOrder
-from trading.paper_state import Keeper, PaperState, PaperStateError
+from trading.venues.market_sim import MarketFeed, SyntheticFeed
+from trading.venues.paper_engine import PaperEngine
+from trading.venues.paper_limits import ExchangeClock, FaultPlan, FaultSpec, Injection, TokenBucket
+from trading.venues.paper_market import PaperMarket
+from trading.venues.paper_orders import PaperBook, PaperOrder
+from trading.venues.paper_state import Keeper, PaperState, PaperStateError
 
-log = logging.getLogger("trading.paper")
+log = logging.getLogger("trading.venues.paper")
 
 # fmt: off
 VENUE_CALLS = frozenset((

@@ -1,6 +1,6 @@
 """What a ccxt exception means: the one place vendor errors and their text are read.
 
-`CcxtVenue` (trading/exchange.py) sends every exception of a call through `classify`, which
+`CcxtVenue` (trading/venues/ccxt_venue.py) sends every exception of a call through `classify`, which
 turns it into a fault of `trading/errors.py` by meaning, in this order:
 
 1. the exchange's own error code, found in the JSON body ccxt quotes in its message, looked up
