@@ -1,0 +1,102 @@
+"""The shape the code promises (docs/ARCHITECTURE.md), proved from its imports: layers point
+one way, ccxt and python-telegram-bot stay in their corners, and the product never ships its
+test bench."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT = ("chatbot", "handlers", "trading")
+# What each layer may import of the others: chatbot -> handlers -> trading, never back.
+ALLOWED = {
+    "chatbot": {"chatbot", "handlers", "trading"},
+    "handlers": {"handlers", "trading"},
+    "trading": {"trading"},
+}
+CCXT_HOMES = {"trading/venues/ccxt_venue.py", "trading/venues/ccxt_faults.py"}
+TELEGRAM_PREFIX = "chatbot/"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_layers_import_only_downward(package):
+    wrong = []
+    for path in _modules(package):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in PRODUCT and top not in ALLOWED[package]:
+                wrong.append(f"{_rel(path)} imports {name}")
+    assert wrong == []
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_the_product_never_imports_its_test_bench(package):
+    wrong = [
+        f"{_rel(path)} imports {name}"
+        for path in _modules(package)
+        for name in _imports(path)
+        if name.split(".")[0] in ("sim", "tests", "bench")
+    ]
+    assert wrong == []
+
+
+def test_ccxt_is_imported_only_by_the_ccxt_venue():
+    wrong = [
+        _rel(path)
+        for package in PRODUCT
+        for path in _modules(package)
+        if any(n.split(".")[0] == "ccxt" for n in _imports(path)) and _rel(path) not in CCXT_HOMES
+    ]
+    assert wrong == []
+
+
+def test_telegram_is_imported_only_by_the_chat_layer():
+    wrong = [
+        _rel(path)
+        for package in ("handlers", "trading")
+        for path in _modules(package)
+        if any(n.split(".")[0] == "telegram" for n in _imports(path))
+    ]
+    assert wrong == []
+    assert all(_rel(p).startswith(TELEGRAM_PREFIX) for p in _modules("chatbot"))
+
+
+def test_no_trader_is_assembled_from_mixins():
+    tree = ast.parse((ROOT / "trading" / "engine.py").read_text())
+    [trader] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trader"]
+    assert trader.bases == []
+
+
+def test_no_simulated_clock_or_referee_in_the_product():
+    names = {"FakeClock", "VirtualTimeLoop", "LoopClock", "run_simulated", "Monitor"}
+    found = [
+        f"{_rel(path)}: {node.name}"
+        for package in PRODUCT
+        for path in _modules(package)
+        if not _rel(path).startswith("trading/chaos")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name in names
+    ]
+    assert found == []
