@@ -252,7 +252,13 @@ class Trader(Failsafe, TraderOperations):
 
     async def _cycle(self) -> None:
         if not self.started:
-            await self._start_exchange()
+            try:
+                await self._start_exchange()
+            finally:
+                if not self.started and flattens(self.mode) and self.book.positions:
+                    # Restored killed or in failsafe: the flattening gets out past a failing
+                    # start (it sells without a sync); the next cycles keep trying the start.
+                    self._keep_flattening(self.flatten_purpose())
         else:
             await self._sync_now()
         mode = self.mode
@@ -451,6 +457,14 @@ class Trader(Failsafe, TraderOperations):
 
     def snapshot(self) -> RiskSnapshot:
         equity, exposure = self.equity()
+        free = dict(self.book.free)
+        if self.last_sync_at is None:
+            # No balance seen yet by this process: it holds what the store remembers (the
+            # exchange refuses a sell of more), so a kill before the first sync still sells.
+            for p in self.book.positions.values():
+                market = self.connector.markets.get(p.symbol)
+                if market is not None:
+                    free.setdefault(market.base, p.amount)
         return RiskSnapshot(
             mode=self.mode,
             now=self.clock.time(),
@@ -459,7 +473,7 @@ class Trader(Failsafe, TraderOperations):
             equity=equity,
             exposure=exposure,
             positions=dict(self.book.positions),
-            free_base=dict(self.book.free),
+            free_base=free,
             markets=self.connector.markets,
             bans=frozenset(self.store.bans(self.label)),
             pending_entries=self.book.pending_entries(),
