@@ -254,11 +254,12 @@ class Trader(Failsafe, TraderOperations):
         if not self.started:
             try:
                 await self._start_exchange()
-            finally:
-                if not self.started and flattens(self.mode) and self.book.positions:
+            except Exception:  # not a shutdown's cancellation: that ends the run quietly
+                if flattens(self.mode) and self.book.positions:
                     # Restored killed or in failsafe: the flattening gets out past a failing
                     # start (it sells without a sync); the next cycles keep trying the start.
                     self._keep_flattening(self.flatten_purpose())
+                raise
         else:
             await self._sync_now()
         mode = self.mode
