@@ -1,5 +1,5 @@
-"""The chaos soak: the whole bot under random faults and commands, many seeds, invariants checked
-after every cycle (issue 7). Zero violations is the bar.
+"""The chaos soak: the whole bot under random faults, commands, crashes and restarts, many seeds,
+invariants checked after every cycle (issue 7). Zero violations is the bar.
 
     python bench/chaos.py [--seeds 200] [--cycles 500] [--first 1] [--jobs 2] [--direct]
     python bench/chaos.py --seed 17 --cycles 500        # reproduce one seed, verbosely
@@ -9,10 +9,13 @@ the Connector, the Notifier with a capturing sender and the command handlers thr
 Dispatcher (--direct: the trader's operations instead), on simulated time: 500 cycles are 500
 minutes of trading and take about a second. Faults are injected at the venue interface (every
 fault class, latency spikes, 429 bursts, clock skew, an endpoint retired for good, exit orders
-that fail, answers lost after the order took effect, bugs in the venue and the strategy) and
-commands arrive before or during cycles. The machinery is bench/chaos_lib.py; the invariants
-are trading/chaos.py. A seed reproduces its run exactly: the digest printed per seed is the
-same every time (the hash seed is pinned for that).
+that fail, answers lost after the order took effect, bugs in the venue and the strategy, and
+retryable answers at random on any call), commands arrive before or during cycles (every mode
+command in every mode the trader reaches), the user trades by hand beside the bot, and the
+bot's process ends now and then (a crash at a store write, a kill at a random moment, a clean
+shutdown mid-cycle) and restarts from the store. The machinery is bench/chaos_lib.py; the
+invariants are trading/chaos.py. A seed reproduces its run exactly: the digest printed per seed
+is the same every time (the hash seed is pinned for that).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaos_lib import run_seed
 from trading.chaos import SeedReport
+from trading.chaos_causes import MODE_COMMANDS
+from trading.modes import Mode
 
 
 def _pin_hash_seed() -> None:
@@ -52,9 +57,24 @@ def _table(title: str, counts: Counter, width: int = 28) -> list[str]:
     return lines
 
 
+def _coverage(answered: Counter) -> list[str]:
+    """Each mode command against each mode it met: how often it was answered there."""
+    modes = [str(m) for m in Mode]
+    lines = ["mode commands answered, by the mode they met:"]
+    lines.append(f"  {'':<16}" + "".join(f"{m:>10}" for m in modes))
+    for command in MODE_COMMANDS:
+        counts = [answered.get(f"{command}@{m}", 0) for m in modes]
+        lines.append(f"  {command:<16}" + "".join(f"{n:>10,}" for n in counts))
+    reached = [m for m in modes if any(answered.get(f"{c}@{m}") for c in MODE_COMMANDS)]
+    missing = [f"{c}@{m}" for m in reached for c in MODE_COMMANDS if not answered.get(f"{c}@{m}")]
+    lines.append(f"  never met in a mode reached: {', '.join(missing) or 'none'}")
+    return lines
+
+
 def summarize(reports: list[SeedReport], wall: float, jobs: int) -> str:
     """The soak's printout: what ran, what was thrown at it, and every violation."""
     planned, injected, natural, commands, via, stats, kinds = (Counter() for _ in range(7))
+    endings, retryable, answered = Counter(), Counter(), Counter()
     for r in reports:
         planned.update(r.planned)
         injected.update(r.injected)
@@ -63,6 +83,9 @@ def summarize(reports: list[SeedReport], wall: float, jobs: int) -> str:
         via.update(r.via_table)
         stats.update(r.stats)
         kinds.update(r.violation_counts)
+        endings.update(r.endings)
+        retryable.update(r.retryable)
+        answered.update(r.mode_commands)
     cycles = sum(r.cycles for r in reports)
     seeds = sorted(r.seed for r in reports)
     span = f"{seeds[0]}..{seeds[-1]}" if seeds else "none"
@@ -73,15 +96,30 @@ def summarize(reports: list[SeedReport], wall: float, jobs: int) -> str:
         *_table("fault scenarios planned", planned),
         *_table("faults raised at the venue interface, by class", injected),
         *_table("faults the paper exchange raised itself", natural),
+        *_table("retryable answers injected at random, by kind", retryable),
+        *_table("process endings injected, and the restarts that followed", endings),
         *_table("commands issued", commands),
         f"  (through the command table: {sum(via.values()):,} of {sum(commands.values()):,})",
+        *_coverage(answered),
         *_table(
             "what happened",
             Counter(
                 {
                     k: v
                     for k, v in stats.items()
-                    if k.startswith(("sent ", "entered ", "emergency", "bugs", "exchange checks"))
+                    if k.startswith(
+                        (
+                            "sent ",
+                            "entered ",
+                            "restored ",
+                            "emergency",
+                            "bugs",
+                            "exchange checks",
+                            "ledgers",
+                            "dead man armed",
+                            "user's orders",
+                        )
+                    )
                 }
             ),
         ),

@@ -1,20 +1,27 @@
 """The chaos soak's other players: a strategy that signals at random (and raises when the fault
-planner arms a bug), and a human who sends random commands, through the command table where it
-has them, else through the trader's operations.
+planner arms a bug); the owner, who sends random commands through the command table where it has
+them, else through the trader's operations, and sees that every mode command meets every mode;
+and the owner again on the exchange's website, holding coins and resting orders beside the bot.
 
 The soak that drives them is bench/chaos_lib.py.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
+from collections.abc import Mapping
 
 from handlers.dispatch import Dispatcher
 from trading.chaos import ChaosBug, Monitor
+from trading.chaos_causes import MODE_COMMANDS
 from trading.engine import Trader
-from trading.models import Position, Ticker
+from trading.errors import Fault
+from trading.models import Market, OrderRequest, OrderType, Position, Side, Ticker
 from trading.strategies.base import Signal
+from trading.venues.market_sim import SyntheticFeed
+from trading.venues.paper import PaperExchange
 
 # ---- the strategy ---------------------------------------------------------------------------
 
@@ -54,7 +61,10 @@ class ChaosStrategy:
 
     def exit(self, position: Position, candles, price: float) -> str | None:
         self._maybe_bug("exit")
-        return "chaos exit" if self.rng.random() < 0.04 else None
+        if self.rng.random() >= 0.04:
+            return None
+        self.monitor.exit_signalled(position.symbol)
+        return "chaos exit"
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -62,7 +72,8 @@ class ChaosStrategy:
 
 class Commander:
     """A random command now and then, through the Dispatcher where the command table has it,
-    else the trader's operation; before a cycle, or while one runs."""
+    else the trader's operation; before a cycle, or while one runs. A mode command not yet
+    answered in the trader's mode is preferred, so each meets every mode the trader reaches."""
 
     COMMANDS = (
         ("pause", 2.0),
@@ -77,6 +88,7 @@ class Commander:
         ("stop", 0.5),
     )
     STAKES = (None, 20.0, 60.0, 150.0, 400.0, 1500.0)
+    PREFER_MISSING = 0.6  # chance of a mode command the trader's mode has not met yet
 
     def __init__(
         self,
@@ -95,14 +107,25 @@ class Commander:
         self._names = [name for name, _ in self.COMMANDS]
         self._weights = [weight for _, weight in self.COMMANDS]
 
+    def rebind(self, dispatcher: Dispatcher | None, trader: Trader) -> None:
+        """The bot restarted: its new trader and command channel."""
+        self.dispatcher, self.trader = dispatcher, trader
+
     def pick(self) -> tuple[str, list[str], float | None] | None:
         """(command, args, delay into the cycle or None for before it), or nothing."""
         if self.rng.random() >= self.rate:
             return None
-        name = self.rng.choices(self._names, self._weights)[0]
+        mode = self.trader.mode
+        coverage = self.monitor.causes.coverage
+        missing = [c for c in MODE_COMMANDS if not coverage[f"{c}@{mode}"]]
+        if missing and self.rng.random() < self.PREFER_MISSING:
+            name, *args = self.rng.choice(missing).split()
+        else:
+            name = self.rng.choices(self._names, self._weights)[0]
+            args = self._args(name)
         delay = self.rng.choice((0.0, 0.01, 0.1, 0.5, 1.0, 3.0, 8.0))
         delay = delay if self.rng.random() < 0.6 else None
-        return name, self._args(name), delay
+        return name, args, delay
 
     def _args(self, name: str) -> list[str]:
         markets = sorted(self.trader.connector.markets) or ["BTC/USDT"]
@@ -121,7 +144,7 @@ class Commander:
         return []
 
     async def run(self, name: str, args: list[str]) -> object:
-        with self.monitor.command() as fatal:
+        with self.monitor.command(name) as fatal:
             result = await self._run(name, args)
         self.monitor.answered(fatal, getattr(result, "text", None) or repr(result))
         return result
@@ -144,3 +167,98 @@ class Commander:
         if name == "pause":
             return await trader.pause(hands_off=bool(args))
         return await getattr(trader, name)()
+
+
+# ---- the user -----------------------------------------------------------------------------
+
+
+class User:
+    """The account's owner trading by hand beside the bot: coins of one market bought before the
+    bot started, and orders far from the market resting on the account, placed and cancelled now
+    and then straight at the exchange (its website). None of it is the bot's: it never sells
+    those coins nor cancels those orders, and its dead man's switch must never hit them."""
+
+    ACT_RATE = 0.04  # per cycle: the user places or cancels an order
+    HURRIED_RATE = 0.3  # per cycle while the bot's dead man is armed: the worst moment
+    MAX_ORDERS = 3
+    WORTH = (200.0, 1000.0)  # quote value of the coins held, drawn per seed
+    BUY_COST = 60.0  # quote reserved by a resting buy
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.coins: dict[str, float] = {}  # currency -> amount held outside the bot
+        self.orders: dict[str, str] = {}  # id -> symbol of the resting orders placed
+        self.actions: Counter[str] = Counter()
+        self.paper: PaperExchange | None = None
+        self._held: Market | None = None
+        self._other: Market | None = None
+        self._placed = 0
+
+    def holds(self, markets: Mapping[str, Market], feed: SyntheticFeed) -> dict[str, float]:
+        """Choose the coins held and the market bid on; the balance to start the account with."""
+        active = sorted(s for s, m in markets.items() if m.active)
+        held, other = self.rng.sample(active, 2)
+        self._held, self._other = markets[held], markets[other]
+        worth = self.rng.uniform(*self.WORTH)
+        self.coins[self._held.base] = _lots(worth / feed.price(held), self._held)
+        return dict(self.coins)
+
+    async def begin(self, paper: PaperExchange) -> None:
+        self.paper = paper
+        for side in (Side.SELL, Side.BUY):
+            if self.rng.random() < 0.5:
+                await self._place(side)
+
+    async def act(self, *, hurried: bool = False) -> None:
+        """Now and then one order placed or cancelled: stretches with some resting and without
+        any (when the bot may arm its dead man's switch). `hurried`: it is armed, the user is
+        keener to place one."""
+        if self.rng.random() >= (self.HURRIED_RATE if hurried else self.ACT_RATE):
+            return
+        cancel = 0.2 if hurried else 0.6
+        if self.orders and (len(self.orders) >= self.MAX_ORDERS or self.rng.random() < cancel):
+            await self._cancel(self.rng.choice(sorted(self.orders)))
+        else:
+            await self._place(self.rng.choice((Side.SELL, Side.BUY)))
+
+    async def _place(self, side: Side) -> None:
+        assert self.paper is not None and self._held is not None and self._other is not None
+        market = self._held if side is Side.SELL else self._other
+        price = self.paper.price(market.symbol)
+        if side is Side.SELL:  # a quarter of the coins, at three times the price
+            limit, amount = price * 3, _lots(self.coins[market.base] / 4, market)
+        else:  # a bargain hunter's bid, at a third of the price
+            limit = price * 0.3
+            amount = _lots(self.BUY_COST / limit, market)
+        self._placed += 1
+        request = OrderRequest(
+            symbol=market.symbol,
+            side=side,
+            type=OrderType.LIMIT,
+            amount=amount,
+            client_order_id=f"web{self._placed}" if self._placed % 2 else "",
+            price=limit,
+        )
+        try:
+            order = await self.paper.create_order(request)
+        except Fault:  # its rate limit, its funds: the user tries again another day
+            self.actions["refused"] += 1
+            return
+        self.orders[order.id] = market.symbol
+        self.actions["placed"] += 1
+
+    async def _cancel(self, order_id: str) -> None:
+        assert self.paper is not None
+        try:
+            await self.paper.cancel_order(order_id, self.orders[order_id])
+        except Fault:  # gone already (the referee says who did it), or rate limited
+            self.actions["not cancelled"] += 1
+            return
+        del self.orders[order_id]
+        self.actions["cancelled"] += 1
+
+
+def _lots(amount: float, market: Market) -> float:
+    """`amount` in whole lots, at least the market minimum."""
+    step = market.amount_step or 1e-8
+    return round(max(math.floor(amount / step) * step, market.min_amount), 12)

@@ -13,9 +13,10 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from bench.chaos_actors import ChaosStrategy
-from trading.chaos import ChaosBug, Monitor
+from trading.chaos import ChaosBug, Crash, Monitor
 from trading.clock import Clock
 from trading.errors import (
     ClockRejected,
@@ -41,8 +42,17 @@ READ_CALLS = (
 )
 SIGNED_CALLS = ("fetch_balance", "fetch_open_orders", "fetch_order", "find_order", "create_order")
 RETIRE_RATE = 0.0003  # per cycle: about one seed in seven loses its balance endpoint for good
+# A request that reaches the exchange later than this after it left is refused there (the paper
+# exchange's receive window): what a dead process had in flight lands within it, or never.
+RECV_WINDOW_SECONDS = 10.0
 
 FaultMaker = Callable[[str], BaseException]
+
+
+class Alive(Protocol):
+    """The bot process a call comes from (bench/chaos_process.py's Life)."""
+
+    alive: bool
 
 
 # ---- the venue: faults injected at the connector interface --------------------------------
@@ -56,6 +66,7 @@ class _Injection:
     latency: float
     after: bool  # the call takes effect, then the answer is lost
     until: int  # the cycle after which it expires (a fault on a call never made must not linger)
+    noise: bool = False  # a random retryable answer: part of a well exchange's day
 
 
 class ChaosVenue:
@@ -83,6 +94,11 @@ class ChaosVenue:
         self.faults = 0  # raised so far, but for a retired endpoint's: "is the exchange well?"
         self.created = 0
         self.markets: list[str] = []
+        self.denied: set[str] = set()  # orders a lookup was refused for (injected: a lie)
+        self.life: Alive | None = None  # the bot process calling now (None: always alive)
+        self.retryable_rate = 0.0  # chance of a random retryable answer, per call
+        self.retryable: Counter[str] = Counter()  # those answered, by kind
+        self._noise = random.Random(f"{rng.random()}|retryable")
 
     @property
     def has_bulk_tickers(self) -> bool:
@@ -130,31 +146,56 @@ class ChaosVenue:
                 return injection
         return None
 
+    def alive(self) -> bool:
+        return self.life is None or self.life.alive
+
     async def _run(self, call: str, fn: Callable[[], Awaitable]):
-        injection = self._due(call)
+        life = self.life
+        if life is not None and not life.alive:
+            raise Crash(f"{call} from a dead process")
+        sent = self.clock.monotonic()
+        injection = self._due(call) or self._random_retryable(call)
         delay = self.latency * self.rng.uniform(0.5, 1.5) if self.latency else 0.0
         if injection is not None:
             delay += injection.latency
         if delay > 0:
             await self.clock.sleep(delay)
+        dead = life is not None and not life.alive
+        if dead and (self.clock.monotonic() - sent > RECV_WINDOW_SECONDS or injection):
+            raise Crash(f"{call} died with its process")
         if injection is not None and injection.make is not None and not injection.after:
             raise self._injected(call, injection)
         try:
             result = await fn()
         except Fault as fault:
+            if dead:
+                raise Crash(f"{call} answered a dead process") from fault
             self.natural[type(fault).__name__] += 1
             self.faults += 1
             self._seen(call, fault)
             raise
+        if dead:
+            raise Crash(f"{call} answered a dead process")
         if injection is not None and injection.make is not None:
             raise self._injected(call, injection)
         return result
+
+    def _random_retryable(self, call: str) -> _Injection | None:
+        """Now and then a retryable answer, as any exchange gives on any call: a timeout, a
+        5xx, Binance's -1008 "server busy" (all Transient), a 429. An order or a cancel may
+        have taken effect before its answer was lost."""
+        if self._noise.random() >= self.retryable_rate:
+            return None
+        kind, make = self._noise.choice(RETRYABLE)
+        self.retryable[kind] += 1
+        after = call in ("create_order", "cancel_order") and self._noise.random() < 0.5
+        return _Injection(call, make, 1, 0.0, after, self.cycle, noise=True)
 
     def _injected(self, call: str, injection: _Injection) -> BaseException:
         assert injection.make is not None
         exc = injection.make(call)
         self.injected[type(exc).__name__] += 1
-        self.faults += injection.remaining >= 0
+        self.faults += injection.remaining >= 0 and not injection.noise
         self._seen(call, exc)
         return exc
 
@@ -172,7 +213,9 @@ class ChaosVenue:
         return markets
 
     async def fetch_tickers(self, symbols: Sequence[str] | None = None):
-        return await self._run("fetch_tickers", lambda: self.paper.fetch_tickers(symbols))
+        tickers = await self._run("fetch_tickers", lambda: self.paper.fetch_tickers(symbols))
+        self.monitor.quoted(tickers.values())
+        return tickers
 
     async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int):
         return await self._run(
@@ -186,20 +229,34 @@ class ChaosVenue:
         return await self._run("fetch_open_orders", self.paper.fetch_open_orders)
 
     async def fetch_order(self, order_id: str, symbol: str):
-        return await self._run("fetch_order", lambda: self.paper.fetch_order(order_id, symbol))
+        try:
+            return await self._run("fetch_order", lambda: self.paper.fetch_order(order_id, symbol))
+        except ClockRejected:
+            raise
+        except Rejected:  # the reconciler believes "unknown" (or a refusal that repeats)
+            self.denied.add(order_id)
+            raise
 
     async def find_order(self, client_order_id: str, symbol: str):
         return await self._run("find_order", lambda: self.paper.find_order(client_order_id, symbol))
 
     async def create_order(self, request: OrderRequest):
-        self.created += 1
-        self.monitor.order_sent(request)
+        if self.alive():  # a dead process sends nothing
+            self.created += 1
+            self.monitor.order_sent(request)
         return await self._run("create_order", lambda: self.paper.create_order(request))
 
     async def cancel_order(self, order_id: str, symbol: str):
+        if self.alive():
+            self.monitor.cancel_sent(order_id)
         return await self._run("cancel_order", lambda: self.paper.cancel_order(order_id, symbol))
 
     async def cancel_all_after(self, timeout_seconds: float):
+        if self.alive():
+            if timeout_seconds > 0:
+                self.monitor.dead_man_armed()
+            else:
+                self.monitor.dead_man_disarming()
         return await self._run(
             "cancel_all_after", lambda: self.paper.cancel_all_after(timeout_seconds)
         )
@@ -220,6 +277,23 @@ def _fault(cls: type[Fault], text: str, **kwargs) -> FaultMaker:
 
 def _bug(call: str) -> BaseException:
     return ChaosBug(f"chaos: the venue's {call} raised")
+
+
+# What exchanges answer when they want the request again (the connector's classification of
+# each: Transient or RateLimited, never Fatal).
+RETRYABLE: tuple[tuple[str, FaultMaker], ...] = (
+    ("timeout", _fault(Transient, "request timed out")),
+    ("5xx", _fault(Transient, "HTTP 502 Bad Gateway")),
+    (
+        "server busy",
+        _fault(
+            Transient,
+            'binance {"code":-1008,"msg":"Server is currently overloaded with other requests. '
+            'Please try again in a few minutes."}',
+        ),
+    ),
+    ("429", _fault(RateLimited, "429 Too Many Requests", retry_after=1.0)),
+)
 
 
 class FaultPlanner:
@@ -254,6 +328,7 @@ class FaultPlanner:
         self.venue = venue
         self.strategy = strategy
         self.rate = rng.uniform(0.1, 0.35)
+        venue.retryable_rate = rng.uniform(0.01, 0.04)
         self.retired = False
         self.retire_at = retire_at  # a fixed cycle instead of the random draw (tests)
         self.planned: Counter[str] = Counter()

@@ -1,18 +1,25 @@
-"""The chaos soak's machinery: the whole bot on the paper exchange in simulated time, with faults
-and commands thrown at it at random and the invariants of issue 7 checked after every cycle.
-`bench/chaos.py` runs it over many seeds; `tests/test_chaos.py` runs a fast variant.
+"""The chaos soak's machinery: the whole bot on the paper exchange in simulated time, with faults,
+commands, crashes and restarts thrown at it at random and the invariants of issue 7 checked
+after every cycle. `bench/chaos.py` runs it over many seeds; `tests/test_chaos.py` runs a fast
+variant.
 
-    PaperExchange <- ChaosVenue          faults at the connector interface, every order audited
+    PaperExchange <- ChaosVenue          faults and retryable answers at the connector
+                                         interface, every order audited
                   <- ObservedConnector   remembers each sync's account state
-                  <- ObservedTrader      the real Trader; every sync is checked
+                  <- ObservedTrader      the real Trader; every sync and mode change is checked
+    CrashingStore                        the one store every process of the bot opens
     ChaosStrategy                        random signals, a bug on demand
     Notifier (capturing sender)          every event is teed into the Monitor on its way there
     Dispatcher                           commands from the command table, else trader operations
-    FaultPlanner, Commander              what goes wrong, and what the human does, cycle by cycle
+    FaultPlanner, Commander, User        what goes wrong, what the owner does from the phone and
+                                         on the exchange's website, cycle by cycle
+    Endings                              how the bot's process ends: a crash point, a kill, a
+                                         clean shutdown mid-cycle; then it restarts
 
 This module runs one seed, cycle by cycle, and returns its report; the venue and the fault
-planner are in bench/chaos_faults.py, the strategy and the commander in bench/chaos_actors.py
-(all importable from here too).
+planner are in bench/chaos_faults.py, the strategy, the commander and the user in
+bench/chaos_actors.py, the processes and their endings in bench/chaos_process.py (all
+importable from here too).
 
 A seed fixes everything (market, settings, faults, commands and their timing). On a
 VirtualTimeLoop nothing really sleeps and concurrent waits overlap as in real time, so a seed
@@ -25,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 
-from bench.chaos_actors import ChaosStrategy, Commander
+from bench.chaos_actors import ChaosStrategy, Commander, User
 from bench.chaos_faults import (
     READ_CALLS,
     RETIRE_RATE,
@@ -35,16 +43,24 @@ from bench.chaos_faults import (
     FaultMaker,
     FaultPlanner,
 )
+from bench.chaos_process import (
+    CrashingStore,
+    Ending,
+    Endings,
+    Process,
+    World,
+    kill_at,
+    restart,
+    shut_down,
+    stopped,
+)
 from chatbot.notifier import Notifier
 from chatbot.senders import Message
-from handlers.context import Context
-from handlers.dispatch import Dispatcher
 from sim.clock import LoopClock, run_simulated
-from trading.chaos import Monitor, ObservedConnector, ObservedTrader, SeedReport
-from trading.desk import Desk
+from trading.chaos import Monitor, SeedReport
 from trading.engine import Trader
 from trading.settings import TradingSettings
-from trading.store import Store
+from trading.venues.market_sim import SyntheticFeed
 from trading.venues.paper import PaperExchange
 
 __all__ = [
@@ -56,8 +72,11 @@ __all__ = [
     "ChaosStrategy",
     "ChaosVenue",
     "Commander",
+    "CrashingStore",
+    "Endings",
     "FaultMaker",
     "FaultPlanner",
+    "User",
     "run_seed",
     "seed_settings",
     "soak",
@@ -65,6 +84,9 @@ __all__ = [
 
 SCAN_INTERVAL = 60.0
 MARKETS = 12
+# Seconds an owner command may take to answer: far more than a kill's patience, a lock's wait
+# and the slowest injected latency together; a command still silent then never answers.
+COMMAND_PATIENCE = 900.0
 
 
 # ---- one seed -------------------------------------------------------------------------------
@@ -113,45 +135,36 @@ async def soak(
     at which fetch_balance starts answering 404 for good (else a rare random draw)."""
     rng = random.Random(seed)
     settings, balance = seed_settings(rng)
+    feed = SyntheticFeed(seed=seed, markets=MARKETS, quote=settings.quote, clock=clock)
+    user = User(random.Random(f"{seed}|user"))
+    coins = user.holds(await feed.load_markets(), feed)
     paper = PaperExchange(
-        clock=clock, seed=seed, markets=MARKETS, balances={"USDT": balance}, burst=40
+        clock=clock, feed=feed, balances={settings.quote: balance, **coins}, burst=40
     )
     monitor = Monitor(seed, settings, paper, clock)
+    monitor.outsider(user)
     venue = ChaosVenue(paper, monitor, clock, random.Random(f"{seed}|venue"))
     inbox = _Inbox()
     notifier = Notifier([inbox], clock=clock, queue_size=10, emergency_repeat=300.0)
-
-    def notify(event) -> None:
-        monitor.events.append(event)
-        notifier.notify(event)
-
-    connector = ObservedConnector(
-        venue,
-        clock=clock,
-        notify=notify,
-        sync_failure_limit=settings.sync_failure_limit_seconds,
-        unrecognized_limit=settings.sync_failure_limit_seconds,
-        cancel_all_after_seconds=settings.cancel_all_after_seconds,
-    )
     strategy = ChaosStrategy(random.Random(f"{seed}|strategy"), monitor)
-    store = Store()
-    trader = ObservedTrader(
-        connector, store=store, strategy=strategy, settings=settings, clock=clock, notify=notify
-    )
-    trader.monitor = monitor
-    monitor.watch(trader, venue, notifier)
-    desk = Desk([trader], store=store, clock=clock)
-    dispatcher = None if direct else Dispatcher(Context(desk=desk, clock=clock, notifier=notifier))
+    world = World(settings, clock, venue, CrashingStore(), monitor, notifier, strategy, direct)
+    process = world.start()
     planner = FaultPlanner(random.Random(f"{seed}|faults"), venue, strategy, retire_at)
-    commander = Commander(random.Random(f"{seed}|commands"), dispatcher, trader, monitor)
+    endings = Endings(random.Random(f"{seed}|endings"))
+    commander = Commander(
+        random.Random(f"{seed}|commands"), process.dispatcher, process.trader, monitor
+    )
+    soaking = _Soak(world, planner, endings, commander, user)
     started = time.perf_counter()
     with monitor.capturing_logs():
-        await monitor.guard("start", trader.start())
+        await user.begin(paper)
+        await monitor.guard("start", process.trader.start())
         for cycle in range(cycles):
-            await _one_cycle(cycle, trader, planner, commander, monitor, notifier, clock)
-        await monitor.guard("close", trader.close())
+            process = await soaking.cycle(cycle, process)
+        await monitor.guard("close", process.trader.close())
     monitor.finish(notifier)
     monitor.stats["messages sent"] = inbox.sent
+    monitor.stats.update({f"user's orders {what}": n for what, n in user.actions.items()})
     return monitor.report(
         cycles=cycles,
         seconds=time.perf_counter() - started,
@@ -160,36 +173,90 @@ async def soak(
         natural=venue.natural,
         commands=commander.issued,
         via_table=commander.via_table,
+        endings=endings.counts,
+        retryable=venue.retryable,
+        mode_commands=monitor.causes.coverage,
     )
 
 
-async def _one_cycle(cycle, trader, planner, commander, monitor, notifier, clock) -> None:
-    monitor.cycle = cycle
-    planner.before_cycle(cycle)
-    began = clock.monotonic()
-    picked = commander.pick()
-    if picked is not None and picked[0] == "kill" and planner.rng.random() < 0.5:
-        planner.exits_fail()
-    if picked is not None and picked[2] is None:
-        await _command(commander, monitor, picked)
-    tasks = [asyncio.ensure_future(monitor.guard("cycle", trader.run_cycle()))]
-    if picked is not None and picked[2] is not None:
-        tasks.append(asyncio.ensure_future(_command(commander, monitor, picked, picked[2])))
-    if planner.rng.random() < 0.15:  # the scheduler's separate sync job, out of phase
-        tasks.append(asyncio.ensure_future(_sync_job(trader, monitor, planner.rng.uniform(1, 30))))
-    await asyncio.gather(*tasks)
-    await monitor.guard("notifier", notifier.drain())
-    monitor.end_of_cycle()
-    await clock.sleep(max(0.0, SCAN_INTERVAL - (clock.monotonic() - began)))
+@dataclass
+class _Soak:
+    """One seed's cycles: faults, the user's orders, commands, the cycle itself, the scheduler's
+    sync job, and now and then the end of the bot's process and its restart."""
 
+    world: World
+    planner: FaultPlanner
+    endings: Endings
+    commander: Commander
+    user: User
 
-async def _command(commander: Commander, monitor: Monitor, picked, delay: float = 0.0) -> None:
-    name, args, _ = picked
-    if delay:
-        await asyncio.sleep(delay)
-    monitor.command_issued(name)
-    result = await monitor.guard(f"/{name}", commander.run(name, args))
-    monitor.command_done(name, result)
+    async def cycle(self, cycle: int, process: Process) -> Process:
+        world, monitor, clock = self.world, self.world.monitor, self.world.clock
+        monitor.cycle = cycle
+        if not process.life.alive:  # died between cycles (its flattening, a late command)
+            process = await self._restart(process)
+        self.planner.before_cycle(cycle)
+        # The dead man's switch armed over the bot's orders: the user's orders and a restart
+        # come likelier now, the moment they could meet it.
+        armed = process.trader.connector.health.dead_man_armed_until is not None
+        await self.user.act(hurried=armed)
+        began = clock.monotonic()
+        ending = self.endings.pick(hurried=armed)
+        picked = self.commander.pick()
+        if picked is not None and picked[0] == "kill" and self.planner.rng.random() < 0.5:
+            self.planner.exits_fail()
+        if picked is not None and picked[2] is None:
+            await self._command(picked)
+            picked = None
+        trader = process.trader
+        tasks = [asyncio.ensure_future(monitor.guard("cycle", trader.run_cycle()))]
+        if ending is not None and ending.kind == "shutdown" and picked is not None:
+            picked = picked if picked[2] < ending.at else None  # polling stops at the shutdown
+        if picked is not None:
+            tasks.append(asyncio.ensure_future(self._command(picked, picked[2])))
+        if self.planner.rng.random() < 0.15:  # the scheduler's separate sync job, out of phase
+            delay = self.planner.rng.uniform(1, 30)
+            tasks.append(asyncio.ensure_future(_sync_job(trader, monitor, delay)))
+        if ending is not None:
+            tasks.append(asyncio.ensure_future(self._end(process, ending)))
+        await asyncio.gather(*tasks)
+        if ending is not None and ending.kind == "shutdown":
+            await stopped(process, monitor)
+        if not process.life.alive:
+            process = await self._restart(process)
+        await monitor.guard("notifier", world.notifier.drain())
+        monitor.end_of_cycle()
+        await clock.sleep(max(0.0, SCAN_INTERVAL - (clock.monotonic() - began)))
+        return process
+
+    async def _end(self, process: Process, ending: Ending) -> None:
+        if ending.kind == "crash point":
+            self.world.store.crash_after(ending.writes)
+        elif ending.kind == "killed":
+            await kill_at(process.life, ending.at)
+        else:
+            self.world.venue.inject(ending.slow_call, None, latency=ending.slow_for, lasts=1)
+            await shut_down(process, self.world.monitor, ending)
+
+    async def _restart(self, process: Process) -> Process:
+        process = await restart(self.world, process, self.endings)
+        self.commander.rebind(process.dispatcher, process.trader)
+        return process
+
+    async def _command(self, picked, delay: float = 0.0) -> None:
+        name, args, _ = picked
+        if delay:
+            await asyncio.sleep(delay)
+        monitor, life = self.world.monitor, self.world.store.life
+        monitor.command_issued(name)
+        answer = monitor.guard(f"/{name}", self.commander.run(name, args))
+        try:
+            result = await asyncio.wait_for(answer, COMMAND_PATIENCE)
+        except TimeoutError:
+            monitor.unanswered(name, COMMAND_PATIENCE)
+            return
+        if life.alive:  # else the process died under it: nobody is left to answer
+            monitor.command_done(name, result)
 
 
 async def _sync_job(trader: Trader, monitor: Monitor, delay: float) -> None:

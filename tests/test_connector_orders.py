@@ -187,7 +187,9 @@ async def test_dead_man_is_never_armed_over_orders_that_are_not_the_bots(venue, 
     conn = connect(venue, clock, cancel_all_after_seconds=60.0)
 
     assert await conn.guard_dead_man(working=True, others=True) is False
-    assert venue.calls["cancel_all_after"] == 0  # it would cancel the user's orders too
+    assert venue.dead_man_seconds == 0.0  # never armed: it would cancel the user's orders too
+    assert await conn.guard_dead_man(working=True, others=True) is False
+    assert venue.calls["cancel_all_after"] == 1  # disarmed once, in case a restart left it armed
 
     assert await conn.guard_dead_man(working=True, others=False) is True
     assert await conn.guard_dead_man(working=True, others=True) is False

@@ -165,6 +165,14 @@ class Account:
         """What the risk gate needs to know about this account now."""
         equity, exposure = self.equity()
         book = self.book
+        free = dict(book.free)
+        if self.last_sync_at is None:
+            # No balance seen yet by this process: it holds what the store remembers (the
+            # exchange refuses a sell of more), so a kill before the first sync still sells.
+            for p in book.positions.values():
+                market = self.connector.markets.get(p.symbol)
+                if market is not None:
+                    free.setdefault(market.base, p.amount)
         return RiskSnapshot(
             mode=mode,
             now=self.clock.time(),
@@ -173,7 +181,7 @@ class Account:
             equity=equity,
             exposure=exposure,
             positions=dict(book.positions),
-            free_base=dict(book.free),
+            free_base=free,
             markets=self.connector.markets,
             bans=bans,
             pending_entries=book.pending_entries(),

@@ -1,113 +1,82 @@
 """The chaos soak's referee: the Monitor that checks the invariants of issue 7 while the whole
-bot runs under random faults and commands (`bench/chaos_lib.py` builds that world: the chaos
-venue, strategy, notifier and command handlers; nothing in the running bot imports this module).
-ObservedTrader is the real Trader with one hook: after every successful sync it lets the Monitor
-compare the book, the store and the exchange.
+bot runs under random faults, commands, crashes and restarts (`bench/chaos_lib.py` builds that
+world: the chaos venue, strategy, notifier, command handlers and the bot's processes; nothing in
+the running bot imports this module). ObservedTrader is the real Trader with hooks: after every
+successful sync it lets the Monitor compare the book, the store and the exchange, and it tells
+the Monitor every mode change and mode command.
 
 The invariants, each checked where it can be seen first:
 
     every order, when the bot sends it     buys only while RUNNING and never for a banned symbol;
                                            no order at all while PAUSED or HALTED, only manual
                                            sells while STOPPED, only exits while KILLED/FAILSAFE;
-                                           a buy never takes the exchange's positions above
-                                           MAX_POSITIONS or its exposure above MAX_EXPOSURE
-    after every successful sync            the store mirrors the book, and the book the exchange:
-                                           no position larger than the balance, no coins and no
-                                           open order of ours the book does not manage
+                                           each has a reason (trading/chaos_causes.py); a buy
+                                           never takes positions above MAX_POSITIONS or exposure
+                                           above MAX_EXPOSURE (trading/chaos_books.py)
+    every mode change and mode command     has a cause, is answered as the mode table says
+                                           (trading/chaos_causes.py)
+    after every successful sync            the store mirrors the book, and the book the exchange
+                                           (after a restart: every fill and trade recorded once,
+                                           trading/chaos_books.py)
     at the end of every cycle              every Fatal fault, dead-switch entry and halt has
                                            produced an emergency event, and every emergency
                                            has reached the sender; every bug has tripped
                                            the dead switch; a KILLED/FAILSAFE trader is flat at
                                            the exchange within FLAT_WITHIN cycles of the
-                                           exchange being well again
+                                           exchange being well again; the user's coins and
+                                           orders are untouched
     always                                 no exception escapes an operation, the cycle or a
-                                           background task, and nothing logs an exception that
-                                           was not injected on purpose (a ChaosBug)
+                                           background task, nothing logs an exception that was
+                                           not injected on purpose (a ChaosBug), and every owner
+                                           command gets an answer
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Iterator
-from contextvars import ContextVar
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from trading.book import client_id_purpose, is_dust
+from trading.book import client_id_purpose
+from trading.chaos_alarms import Alarms
+from trading.chaos_books import Books, Outsider, open_exchange_orders, ours_by_id
+from trading.chaos_causes import COMMAND, Causes, Errand
+from trading.chaos_observed import FaultyVenue, ObservedConnector, ObservedTrader
 from trading.clock import Clock
-from trading.connector import Connector
 from trading.engine import Trader
-from trading.events import Event, StateChanged
-from trading.models import AccountState, OrderRequest, Side
-from trading.modes import FLATTENING, PAUSES, Mode, allows
+from trading.events import Event
+from trading.models import OrderRequest, Side, Ticker
+from trading.modes import FLATTENING, allows
 from trading.reconcile import Difference
 from trading.settings import TradingSettings
 from trading.venues.paper import PaperExchange
 
+__all__ = [
+    "ChaosBug",
+    "Crash",
+    "Monitor",
+    "ObservedConnector",
+    "ObservedTrader",
+    "SeedReport",
+]
+
 # Cycles of a well exchange after which a kill must be flat there: more than the circuit
 # breaker's longest cooldown (300 s) plus the flattening's longest backoff (30 s).
 FLAT_WITHIN = 8
-EXPOSURE_TOLERANCE = 0.02  # the gate prices at the bid, the check at the mid
-DUST_MARGIN = 1.05  # holdings within 5 % of the market minimum count as dust (price rounding)
 MAX_REPORTED = 3  # violations of one kind listed per seed (all are counted)
-
-# The Fatal answers met by the owner command running in this context (None: no command).
-COMMAND: ContextVar[list[str] | None] = ContextVar("chaos_command", default=None)
 
 
 class ChaosBug(RuntimeError):
     """A bug injected on purpose; any other exception the bot logs is a real one."""
 
 
-class FaultyVenue(Protocol):
-    """What the Monitor reads of the chaos venue (bench/chaos_lib.py)."""
-
-    paper: PaperExchange
-    created: int  # orders sent so far
-    faults: int  # faults raised so far (a retired endpoint's excepted)
-
-    def unsettled(self) -> bool:
-        """Whether a fault is pending (a retired endpoint's excepted)."""
-
-
-class ObservedConnector(Connector):
-    """Remembers, per task, what the exchange looked like when each sync began, so the check
-    after reconciliation can tell whether anything moved meanwhile."""
-
-    def __init__(self, venue: Any, **kwargs) -> None:
-        super().__init__(venue, **kwargs)
-        self.chaos: FaultyVenue = venue
-        # per task: (orders sent, the exchange's balance) when its latest sync began
-        self.states: dict[asyncio.Task | None, tuple[int, dict[str, float]]] = {}
-
-    async def sync(self) -> AccountState:
-        before = (self.chaos.created, dict(self.chaos.paper.peek_balance().total))
-        state = await super().sync()
-        self.states[asyncio.current_task()] = before
-        return state
-
-
-class ObservedTrader(Trader):
-    """The real Trader; after every successful sync the Monitor compares book, store and the
-    exchange (through the account's public `on_synced` hook)."""
-
-    monitor: Monitor
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.account.on_synced = self._synced
-
-    def _synced(self, differences: list[Difference]) -> None:
-        connector = self.connector
-        if isinstance(connector, ObservedConnector):
-            seen = connector.states.pop(asyncio.current_task(), None)
-            if seen is not None:
-                self.monitor.after_sync(differences, created=seen[0], totals=seen[1])
+class Crash(BaseException):
+    """The bot's process dies here (a crash point, or killed at a random moment): a
+    BaseException, so no handler of the bot survives it, as none survives a SIGKILL."""
 
 
 # ---- the invariants -------------------------------------------------------------------------
@@ -127,6 +96,9 @@ class SeedReport:
     natural: dict[str, int]  # faults the paper exchange raised itself (its rate limit...)
     commands: dict[str, int]
     via_table: dict[str, int]  # of those, run through the command table's handlers
+    endings: dict[str, int] = field(default_factory=dict)  # restarts, crashes, shutdowns
+    retryable: dict[str, int] = field(default_factory=dict)  # random retryable answers, by kind
+    mode_commands: dict[str, int] = field(default_factory=dict)  # "pause@failsafe": answered
     stats: dict[str, int] = field(default_factory=dict)
     digest: str = ""
 
@@ -171,30 +143,40 @@ class Monitor:
         self.cycle = -1
         self.trader: Trader | None = None
         self.venue: FaultyVenue | None = None
-        self.notifier = None  # anything with stats().active_emergencies (chatbot's Notifier)
-        self._alarms: list[tuple[int, str]] = []  # (event index, why an emergency is due)
-        self._bugs: list[tuple[int, str, Mode]] = []
-        self._last_mode = Mode.RUNNING
-        self._last_index = 0
-        self._scanned = 0
+        self.causes = Causes(settings, clock, self.violation, self.stats)
+        self.books = Books(settings, paper, self.violation, self.stats)
+        self.alarms = Alarms(self.events, self.violation, self.stats)
         self._quiet = 0
         self._flat_reported = False
         self._faults = 0
 
     def watch(self, trader: Trader, venue: FaultyVenue, notifier) -> None:
-        self.trader, self.venue, self.notifier = trader, venue, notifier
+        """Referee this trader (a new one after each restart)."""
+        self.trader, self.venue = trader, venue
+        self.books.trader = self.alarms.trader = trader
+        self.books.denied = venue.denied
+        self.alarms.notifier = notifier
+        self.causes.process_started()
+
+    def outsider(self, user: Outsider) -> None:
+        """What the user holds beside the bot, which it must never touch."""
+        self.books.outsider = user
 
     def violation(self, kind: str, detail: str) -> None:
         self.kinds[kind] += 1
         if self.kinds[kind] <= MAX_REPORTED:
             self.violations.append(f"seed {self.seed} cycle {self.cycle}: {kind}: {detail}")
 
-    # -- the process never dies
+    # -- the process never dies but of a crash
 
     async def guard(self, what: str, step: Awaitable):
-        """Await a step of the bot; an exception escaping it is a violation, not the end."""
+        """Await a step of the bot; an exception escaping it is a violation, not the end. A
+        Crash is the process dying there, as the soak meant it to."""
         try:
             return await step
+        except Crash:
+            self.stats["steps ended by a crash"] += 1
+            return None
         except Exception as exc:
             where = traceback.format_exc(limit=-3).strip().splitlines()
             self.violation("exception escaped", f"{what}: {type(exc).__name__}: {exc}: {where}")
@@ -217,6 +199,25 @@ class Monitor:
                 logging.getLogger(name).removeHandler(handler)
                 logging.getLogger(name).setLevel(levels[name])
 
+    # -- restarts
+
+    def shutdown_began(self) -> None:
+        assert self.trader is not None
+        self.causes.shutdown_began(self.trader.mode)
+
+    def restarting(self, how: str) -> None:
+        """The process ended (`how`: crashed, killed, shut down); a new one starts from the
+        store. What the old one still owed (a page, a dead switch) died with it."""
+        self.alarms.forget(how)
+        if how != "shutdown":
+            self.causes.shutdown_abandoned()
+        self.books.ledger_due = True
+        self._quiet = 0
+
+    def restarted(self) -> None:
+        """The new process restored its mode: that is the mode found, nothing new owed."""
+        self.alarms.restarted()
+
     # -- what the venue and the strategy report
 
     def alarm_expected(self, why: str, call: str = "") -> None:
@@ -225,90 +226,69 @@ class Monitor:
         if call == "cancel_all_after":
             self.stats["fatal dead man, switched off"] += 1
             return
+        self.causes.fault()
         if self.trader is not None and self.trader.mode in FLATTENING:
             # Getting out: the flattening retries; "not flat" pages if it cannot get out.
             self.stats["fatal while flattening"] += 1
             return
-        command = COMMAND.get()
-        if command is not None:
-            command.append(why)
+        errand = COMMAND.get()
+        if errand is not None:
+            errand.fatal.append(why)
             return
-        self._alarms.append((len(self.events), why))
+        self.alarms.fatal(why)
 
     @contextlib.contextmanager
-    def command(self) -> Iterator[list[str]]:
-        """Marks what runs inside as one owner command (tasks it starts inherit the mark)."""
-        fatal: list[str] = []
-        token = COMMAND.set(fatal)
+    def command(self, name: str) -> Iterator[list[str]]:
+        """Marks what runs inside as the owner command `name` (tasks it starts inherit the
+        mark); yields the Fatal answers it meets."""
+        errand = Errand(name)
+        token = COMMAND.set(errand)
         try:
-            yield fatal
+            yield errand.fatal
         finally:
             COMMAND.reset(token)
 
     def answered(self, fatal: list[str], reply: str) -> None:
-        """A command that met a Fatal answer must say so in its reply; else it is owed a page."""
-        for why in fatal:
-            if "fatal" in reply.lower():
-                self.stats["fatal told in a reply"] += 1
-            else:
-                self._alarms.append((len(self.events), why))
+        self.alarms.answered(fatal, reply)
 
     def bug_raised(self, what: str) -> None:
         self.stats["bugs"] += 1
-        assert self.trader is not None
-        self._bugs.append((len(self.events), what, self.trader.mode))
+        self.causes.fault()
+        self.alarms.bug(what)
+
+    def quoted(self, tickers: Sequence[Ticker]) -> None:
+        self.causes.quoted(tickers)
+
+    def exit_signalled(self, symbol: str) -> None:
+        self.causes.signalled(symbol)
 
     def order_sent(self, request: OrderRequest) -> None:
-        """An order leaves the bot: is it allowed in the trader's mode, right now?"""
+        """An order leaves the bot: is it allowed in the trader's mode, right now, and has it a
+        reason?"""
         trader = self.trader
         assert trader is not None
         mode, symbol = trader.mode, request.symbol
-        cid = request.client_order_id or ""
-        purpose = client_id_purpose(cid)
+        purpose = client_id_purpose(request.client_order_id)
         self.stats[f"sent {purpose or '?'}"] += 1
         side = request.side
         if purpose is None or not allows(mode, side, purpose):
             self.violation("order in a mode that forbids it", f"{purpose} {side} {symbol} {mode}")
+        errand = COMMAND.get()
+        position = trader.book.positions.get(symbol)
+        self.causes.order_sent(request, mode, position, errand.name if errand else None)
         if side is Side.BUY:
             if symbol in trader.store.bans(trader.label):
                 self.violation("order for a banned symbol", f"{purpose} buy {symbol}")
-            self._check_caps(request)
+            self.books.check_caps(request)
 
-    def _check_caps(self, request: OrderRequest) -> None:
-        held, equity = self._holdings()
-        cost = request.amount * self.paper.price(request.symbol)
-        count = len(set(held) | {request.symbol})
-        if count > self.settings.max_positions:
-            self.violation(
-                "positions above MAX_POSITIONS",
-                f"buy {request.symbol} makes {count} > {self.settings.max_positions}",
-            )
-        exposure = (sum(held.values()) + cost) / equity if equity > 0 else float("inf")
-        if exposure > self.settings.max_exposure + EXPOSURE_TOLERANCE:
-            self.violation(
-                "exposure above MAX_EXPOSURE",
-                f"buy {request.symbol} for {cost:.2f} makes {exposure:.1%} of equity "
-                f"{equity:.2f} > {self.settings.max_exposure:.0%}",
-            )
+    def cancel_sent(self, order_id: str) -> None:
+        self.books.cancel_sent(order_id)
 
-    def _holdings(self, totals: dict[str, float] | None = None) -> tuple[dict[str, float], float]:
-        """(value of every non-dust holding by symbol, equity), at mid prices, from the
-        exchange's own balance."""
-        trader = self.trader
-        assert trader is not None
-        totals = self.paper.peek_balance().total if totals is None else totals
-        quote = self.settings.quote
-        held: dict[str, float] = {}
-        equity = totals.get(quote, 0.0)
-        for symbol, market in (trader.connector.markets or {}).items():
-            amount = totals.get(market.base, 0.0)
-            if amount <= 0 or market.quote != quote:
-                continue
-            price = self.paper.price(symbol)
-            equity += amount * price
-            if not _dust(market, amount, price):
-                held[symbol] = amount * price
-        return held, equity
+    def dead_man_armed(self) -> None:
+        self.books.dead_man_armed()
+
+    def dead_man_disarming(self) -> None:
+        self.books.dead_man_disarming()
 
     # -- after every successful sync
 
@@ -333,125 +313,40 @@ class Monitor:
         if unresolved or venue.created != created or now != totals:
             return  # something moved while the sync ran: the comparison would not be fair
         self.stats["exchange checks"] += 1
-        self._book_against_exchange(now)
-
-    def _book_against_exchange(self, totals: dict[str, float]) -> None:
-        trader = self.trader
-        assert trader is not None
-        book = trader.book
-        buying = {t.order.symbol for t in book.orders.values() if t.side is Side.BUY}
-        for symbol, market in trader.connector.markets.items():
-            total = totals.get(market.base, 0.0)
-            position = book.positions.get(symbol)
-            amount = position.amount if position else 0.0
-            if position is not None and total < amount * (1 - 0.001) - 1e-12:
-                self.violation(
-                    "book holds more than the exchange", f"{symbol}: {amount:g} > {total:g}"
-                )
-            excess = total - amount
-            price = self.paper.price(symbol)
-            if excess > 0 and not _dust(market, excess, price) and symbol not in buying:
-                self.violation(
-                    "coins the bot does not manage",
-                    f"{symbol}: the exchange holds {total:g}, the book {amount:g}",
-                )
-        ours = [o for o in self.paper.order_log if o.is_open and _ours(o.client_order_id)]
-        unknown = [o for o in ours if o.id not in book.orders]
-        if unknown:
-            self.violation(
-                "open order unknown to the book", ", ".join(f"{o.symbol} {o.id}" for o in unknown)
-            )
+        self.books.against_exchange(now)
 
     # -- at the end of every cycle (and after commands)
 
     def command_issued(self, name: str) -> None:
         self.observe()
 
+    def unanswered(self, name: str, seconds: float) -> None:
+        self.violation("command not answered", f"/{name}: nothing after {seconds:.0f} s")
+
     def command_done(self, name: str, result: object) -> None:
+        """Every owner command is answered: a reply or a result, accepted or refused."""
         ok = getattr(result, "ok", None)
+        if ok is None:
+            self.violation("command not answered", f"/{name}: {result!r}")
         self.stats[f"/{name} {'done' if ok else 'refused'}"] += 1
         self.observe()
 
     def observe(self) -> None:
-        """A trader found in FAILSAFE or HALTED since the last look owes an emergency (this also
-        catches a mode set without a StateChanged event)."""
-        trader = self.trader
-        assert trader is not None
-        mode = trader.mode
-        if mode is not self._last_mode and mode in (Mode.FAILSAFE, Mode.HALTED):
-            self._alarms.append((self._last_index, f"found {mode}"))
-        self._last_mode, self._last_index = mode, len(self.events)
+        self.alarms.observe()
 
     def end_of_cycle(self) -> None:
         trader = self.trader
         assert trader is not None
-        self.observe()
-        self._scan_events()
-        self._settle_alarms()
-        self._settle_bugs()
-        self._check_delivered()
+        self.alarms.settle()
         if len(trader.book.positions) > self.settings.max_positions:
             self.violation("positions above MAX_POSITIONS", f"book {sorted(trader.book.positions)}")
         task = trader.failsafe.flattening  # the background flattening must not die of an exception
         if task is not None and task.done() and not task.cancelled() and task.exception():
             self.violation("flattening task died", repr(task.exception()))
         self._check_flat()
+        self.books.outsider_untouched()
         self.stats["cycles"] += 1
         self.stats[f"cycles {trader.mode}"] += 1
-
-    def _scan_events(self) -> None:
-        for index in range(self._scanned, len(self.events)):
-            event = self.events[index]
-            if isinstance(event, StateChanged) and event.new in ("failsafe", "halted"):
-                self._alarms.append((index, f"entered {event.new}"))
-                self.stats[f"entered {event.new}"] += 1
-            if event.emergency:
-                self.stats["emergency events"] += 1
-        self._scanned = len(self.events)
-
-    def _settle_alarms(self) -> None:
-        if not self._alarms:
-            return
-        active = self._alarm_active()
-        assert self.trader is not None
-        # A Fatal fault pages once per condition (until /resume), not once per cycle.
-        raised = "fatal" in self.trader.state.emergencies
-        for index, why in self._alarms:
-            if active or (raised and why.startswith("Fatal on")):
-                continue
-            if not any(e.emergency for e in self.events[index:]):
-                self.violation("no emergency", why)
-        self._alarms.clear()
-
-    def _check_delivered(self) -> None:
-        """The notifier was drained just before: every emergency it holds has reached the
-        sender at least once (never dropped, never stuck behind normal traffic)."""
-        if self.notifier is None:
-            return
-        for alarm in self.notifier.stats().active_emergencies:
-            if alarm.sends < 1 and not alarm.acked:
-                self.violation("emergency not delivered", f"{alarm.key} raised {alarm.count}x")
-
-    def _alarm_active(self) -> bool:
-        trader = self.trader
-        if self.notifier is None or trader is None:
-            return False
-        active = self.notifier.stats().active_emergencies
-        return any(a.account == trader.label and not a.acked for a in active)
-
-    def _settle_bugs(self) -> None:
-        for index, what, mode in self._bugs:
-            if mode in FLATTENING or mode in PAUSES:
-                # Caught while getting out (reported as a problem, flattening goes on), or
-                # while the owner has taken over (an emergency, nothing sold).
-                continue
-            tripped = any(
-                isinstance(e, StateChanged) and e.new in ("failsafe", "killed")
-                for e in self.events[index:]
-            )
-            if not tripped:
-                self.violation("a bug did not trip the dead switch", f"{what} while {mode}")
-        self._bugs.clear()
 
     def _check_flat(self) -> None:
         """KILLED or FAILSAFE: flat at the exchange within FLAT_WITHIN cycles once it is well
@@ -467,8 +362,10 @@ class Monitor:
         self._quiet = 0 if unwell else self._quiet + 1
         if self._quiet < FLAT_WITHIN or self._flat_reported:
             return
-        held, _ = self._holdings()
-        resting = [o.symbol for o in self.paper.order_log if o.is_open]
+        held, _ = self.books.holdings()
+        resting = [
+            o.symbol for o in open_exchange_orders(self.paper) if ours_by_id(o.client_order_id)
+        ]
         if held or resting:
             self._flat_reported = True
             self.violation(
@@ -480,6 +377,9 @@ class Monitor:
     # -- the end
 
     def finish(self, notifier) -> None:
+        """After the last cycle, with nothing running: the ledger once more, the notifier."""
+        if self.trader is not None:
+            self.books.ledger()
         errors = notifier.stats().internal_errors
         if errors:
             self.violation("notifier failed", f"{errors} internal errors")
@@ -505,13 +405,3 @@ class Monitor:
             digest=self.digest(),
             **{k: dict(v) if isinstance(v, Counter) else v for k, v in parts.items()},
         )
-
-
-def _dust(market, amount: float, price: float) -> bool:
-    if is_dust(market, amount, price):
-        return True
-    return amount * price < market.min_cost * DUST_MARGIN
-
-
-def _ours(client_order_id: str | None) -> bool:
-    return client_id_purpose(client_order_id) is not None

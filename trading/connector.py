@@ -176,6 +176,9 @@ class Connector:
         self._in_doubt: dict[str, float | None] = {}
         self._last_time_sync: float | None = None  # monotonic
         self._dead_man_until: float | None = None  # epoch
+        # An earlier process may have armed it: until this one has set it, it is disarmed
+        # rather than left to fire on orders that are not the bot's.
+        self._dead_man_unknown = True
         self._dead_man_broken = False
 
     # ----------------------------------------------------------------- reads
@@ -205,9 +208,11 @@ class Connector:
         fetch = functools.partial(self.venue.fetch_ohlcv, symbol, timeframe, limit)
         return await self._read("fetch_ohlcv", fetch)
 
-    async def fetch_order(self, order_id: str, symbol: str) -> Order:
+    async def fetch_order(self, order_id: str, symbol: str, *, gated: bool = True) -> Order:
+        """One order as the exchange has it (`gated=False`: past an open circuit, for the
+        sync settling the book, as the sync itself goes)."""
         fetch = functools.partial(self.venue.fetch_order, order_id, symbol)
-        return await self._read("fetch_order", fetch, signed=True)
+        return await self._read("fetch_order", fetch, signed=True, gated=gated)
 
     async def find_order(
         self, client_order_id: str, symbol: str, *, gated: bool = True
@@ -332,7 +337,7 @@ class Connector:
             return False
         if self._dead_man_broken:
             return False
-        armed = self._dead_man_until is not None
+        armed = self._dead_man_until is not None or self._dead_man_unknown
         if working and not others:
             await self._arm_dead_man(self._cancel_all_after_seconds)
         elif armed:
@@ -352,6 +357,7 @@ class Connector:
             self.log.warning("dead man's switch not %s: %s", what, fault)
         else:
             self._dead_man_until = armed_at + seconds if seconds > 0 else None
+            self._dead_man_unknown = False
 
     async def close(self) -> None:
         await self.venue.close()

@@ -283,8 +283,13 @@ class Trader:
                 await self._start_exchange()
             else:
                 await self.account.sync()
-        except Recoverable:
-            await self._protect_blind()
+        except Exception as exc:  # not a shutdown's cancellation: that ends the run quietly
+            if not self.started and flattens(self.mode) and self.book.positions:
+                # Restored killed or in failsafe: the flattening gets out past a failing start
+                # (it sells without a sync); the next cycles keep trying the start.
+                self.failsafe.keep_flattening(self.failsafe.purpose())
+            if isinstance(exc, Recoverable):
+                await self._protect_blind()
             raise
         mode = self.mode
         if mode is Mode.RUNNING:

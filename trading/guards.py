@@ -126,6 +126,11 @@ class Guards:
             except Recoverable as fault:
                 self.log.info("%s: stop not replaced this cycle (%s)", symbol, fault.kind)
                 return
+            if current.order.id in self.book.orders:
+                # The exchange still shows it open (a cancel answered "not found" by mistake):
+                # the new one waits, or two would rest at once.
+                self.log.info("%s: old stop still open; replaced next cycle", symbol)
+                return
             position = self.book.positions.get(symbol)
             if position is None:
                 return  # the old stop had filled it

@@ -244,6 +244,8 @@ class OrderRouter:
             except Recoverable as fault:
                 self.log.warning("%s: resting stop not lifted (%s)", symbol, fault.kind)
                 return Placement(symbol, Side.SELL, fault=fault)
+            if tracked.order.id in self.book.orders:  # still open at the exchange
+                return Placement(symbol, Side.SELL, refused=f"{symbol}: resting stop not lifted")
         return None
 
     async def cancel_all(self, *, keep: Collection[str] = ()) -> tuple[int, list[str]]:

@@ -130,7 +130,9 @@ class Reconciler:
     ) -> Difference | None:
         order = tracked.order
         if not tracked.confirmed:
-            return await self._resolve_unconfirmed(tracked, by_client)
+            # Past an open circuit, as the sync itself: an exit in doubt must not wait behind
+            # a cooldown that scan traffic opened (a kill would hold for as long).
+            return await self._resolve_unconfirmed(tracked, by_client, gated=False)
         if order.id in open_on_exchange:
             seen = open_on_exchange[order.id]
             closed = self.book.update(seen)
@@ -140,7 +142,7 @@ class Reconciler:
                 )
             return Difference("position_closed", order.symbol, "exit filled") if closed else None
         try:
-            final = await self.connector.fetch_order(order.id, order.symbol)
+            final = await self.connector.fetch_order(order.id, order.symbol, gated=False)
         except Rejected as fault:
             if not self._gone(order, fault):
                 return Difference("unresolved", order.symbol, f"order {order.id}: {fault.kind}")

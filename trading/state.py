@@ -10,6 +10,7 @@ the condition ends, all cleared by /resume.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from trading.clock import Clock
 from trading.events import Emergency, EmergencyCleared, Notify, StateChanged
@@ -32,6 +33,9 @@ class TraderState:
         self.emergencies: set[str] = set()
         self.last_error: str | None = None
         self.aborted = False  # /abort was obeyed: the process ends, the trader does nothing more
+        # Told of every mode change before it is made (old, new, reason): the chaos referee
+        # checks each has a cause.
+        self.on_mode: Callable[[Mode, Mode, str], None] = lambda old, new, reason: None
 
     def restore(self) -> None:
         """The mode as the store remembers it (announced: the owner sees the trader come back
@@ -58,6 +62,7 @@ class TraderState:
         old = self.mode
         if new is old:
             return
+        self.on_mode(old, new, reason)
         now = self.clock.time()
         with self.store.transaction():  # the mode and what goes with it, or neither
             self.store.set_mode(self.label, str(new), now)
