@@ -17,7 +17,11 @@ ALLOWED = {
     "handlers": {"handlers", "trading"},
     "trading": {"trading"},
 }
-CCXT_HOMES = {"trading/venues/ccxt_venue.py", "trading/venues/ccxt_faults.py"}
+CCXT_HOMES = {
+    "trading/venues/ccxt_venue.py",
+    "trading/venues/ccxt_faults.py",
+    "trading/venues/feed.py",
+}
 TELEGRAM_PREFIX = "chatbot/"
 
 

@@ -9,12 +9,15 @@ a STOP_LOSS fills at the new price, a STOP_LOSS_LIMIT at its limit if the price 
 it, else it rests as a limit (status NEW, isWorking true). Only sell stops: the bot is long-only.
 
 Every change is written to `order_log`, so a test can check the exchange's own view, such as
-"never two live stops for one position" (`most_live_stops`).
+"never two live stops for one position" (`most_live_stops`), and told to each of `listeners`
+with the order as it stands then (as are price moves, with no order): what the websocket fake
+(tests/fakes/binance_ws.py) pushes.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -61,6 +64,10 @@ class Logged(NamedTuple):
     stop_price: float | None
 
 
+Listener = Callable[[str, str, dict | None], None]
+"""Told (action, symbol id, a copy of the order) for every change; ("price", symbol id, None)."""
+
+
 class SpotBook:
     """Free and locked balances per asset, and every order, by orderId."""
 
@@ -70,6 +77,7 @@ class SpotBook:
         self.locked: dict[str, float] = {}
         self.orders: dict[int, dict] = {}
         self.order_log: list[Logged] = []
+        self.listeners: list[Listener] = []
         self._ids = itertools.count(1000)
 
     def most_live_stops(self, symbol_id: str) -> int:
@@ -191,6 +199,7 @@ class SpotBook:
         """The market trades at `price`: stops it reaches trigger, limits it crosses fill."""
         m = self.markets[symbol_id]
         m.price = price
+        self._tell("price", symbol_id, None)
         for order in list(self.orders.values()):
             if order["symbol"] != symbol_id or order["status"] != "NEW":
                 continue
@@ -253,6 +262,11 @@ class SpotBook:
         stop = float(order["stopPrice"]) or None
         entry = Logged(now, action, order["orderId"], order["symbol"], order["type"], stop)
         self.order_log.append(entry)
+        self._tell(action, order["symbol"], dict(order))
+
+    def _tell(self, action: str, symbol_id: str, order: dict | None) -> None:
+        for listener in self.listeners:
+            listener(action, symbol_id, order)
 
 
 def _crosses(order: dict, price: float) -> bool:

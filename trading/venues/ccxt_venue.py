@@ -1,4 +1,5 @@
-"""The ccxt venue: with its fault translation (trading/venues/ccxt_faults.py), the only ccxt code.
+"""The ccxt venue: with its fault translation (trading/venues/ccxt_faults.py) and its websocket
+feed (trading/venues/feed.py), the only ccxt code.
 
 `CcxtVenue` is one exchange account over `ccxt.async_support`, implementing the Venue protocol
 of `trading/models.py`: it converts ccxt's structures into our dataclasses, and every call goes
@@ -194,8 +195,7 @@ class CcxtVenue:
 
     async def fetch_balance(self) -> Balance:
         async def run() -> Balance:
-            raw = await self._exchange.fetch_balance()
-            return Balance(free=_amounts(raw.get("free")), total=_amounts(raw.get("total")))
+            return _balance(await self._exchange.fetch_balance())
 
         return await self._call("fetch_balance", run)
 
@@ -346,7 +346,10 @@ class CcxtVenue:
             raise classify(e, self.label, "close", dialect=self.name, secrets=self._secrets) from e
 
 
-def _build(exchange_id: str, credentials: dict, recv_window_ms: int, config: dict) -> Any:
+def _build(
+    exchange_id: str, credentials: dict, recv_window_ms: int, config: dict, library: Any = ccxt
+) -> Any:
+    """A ccxt client of `library` (ccxt.async_support; ccxt.pro for the websocket feed)."""
     settings = ccxt.Exchange.deep_extend(
         {
             **{k: v for k, v in credentials.items() if v},
@@ -356,7 +359,7 @@ def _build(exchange_id: str, credentials: dict, recv_window_ms: int, config: dic
         config,
     )
     settings["enableRateLimit"] = True  # always: ccxt's limiter paces each exchange
-    exchange = getattr(ccxt, exchange_id)(settings)
+    exchange = getattr(library, exchange_id)(settings)
     record_answers(exchange)
     if exchange_id in _NONCE_IN_ORDER:
         _one_private_request_at_a_time(exchange)
@@ -443,6 +446,10 @@ def _ticker(raw: dict) -> Ticker | None:
         change_pct=_num(raw.get("percentage")) or 0.0,
         timestamp=timestamp / 1000 if timestamp else time.time(),
     )
+
+
+def _balance(raw: Mapping[str, Any]) -> Balance:
+    return Balance(free=_amounts(raw.get("free")), total=_amounts(raw.get("total")))
 
 
 def _amounts(raw: Mapping[str, Any] | None) -> dict[str, float]:

@@ -1,0 +1,264 @@
+"""The push side of a ccxt venue: one account's websockets through ccxt.pro. With
+trading/venues/ccxt_venue.py and trading/exchange_faults.py, the only ccxt code.
+
+A `VenueFeed` hands what the exchange pushes to an async callback as the dataclasses of
+trading/models.py: an `Order` for every change of an order (placed, filled, triggered,
+cancelled), the whole account's `Balance` after each change, and a `Ticker` for each of the
+symbols it was given. ccxt.pro may fold several changes of one order that arrive together into
+the latest: an `Order` is the order's state, not a delta. The REST sync stays the source of
+truth; the feed only lets the bot hear sooner.
+
+Its one task runs sessions: a fresh ccxt.pro client, built like `CcxtVenue`'s from the same
+credentials and config, loads the markets, then watch_orders, watch_balance and watch_tickers
+run side by side. Whichever of them fails ends the session: the client is closed and a new one
+connects after a capped exponential backoff, so nothing of a dead connection (subscriptions,
+cached orders, a balance snapshot gone stale) is carried over. Without credentials only the
+tickers are watched.
+
+A feed problem never reaches the caller as an exception, only as a state: `healthy` is True
+while a socket of the session is open and something (an event, a subscription's answer, a pong)
+arrived on it within `silence_limit`. ccxt pings twice per silence limit, so an account with
+nothing happening stays healthy and a dead socket is noticed and replaced. The log says each
+change of that state once: down (however many reconnections then fail), silent, back up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+import ccxt.pro
+
+from trading.models import Balance, Order, Ticker, account_label
+from trading.retry import backoff_delay
+from trading.venues.ccxt_faults import describe
+from trading.venues.ccxt_venue import _balance, _build, _order, _ticker
+
+FeedItem = Order | Balance | Ticker
+Deliver = Callable[[FeedItem], Awaitable[None]]
+# A ccxt.pro watch method, and how its result becomes our items.
+Watch = tuple[Callable[[], Awaitable[Any]], Callable[[Any], Iterable[FeedItem]]]
+
+# The ticker stream to watch where ccxt's default carries no bid and ask (binance: miniTicker).
+_TICKER_STREAM = {"binance": "ticker", "binanceus": "ticker"}
+
+log = logging.getLogger(__name__)
+
+
+class VenueFeed:
+    """One exchange account's websocket feed. `start()` it; `close()` it at shutdown."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        account: str,
+        deliver: Deliver,
+        *,
+        api_key: str | None = None,
+        secret: str | None = None,
+        password: str | None = None,
+        sandbox: bool = False,
+        recv_window_ms: int = 10_000,
+        config: dict | None = None,
+        symbols: Sequence[str] = (),
+        silence_limit: float = 60.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        self.name = exchange_id
+        self.label = account_label(exchange_id, account)
+        self.public_only = not (api_key or secret)
+        self.symbols = tuple(symbols)
+        self.silence_limit = silence_limit
+        self.last_event_at: float | None = None  # epoch seconds of the last event received
+        self._deliver = deliver
+        self._credentials = {"apiKey": api_key, "secret": secret, "password": password}
+        self._secrets = tuple(s for s in (api_key, secret, password) if s)
+        self._sandbox = sandbox
+        self._recv_window_ms = recv_window_ms
+        settings = _feed_settings(exchange_id, silence_limit)
+        self._config = ccxt.Exchange.deep_extend(config or {}, settings)
+        self._backoff = (backoff_base, backoff_cap)
+        self._client: Any = None  # the session's ccxt.pro client
+        self._session_start = 0.0
+        self._reported: bool | None = None  # the health the log last stated
+        self._inbox: asyncio.Queue[FeedItem] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    def __repr__(self) -> str:
+        return f"VenueFeed({self.label})"
+
+    @property
+    def healthy(self) -> bool:
+        heard = self._last_heard()
+        return heard is not None and time.time() - heard <= self.silence_limit
+
+    def start(self) -> None:
+        if self._task is None and (self.symbols or not self.public_only):
+            self._task = asyncio.create_task(self._run(), name=f"feed {self.label}")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    # --- sessions --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._hand_over())
+            group.create_task(self._stay_connected())
+
+    async def _stay_connected(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._session()
+            except Exception as e:
+                failures = 1 if self._reported else failures + 1
+                self._report(False, f"websocket feed down ({self._reason(e)}); reconnecting")
+            base, cap = self._backoff
+            await asyncio.sleep(backoff_delay(failures, base=base, cap=cap))
+
+    async def _session(self) -> None:
+        client = _build(self.name, self._credentials, self._recv_window_ms, self._config, ccxt.pro)
+        if self._sandbox:
+            client.set_sandbox_mode(True)
+        _retrieve_rejections(client)
+        self._client, self._session_start = client, time.time()
+        try:
+            await client.load_markets()
+            async with asyncio.TaskGroup() as group:
+                for watch in self._watches(client):
+                    group.create_task(self._watch(*watch))
+                group.create_task(self._monitor())
+        finally:
+            self._client = None
+            await _close(client)
+
+    def _watches(self, client: Any) -> list[Watch]:
+        watches: list[Watch] = []
+        if not self.public_only:
+            watches.append((client.watch_orders, lambda raw: [_order(o) for o in raw]))
+            watches.append((client.watch_balance, lambda raw: [_balance(raw)]))
+        if self.symbols:
+            symbols = list(self.symbols)
+            watches.append((lambda: client.watch_tickers(symbols), _tickers))
+        return watches
+
+    async def _watch(
+        self, watch: Callable[[], Awaitable[Any]], translate: Callable[[Any], Iterable[FeedItem]]
+    ) -> None:
+        # Nothing is awaited between two watches: ccxt resolves a watch only with what arrives
+        # after it was made, so a pause here would leave events waiting for the next one.
+        while True:
+            raw = await watch()
+            self.last_event_at = time.time()
+            for item in translate(raw):
+                self._inbox.put_nowait(item)
+
+    async def _monitor(self) -> None:
+        """Say in the log when the session comes up or falls silent."""
+        while True:
+            await asyncio.sleep(min(self.silence_limit / 4, 1.0))
+            heard = max(self._last_heard() or 0.0, self._session_start)
+            if time.time() - heard > self.silence_limit:
+                self._report(False, f"websocket feed silent for {self.silence_limit:g} s")
+            elif self.healthy:
+                self._report(True, "websocket feed up")
+
+    async def _hand_over(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            try:
+                await self._deliver(item)
+            except Exception:
+                log.exception("%s: the feed's receiver failed on %r", self.label, item)
+
+    # --- state -----------------------------------------------------------------------------
+
+    def _last_heard(self) -> float | None:
+        """When the newest frame arrived on an open socket of the session (ccxt stamps each
+        frame, pings and pongs included, in epoch milliseconds)."""
+        if self._client is None:
+            return None
+        stamps = [
+            c.last_message_at
+            for c in list(self._client.clients.values())
+            if not c.closed() and getattr(c, "last_message_at", None)
+        ]
+        return max(stamps) / 1000 if stamps else None
+
+    def _report(self, healthy: bool, message: str) -> None:
+        if healthy == self._reported:
+            return
+        self._reported = healthy
+        log.log(logging.INFO if healthy else logging.WARNING, "%s: %s", self.label, message)
+
+    def _reason(self, error: BaseException) -> str:
+        while isinstance(error, BaseExceptionGroup) and error.exceptions:
+            error = error.exceptions[0]
+        return describe(error, self._secrets)
+
+
+def _feed_settings(exchange_id: str, silence_limit: float) -> dict:
+    """ccxt settings of the feed's client: ping twice per silence limit (two unanswered pings
+    fail the socket), start the balance from a REST snapshot so each update is the whole
+    account, and the ticker stream with bid and ask."""
+    options: dict[str, Any] = {"watchBalance": {"fetchBalanceSnapshot": True}}
+    if exchange_id in _TICKER_STREAM:
+        options["watchTickers"] = {"name": _TICKER_STREAM[exchange_id]}
+    keep_alive = int(silence_limit * 1000 / 2)
+    return {"streaming": {"keepAlive": keep_alive, "maxPingPongMisses": 2}, "options": options}
+
+
+async def _close(client: Any) -> None:
+    """Close the client to the end even if cancelled meanwhile (a shutdown while reconnecting):
+    an interrupted close leaves its HTTP session open. A failure to close is no news: the
+    session is over either way."""
+    closing = asyncio.ensure_future(client.close())
+    closing.add_done_callback(_retrieve)
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await asyncio.wait([closing])
+        raise
+    except Exception:
+        pass
+
+
+def _retrieve_rejections(exchange: Any) -> None:
+    """Mark the futures ccxt.pro makes for the client's sockets and background tasks as having
+    their exception retrieved (whoever awaits one still gets it). Some nobody awaits: binance's
+    user-data subscription when the connection fails before it is answered, a balance snapshot
+    still loading when the session ends. asyncio would log each as an error, at every
+    reconnection."""
+    open_socket, spawn = exchange.client, exchange.spawn
+
+    def socket(url: str) -> Any:
+        ws = open_socket(url)
+        if "future" not in vars(ws):  # not wrapped yet: ccxt reuses a url's socket
+            make_future = ws.future
+            ws.future = lambda message_hash: _retrieved(make_future(message_hash))
+        return ws
+
+    exchange.client = socket
+    exchange.spawn = lambda method, *args: _retrieved(spawn(method, *args))
+
+
+def _retrieved(future: asyncio.Future) -> asyncio.Future:
+    future.add_done_callback(_retrieve)
+    return future
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _tickers(raw: dict) -> list[Ticker]:
+    return [t for t in map(_ticker, raw.values()) if t is not None]
