@@ -222,7 +222,7 @@ async def test_a_server_refusing_websockets_leaves_the_feed_unhealthy_with_one_l
     ws.refuse_upgrades = True
 
     feed = open_feed()
-    await eventually(lambda: ws.refused >= 3, 1.5, "the feed trying again")
+    await eventually(lambda: ws.refused >= 2, 5.0, "the feed trying again")
 
     assert not feed.healthy
     gc.collect()  # asyncio reports a future's exception nobody retrieved when it is collected
