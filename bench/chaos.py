@@ -13,8 +13,8 @@ that fail, answers lost after the order took effect, bugs in the venue and the s
 retryable answers at random on any call), commands arrive before or during cycles (every mode
 command in every mode the trader reaches), the user trades by hand beside the bot, and the
 bot's process ends now and then (a crash at a store write, a kill at a random moment, a clean
-shutdown mid-cycle) and restarts from the store. The machinery is bench/chaos_lib.py; the
-invariants are trading/chaos.py. A seed reproduces its run exactly: the digest printed per seed
+shutdown mid-cycle) and restarts from the store. The machinery is sim/chaos/soak.py; the
+invariants are sim/chaos/referee.py. A seed reproduces its run exactly: the digest printed per seed
 is the same every time (the hash seed is pinned for that).
 """
 
@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chaos_lib import run_seed
-from trading.chaos import SeedReport
-from trading.chaos_causes import MODE_COMMANDS
+from sim.chaos.causes import MODE_COMMANDS
+from sim.chaos.referee import SeedReport
+from sim.chaos.soak import run_seed
 from trading.modes import Mode
 
 

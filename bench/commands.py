@@ -3,7 +3,7 @@
     python bench/commands.py [--pings 200] [--accounts 10] [--markets 50] [--interval 1.0]
                              [--gap 0.05]
 
-The real python-telegram-bot Application polls a loopback fake Bot API (tests/fakes) and every
+The real python-telegram-bot Application polls a loopback fake Bot API (sim/fakes) and every
 command goes through the real Dispatcher. Each round trip is timed from the moment the fake
 queues `/ping` to the moment it receives the bot's sendMessage: getUpdates, PTB's dispatch, the
 handler and the reply. It is measured twice on real time: with no account, and with N paper
@@ -31,7 +31,7 @@ from chatbot.config import Secret, TelegramSettings
 from chatbot.telegram import TelegramTransport
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 from trading.clock import RealClock
 from trading.connector import Connector
 from trading.desk import Desk

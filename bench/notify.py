@@ -35,8 +35,8 @@ import httpx
 from chatbot.notifier import Notifier
 from chatbot.pagers import NtfyPager
 from chatbot.senders import TelegramSender
-from tests.fakes.pager import FakePagers
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.pager import FakePagers
+from sim.fakes.telegram_api import FakeTelegramAPI
 from trading.clock import RealClock
 from trading.events import Emergency, TradeClosed
 

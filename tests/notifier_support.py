@@ -13,8 +13,8 @@ from chatbot.notifier import Notifier
 from chatbot.pagers import NtfyPager, PushoverPager
 from chatbot.senders import TelegramSender
 from sim.clock import FakeClock
-from tests.fakes.pager import FakePagers
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.pager import FakePagers
+from sim.fakes.telegram_api import FakeTelegramAPI
 from trading.clock import RealClock
 from trading.events import (
     Emergency,

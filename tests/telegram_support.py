@@ -12,7 +12,7 @@ import pytest
 from chatbot.config import Secret, TelegramSettings
 from chatbot.telegram import TelegramTransport
 from sim.clock import FakeClock
-from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI
+from sim.fakes.telegram_api import ApiCall, FakeTelegramAPI
 from tests.handlers_support import Office, make_office
 from trading.venues.paper import PaperExchange
 

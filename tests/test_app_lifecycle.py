@@ -18,9 +18,9 @@ import pytest
 
 from chatbot.app import Bot, build, serve
 from chatbot.config import load_settings
+from sim.fakes.binance import ACCOUNT, FakeBinance
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
-from tests.fakes.binance import ACCOUNT, FakeBinance
-from tests.fakes.telegram_api import FakeTelegramAPI
 from trading.clock import RealClock
 from trading.connector import Connector
 from trading.engine import Trader

@@ -17,7 +17,7 @@ from chatbot.app import _shutdown, build
 from chatbot.config import load_settings
 from chatbot.scheduling import new_scheduler
 from chatbot.venues import build_venues
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 from trading.events import Emergency
 
 CHAT, OWNER = 4242, 7

@@ -9,7 +9,7 @@ import pytest
 
 from chatbot.app import run
 from chatbot.config import load_settings
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 
 CHAT, OWNER = 4242, 7
 

@@ -99,8 +99,25 @@ def test_no_simulated_clock_or_referee_in_the_product():
         f"{_rel(path)}: {node.name}"
         for package in PRODUCT
         for path in _modules(package)
-        if not _rel(path).startswith("trading/chaos")
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name in names
     ]
     assert found == []
+
+
+def test_the_test_bench_stands_apart_from_tests_and_benchmarks():
+    """sim/ serves tests/ and bench/ alike; neither folder imports the other."""
+    wrong = [
+        f"{_rel(path)} imports {name}"
+        for folder, banned in (("sim", {"tests", "bench"}), ("bench", {"tests"}))
+        for path in _modules(folder)
+        for name in _imports(path)
+        if name.split(".")[0] in banned
+    ]
+    wrong += [
+        f"{_rel(path)} imports {name}"
+        for path in _modules("tests")
+        for name in _imports(path)
+        if name.split(".")[0] == "bench"
+    ]
+    assert wrong == []

@@ -19,7 +19,7 @@ import trading.manual
 import trading.operations
 import trading.orders
 import trading.store
-from bench.chaos_lib import run_seed
+from sim.chaos.soak import run_seed
 from trading.errors import Fatal, Transient
 from trading.models import Side
 from trading.modes import Mode

@@ -10,7 +10,7 @@ import pytest
 from chatbot.check import run_check
 from chatbot.config import load_settings
 from sim.clock import FakeClock
-from tests.fakes.binance import ACCOUNT, ORDER, FakeBinance
+from sim.fakes.binance import ACCOUNT, ORDER, FakeBinance
 
 
 @pytest.fixture

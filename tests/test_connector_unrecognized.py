@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from sim.clock import FakeClock
+from sim.fakes.binance import ACCOUNT, DISCONNECTED, ORDER, SERVER_BUSY, TICKER_24HR, FakeBinance
 from tests.connector_support import Recorder
-from tests.fakes.binance import ACCOUNT, DISCONNECTED, ORDER, SERVER_BUSY, TICKER_24HR, FakeBinance
 from trading.connector import Connector
 from trading.errors import Closed, Fatal, Fault, Transient, Unrecognized
 from trading.models import OrderRequest, OrderType, Side

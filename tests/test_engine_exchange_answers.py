@@ -9,14 +9,14 @@ from dataclasses import replace
 import pytest
 
 from sim.clock import FakeClock
-from tests.engine_support import SETTINGS, ScriptedStrategy
-from tests.fakes.binance import (
+from sim.fakes.binance import (
     ACCOUNT,
     DISCONNECTED,
     SERVER_BUSY,
     TICKER_24HR,
     FakeBinance,
 )
+from tests.engine_support import SETTINGS, ScriptedStrategy
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Closed

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from sim.clock import FakeClock
-from tests.fakes.binance import (
+from sim.fakes.binance import (
     ACCOUNT,
     EXCHANGE_INFO,
     KLINES,

@@ -11,8 +11,7 @@ import time
 import pytest
 
 from sim.clock import FakeClock
-from tests.engine_support import SETTINGS, ScriptedStrategy
-from tests.fakes.kraken import (
+from sim.fakes.kraken import (
     ADD_ORDER,
     ASSET_PAIRS,
     ASSETS_PATH,
@@ -25,6 +24,7 @@ from tests.fakes.kraken import (
     TIME,
     FakeKraken,
 )
+from tests.engine_support import SETTINGS, ScriptedStrategy
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import (

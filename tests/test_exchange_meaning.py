@@ -9,7 +9,7 @@ import json
 import ccxt.async_support as ccxt_async
 import pytest
 
-from tests.fakes.binance import (
+from sim.fakes.binance import (
     ACCOUNT,
     DISCONNECTED,
     ORDER,

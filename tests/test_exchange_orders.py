@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from sim.clock import FakeClock
-from tests.fakes.capture import CaptureServer
+from sim.fakes.capture import CaptureServer
 from trading.book import Book
 from trading.errors import Rejected
 from trading.models import OrderRequest, OrderStatus, OrderType, Side

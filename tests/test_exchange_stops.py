@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.binance import ORDER, FakeBinance
+from sim.fakes.binance import ORDER, FakeBinance
 from trading.errors import Rejected
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.venues.ccxt_venue import CcxtVenue, spot_stop_types

@@ -9,9 +9,9 @@ import asyncio
 import time
 
 from sim.clock import FakeClock
+from sim.fakes.binance import FakeBinance
+from sim.fakes.kraken import ENDPOINTS, FakeKraken
 from tests.engine_support import SETTINGS, ScriptedStrategy
-from tests.fakes.binance import FakeBinance
-from tests.fakes.kraken import ENDPOINTS, FakeKraken
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import Emergency, StateChanged, TradeClosed

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.fakes.binance import ACCOUNT, FakeBinance
-from tests.fakes.binance_ws import FakeBinanceWs
+from sim.fakes.binance import ACCOUNT, FakeBinance
+from sim.fakes.binance_ws import FakeBinanceWs
 from trading.models import Balance, Order, OrderRequest, OrderStatus, OrderType, Side, Ticker
 from trading.venues.ccxt_venue import CcxtVenue
 from trading.venues.feed import FeedItem, VenueFeed

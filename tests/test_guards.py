@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 
 from sim.clock import FakeClock
+from sim.fakes.binance import FakeBinance
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
-from tests.fakes.binance import FakeBinance
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Transient

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BOT = [sys.executable, "-m", "tests.fakes.offline", "chatbot"]
+BOT = [sys.executable, "-m", "sim.fakes.offline", "chatbot"]
 
 
 def bot_env(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:

@@ -20,8 +20,8 @@ from chatbot.policy import NotifyPolicy
 from chatbot.senders import TelegramSender
 from handlers.messages import format_event
 from sim.clock import LoopClock, run_simulated
-from tests.fakes.pager import FakePagers
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.pager import FakePagers
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.notifier_support import (  # noqa: F401 (fixtures by name)
     ACC,
     CHAT,

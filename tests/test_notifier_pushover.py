@@ -12,7 +12,7 @@ from chatbot.notifier import Notifier
 from chatbot.pagers import PushoverPager
 from chatbot.senders import ConsoleSender
 from sim.clock import LoopClock, run_simulated
-from tests.fakes.pager import FakePagers
+from sim.fakes.pager import FakePagers
 from tests.notifier_support import (  # noqa: F401 (fixtures by name)
     ACC,
     CHAT,

@@ -21,7 +21,7 @@ from chatbot.pagers import (
 )
 from chatbot.senders import Message
 from sim.clock import FakeClock
-from tests.fakes.pager import FakePagers
+from sim.fakes.pager import FakePagers
 
 ALERT = Message(
     "🚨 <b>EMERGENCY</b> · binance:master\nkill not flat: 2 positions &amp; 1 order",

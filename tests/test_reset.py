@@ -18,8 +18,8 @@ from handlers.context import Context
 from handlers.dispatch import Dispatcher
 from handlers.reply import plain
 from sim.clock import FakeClock
+from sim.fakes.binance import ORDER, FakeBinance
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
-from tests.fakes.binance import ORDER, FakeBinance
 from tests.handlers_support import make_office
 from trading.connector import Connector
 from trading.desk import Desk

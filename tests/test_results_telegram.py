@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.telegram_support import api_fixture, polling, say  # noqa: F401 (fixture)
 from tests.test_results import trade_history
 from trading.modes import Mode

@@ -22,7 +22,7 @@ from chatbot.senders import (
     utf16_len,
 )
 from sim.clock import FakeClock
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 
 CHAT = 4242
 GROUP = -1001234

@@ -11,7 +11,7 @@ from telegram.error import NetworkError
 from chatbot.telegram import TelegramTransport
 from handlers.table import COMMANDS
 from sim.clock import FakeClock
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.handlers_support import make_office
 from tests.telegram_support import CHAT, OWNER, StallingPaper, polling, say, settings_for
 from trading.modes import Mode

@@ -10,7 +10,7 @@ import pytest
 
 from chatbot.telegram import TelegramTransport, file_url
 from sim.clock import FakeClock
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.handlers_support import make_office
 from tests.telegram_support import (  # noqa: F401 (fixtures)
     CHAT,

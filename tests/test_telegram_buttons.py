@@ -4,7 +4,7 @@ loopback fake Bot API; edits are held back so the second tap lands while the fir
 
 from __future__ import annotations
 
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.telegram_support import (  # noqa: F401 (fixtures)
     CHAT,
     OWNER,

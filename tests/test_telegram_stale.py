@@ -9,7 +9,7 @@ import time
 import pytest
 
 from chatbot.telegram_guard import TelegramTime
-from tests.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.telegram_support import (  # noqa: F401 (fixtures)
     CHAT,
     OWNER,

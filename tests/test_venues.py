@@ -9,7 +9,7 @@ import pytest
 from chatbot.config import load_settings
 from chatbot.venues import build_venues, channel_refusal
 from sim.clock import FakeClock
-from tests.fakes.binance import ORDER, FakeBinance
+from sim.fakes.binance import ORDER, FakeBinance
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.venues.ccxt_venue import CcxtVenue
 from trading.venues.paper import PaperExchange

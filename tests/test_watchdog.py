@@ -15,10 +15,10 @@ from chatbot.health import HealthServer
 from chatbot.watchdog import build
 from chatbot.watchdog_poll import KEY
 from sim.clock import FakeClock
+from sim.fakes.http import LoopbackServer
+from sim.fakes.pager import FakePagers
+from sim.fakes.telegram_api import FakeTelegramAPI
 from tests.engine_support import ScriptedStrategy, make_rig
-from tests.fakes.http import LoopbackServer
-from tests.fakes.pager import FakePagers
-from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_health import GatedFeed
 from trading.desk import Desk
 from trading.venues.paper import PaperExchange

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import ccxt.async_support as ccxt
 from aiohttp import web
 
-from tests.fakes.http import LoopbackServer
+from sim.fakes.http import LoopbackServer
 
 
 @dataclass(frozen=True)

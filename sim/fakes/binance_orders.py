@@ -1,4 +1,4 @@
-"""The account side of the fake Binance (tests/fakes/binance.py): balances and a tiny order book.
+"""The account side of the fake Binance (sim/fakes/binance.py): balances and a tiny order book.
 
 Orders are answered with Binance spot's own fields. MARKET fills at once at the market price;
 LIMIT rests until the price crosses it. STOP_LOSS and STOP_LOSS_LIMIT sells take `stopPrice`
@@ -11,7 +11,7 @@ it, else it rests as a limit (status NEW, isWorking true). Only sell stops: the 
 Every change is written to `order_log`, so a test can check the exchange's own view, such as
 "never two live stops for one position" (`most_live_stops`), and told to each of `listeners`
 with the order as it stands then (as are price moves, with no order): what the websocket fake
-(tests/fakes/binance_ws.py) pushes.
+(sim/fakes/binance_ws.py) pushes.
 """
 
 from __future__ import annotations

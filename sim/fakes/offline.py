@@ -1,4 +1,4 @@
-"""Run a module with no network beyond 127.0.0.1: `python -m tests.fakes.offline chatbot`.
+"""Run a module with no network beyond 127.0.0.1: `python -m sim.fakes.offline chatbot`.
 
 A subprocess test of a process that must not reach an exchange runs it under this guard, so
 a regression fails the test instead of touching the internet. Every name lookup or connection

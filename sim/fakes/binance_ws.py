@@ -1,6 +1,6 @@
 """A loopback fake of Binance spot's websockets that ccxt.pro's real binance client can talk to.
 
-It rides on the REST fake (tests/fakes/binance.py) and pushes what its order book does, so an
+It rides on the REST fake (sim/fakes/binance.py) and pushes what its order book does, so an
 order created, filled, triggered or cancelled through REST (or by `set_price`) reaches the socket:
 
 - the user data stream, as ccxt.pro subscribes to it for spot: on the WebSocket API
@@ -41,9 +41,9 @@ from urllib.parse import urlsplit
 import ccxt.pro
 from aiohttp import WSMsgType, web
 
-from tests.fakes.binance import FakeBinance
-from tests.fakes.binance_orders import BinanceError
-from tests.fakes.http import LoopbackServer
+from sim.fakes.binance import FakeBinance
+from sim.fakes.binance_orders import BinanceError
+from sim.fakes.http import LoopbackServer
 
 USER_STREAM = "/ws-api/ws-api/v3"  # from wss://ws-api.binance.com:443/ws-api/v3
 MARKET_STREAM = "/stream/ws/{index}"  # from wss://stream.binance.com:9443/ws, plus ccxt's index

@@ -1,6 +1,6 @@
 """The chaos referee's pages: every Fatal fault, dead-switch entry and halt produces an emergency
 event, every emergency reaches the sender, and every bug trips the dead switch. The Monitor
-(trading/chaos.py) holds one `Alarms`, feeds it what it sees and settles it after each cycle.
+(sim/chaos/referee.py) holds one `Alarms`, feeds it what it sees and settles it after each cycle.
 """
 
 from __future__ import annotations

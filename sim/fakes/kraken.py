@@ -2,7 +2,7 @@
 
 Public (GET): Time, Assets, AssetPairs, Ticker, OHLC. Private (POST, form-encoded): BalanceEx,
 OpenOrders, ClosedOrders, QueryOrders, AddOrder, CancelOrder, CancelAll, CancelAllOrdersAfter
-(the account side is tests/fakes/kraken_orders.py). Every answer is Kraken's envelope,
+(the account side is sim/fakes/kraken_orders.py). Every answer is Kraken's envelope,
 {"error": [...], "result": ...}, with HTTP 200 even for errors, as Kraken does.
 
 A private call is checked like Kraken checks it: the API-Key header, then API-Sign (base64 of
@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from tests.fakes.binance import loopback_urls
-from tests.fakes.kraken_orders import ASSETS, FakePair, KrakenError, KrakenOrder, SpotBook
+from sim.fakes.binance import loopback_urls
+from sim.fakes.kraken_orders import ASSETS, FakePair, KrakenError, KrakenOrder, SpotBook
 from trading.clock import Clock, RealClock
 
 PUBLIC, PRIVATE = "/0/public/", "/0/private/"

@@ -26,12 +26,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from bench.chaos_actors import ChaosStrategy
-from bench.chaos_faults import ChaosVenue
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
+from sim.chaos.actors import ChaosStrategy
+from sim.chaos.faults import ChaosVenue
+from sim.chaos.referee import Crash, Monitor, ObservedConnector, ObservedTrader
 from sim.clock import LoopClock
-from trading.chaos import Crash, Monitor, ObservedConnector, ObservedTrader
 from trading.desk import Desk
 from trading.settings import TradingSettings
 from trading.store import Store

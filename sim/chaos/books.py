@@ -1,5 +1,5 @@
 """The chaos referee's accounts: what the exchange holds against what the bot remembers, and
-what belongs to the user, which the bot never touches. The Monitor (trading/chaos.py) holds one
+what belongs to the user, which the bot never touches. The Monitor (sim/chaos/referee.py) holds one
 `Books` and calls it where each check can be made.
 
     every buy, when sent         never takes the bot's positions above MAX_POSITIONS or its
@@ -37,7 +37,7 @@ Violation = Callable[[str, str], None]
 
 
 class Outsider(Protocol):
-    """The account's owner trading by hand beside the bot (bench/chaos_actors.py's User)."""
+    """The account's owner trading by hand beside the bot (sim/chaos/actors.py's User)."""
 
     coins: dict[str, float]  # currency -> amount held outside the bot, never sold by it
     orders: dict[str, str]  # id -> symbol of the resting orders only the user may cancel

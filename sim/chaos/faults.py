@@ -4,7 +4,7 @@ decides, cycle by cycle, which ones to throw.
     PaperExchange <- ChaosVenue    faults at the connector interface, every order audited
     FaultPlanner                   what goes wrong before each cycle, from the seed's own rng
 
-The soak that drives them is bench/chaos_lib.py.
+The soak that drives them is sim/chaos/soak.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bench.chaos_actors import ChaosStrategy
-from trading.chaos import ChaosBug, Crash, Monitor
+from sim.chaos.actors import ChaosStrategy
+from sim.chaos.referee import ChaosBug, Crash, Monitor
 from trading.clock import Clock
 from trading.errors import (
     ClockRejected,
@@ -50,7 +50,7 @@ FaultMaker = Callable[[str], BaseException]
 
 
 class Alive(Protocol):
-    """The bot process a call comes from (bench/chaos_process.py's Life)."""
+    """The bot process a call comes from (sim/chaos/process.py's Life)."""
 
     alive: bool
 

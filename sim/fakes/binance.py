@@ -3,7 +3,7 @@
 It serves the handful of endpoints the bot uses (exchangeInfo, ticker/24hr, klines, time,
 account, openOrders, order), checks the API key, the HMAC signature and the timestamp window
 like Binance does (a skewed server clock answers -1021), keeps a tiny order book of its own
-(tests/fakes/binance_orders.py: market orders fill at once, limit orders rest until the price
+(sim/fakes/binance_orders.py: market orders fill at once, limit orders rest until the price
 crosses, STOP_LOSS / STOP_LOSS_LIMIT sells rest until `set_price` reaches their stopPrice, every
 change in `order_log`) and can be scripted to fail: an HTML 404 for a retired endpoint, an
 unknown error code, Binance's own error answers (SERVER_BUSY, DISCONNECTED, UNKNOWN), a 429 with
@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 import ccxt.async_support as ccxt
 from aiohttp import web
 
-from tests.fakes.binance_orders import BinanceError, FakeMarket, Logged, SpotBook
+from sim.fakes.binance_orders import BinanceError, FakeMarket, Logged, SpotBook
 
 EXCHANGE_INFO = "/api/v3/exchangeInfo"
 TICKER_24HR = "/api/v3/ticker/24hr"

@@ -1,5 +1,5 @@
 """The chaos soak's referee: the Monitor that checks the invariants of issue 7 while the whole
-bot runs under random faults, commands, crashes and restarts (`bench/chaos_lib.py` builds that
+bot runs under random faults, commands, crashes and restarts (`sim/chaos/soak.py` builds that
 world: the chaos venue, strategy, notifier, command handlers and the bot's processes; nothing in
 the running bot imports this module). ObservedTrader is the real Trader with hooks: after every
 successful sync it lets the Monitor compare the book, the store and the exchange, and it tells
@@ -10,14 +10,14 @@ The invariants, each checked where it can be seen first:
     every order, when the bot sends it     buys only while RUNNING and never for a banned symbol;
                                            no order at all while PAUSED or HALTED, only manual
                                            sells while STOPPED, only exits while KILLED/FAILSAFE;
-                                           each has a reason (trading/chaos_causes.py); a buy
+                                           each has a reason (sim/chaos/causes.py); a buy
                                            never takes positions above MAX_POSITIONS or exposure
-                                           above MAX_EXPOSURE (trading/chaos_books.py)
+                                           above MAX_EXPOSURE (sim/chaos/books.py)
     every mode change and mode command     has a cause, is answered as the mode table says
-                                           (trading/chaos_causes.py)
+                                           (sim/chaos/causes.py)
     after every successful sync            the store mirrors the book, and the book the exchange
                                            (after a restart: every fill and trade recorded once,
-                                           trading/chaos_books.py)
+                                           sim/chaos/books.py)
     at the end of every cycle              every Fatal fault, dead-switch entry and halt has
                                            produced an emergency event, and every emergency
                                            has reached the sender; every bug has tripped
@@ -41,11 +41,11 @@ from collections import Counter
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from sim.chaos.alarms import Alarms
+from sim.chaos.books import Books, Outsider, open_exchange_orders, ours_by_id
+from sim.chaos.causes import COMMAND, Causes, Errand
+from sim.chaos.observed import FaultyVenue, ObservedConnector, ObservedTrader
 from trading.book import client_id_purpose
-from trading.chaos_alarms import Alarms
-from trading.chaos_books import Books, Outsider, open_exchange_orders, ours_by_id
-from trading.chaos_causes import COMMAND, Causes, Errand
-from trading.chaos_observed import FaultyVenue, ObservedConnector, ObservedTrader
 from trading.clock import Clock
 from trading.engine import Trader
 from trading.events import Event

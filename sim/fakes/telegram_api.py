@@ -19,7 +19,7 @@ multipart when a file goes along) whose non-string values are JSON-encoded; `par
 decoded: chat_id and message_id as int, disable_notification as bool, reply_markup as a dict,
 while free text (text, caption, data, parse_mode...) stays a string. A JSON body works too.
 
-Trouble is scripted per method (see tests/fakes/http.py): `fail_next(method, status=429,
+Trouble is scripted per method (see sim/fakes/http.py): `fail_next(method, status=429,
 json=api.flood(5))` is Telegram's flood control (PTB raises RetryAfter), `fail_next(method,
 status=500)` a server error (NetworkError), `drop_next(method)` a dropped connection,
 `stall(method)` holds requests until `release(method)`. Failed calls are recorded too, with
@@ -40,7 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.http import LoopbackServer
+from sim.fakes.http import LoopbackServer
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
 # Values PTB sends as plain strings; every other form field is JSON-encoded by PTB.

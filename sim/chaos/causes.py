@@ -1,5 +1,5 @@
 """The chaos referee's reasons: every change of mode and every order the bot sends must have one,
-and every mode command is answered as the mode table says. The Monitor (trading/chaos.py) holds
+and every mode command is answered as the mode table says. The Monitor (sim/chaos/referee.py) holds
 one `Causes` and feeds it what it sees.
 
     a mode entered       FAILSAFE or HALTED: an injected Fatal or bug moments before, or no

@@ -1,4 +1,4 @@
-"""The real bot, observed by the chaos referee (trading/chaos.py): a Connector that remembers
+"""The real bot, observed by the chaos referee (sim/chaos/referee.py): a Connector that remembers
 what the exchange looked like when each sync began, and a Trader that, after every successful
 sync, lets the Monitor compare its book, the store and the exchange, and tells it every mode
 change and every mode command with the mode it met. Nothing else differs from the bot."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trading.chaos_causes import COMMAND
+from sim.chaos.causes import COMMAND
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.models import AccountState
@@ -18,11 +18,11 @@ from trading.results import KillResult, ModeResult
 from trading.venues.paper import PaperExchange
 
 if TYPE_CHECKING:
-    from trading.chaos import Monitor
+    from sim.chaos.referee import Monitor
 
 
 class FaultyVenue(Protocol):
-    """What the Monitor reads of the chaos venue (bench/chaos_faults.py)."""
+    """What the Monitor reads of the chaos venue (sim/chaos/faults.py)."""
 
     paper: PaperExchange
     created: int  # orders sent so far

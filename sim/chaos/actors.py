@@ -3,7 +3,7 @@ planner arms a bug); the owner, who sends random commands through the command ta
 them, else through the trader's operations, and sees that every mode command meets every mode;
 and the owner again on the exchange's website, holding coins and resting orders beside the bot.
 
-The soak that drives them is bench/chaos_lib.py.
+The soak that drives them is sim/chaos/soak.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Mapping
 
 from handlers.dispatch import Dispatcher
-from trading.chaos import ChaosBug, Monitor
-from trading.chaos_causes import MODE_COMMANDS
+from sim.chaos.causes import MODE_COMMANDS
+from sim.chaos.referee import ChaosBug, Monitor
 from trading.engine import Trader
 from trading.errors import Fault
 from trading.models import Market, OrderRequest, OrderType, Position, Side, Ticker

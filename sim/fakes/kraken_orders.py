@@ -1,4 +1,4 @@
-"""The account side of the fake Kraken (tests/fakes/kraken.py): balances by Kraken's asset ids
+"""The account side of the fake Kraken (sim/fakes/kraken.py): balances by Kraken's asset ids
 and a small spot order book, answered with Kraken's own fields.
 
 AddOrder takes market and limit orders (the fake takes no stop types: the bot places none on

@@ -17,14 +17,14 @@ variant.
                                          clean shutdown mid-cycle; then it restarts
 
 This module runs one seed, cycle by cycle, and returns its report; the venue and the fault
-planner are in bench/chaos_faults.py, the strategy, the commander and the user in
-bench/chaos_actors.py, the processes and their endings in bench/chaos_process.py (all
+planner are in sim/chaos/faults.py, the strategy, the commander and the user in
+sim/chaos/actors.py, the processes and their endings in sim/chaos/process.py (all
 importable from here too).
 
 A seed fixes everything (market, settings, faults, commands and their timing). On a
 VirtualTimeLoop nothing really sleeps and concurrent waits overlap as in real time, so a seed
 reproduces its run: `python bench/chaos.py --seed N`. The invariants, and the Monitor that
-checks them, are in trading/chaos.py.
+checks them, are in sim/chaos/referee.py.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ import random
 import time
 from dataclasses import dataclass
 
-from bench.chaos_actors import ChaosStrategy, Commander, User
-from bench.chaos_faults import (
+from chatbot.notifier import Notifier
+from chatbot.senders import Message
+from sim.chaos.actors import ChaosStrategy, Commander, User
+from sim.chaos.faults import (
     READ_CALLS,
     RETIRE_RATE,
     SIGNED_CALLS,
@@ -43,7 +45,7 @@ from bench.chaos_faults import (
     FaultMaker,
     FaultPlanner,
 )
-from bench.chaos_process import (
+from sim.chaos.process import (
     CrashingStore,
     Ending,
     Endings,
@@ -54,10 +56,8 @@ from bench.chaos_process import (
     shut_down,
     stopped,
 )
-from chatbot.notifier import Notifier
-from chatbot.senders import Message
+from sim.chaos.referee import Monitor, SeedReport
 from sim.clock import LoopClock, run_simulated
-from trading.chaos import Monitor, SeedReport
 from trading.engine import Trader
 from trading.settings import TradingSettings
 from trading.venues.market_sim import SyntheticFeed

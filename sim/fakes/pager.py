@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.http import LoopbackServer
+from sim.fakes.http import LoopbackServer
 
 
 @dataclass
