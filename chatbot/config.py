@@ -33,7 +33,7 @@ from chatbot.config_channels import (
 from chatbot.config_reader import FALSE, ConfigError, Reader, Secret, unknown_variables
 from trading.settings import PaperSettings, TradingSettings
 from trading.strategies import available_strategies
-from trading.venues.ccxt_venue import known_exchange_ids
+from trading.venues.ccxt_exchanges import known_exchange_ids
 
 __all__ = [
     "PAPER",

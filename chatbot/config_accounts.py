@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chatbot.config_reader import Reader, Secret
-from trading.venues.ccxt_venue import known_exchange_ids, required_credentials, supports_sandbox
+from trading.venues.ccxt_exchanges import known_exchange_ids, required_credentials, supports_sandbox
 
 PAPER = "paper"
 # ccxt credential name -> our variable suffix

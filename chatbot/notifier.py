@@ -12,7 +12,8 @@ lane or drops and counts. It never awaits, never raises and never grows memory w
 One sender task owns all Telegram/console sending, so ordering and flood limits live in one
 place. Each pager has its own small worker, because a siren must not wait behind a Telegram
 flood wait, and one failing pager must not delay another; their jobs are coalesced per key too.
-The alarms' state (coalescing, repeats, /ack) and the pagers are chatbot/emergencies.py's.
+The alarms' state (coalescing, repeats, /ack) and the pagers are chatbot/emergencies.py's; the
+delivery to the senders, held by Telegram's flood wait, is chatbot/delivery.py's.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chatbot.config import NotifySettings
+from chatbot.delivery import Delivery
 from chatbot.emergencies import ActiveEmergency, Alarm, Emergencies
-from chatbot.pagers import Pager, brief
+from chatbot.pagers import Pager
 from chatbot.policy import DayLedger, NotifyPolicy
-from chatbot.senders import Message, SendDeferred, Sender
+from chatbot.senders import Message, Sender
 from chatbot.tasks import cancel_all, woken
 from handlers.messages import format_dropped, format_event
 from trading.clock import Clock
@@ -93,7 +95,7 @@ class Notifier:
         page_attempts: int = 6,
         page_backoff: float = 2.0,
     ) -> None:
-        self._senders = list(senders)
+        self._delivery = Delivery(senders, clock)
         self._clock = clock
         self._policy = policy or NotifyPolicy()
         self._queue_size = max(1, queue_size)
@@ -113,9 +115,8 @@ class Notifier:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
-        self._hold_until = 0.0
         self._dropped = self._unreported_dropped = self._stale = self._unreported_stale = 0
-        self._sent = self._send_failures = self._internal_errors = 0
+        self._internal_errors = 0
         self.day = DayLedger()
 
     @classmethod
@@ -242,13 +243,13 @@ class Notifier:
             if self._has_due():
                 continue
             # Wake on new events, and at least every second for repeats and flood waits.
-            await woken(self._wake, min(1.0, max(0.0, self._hold_until - self._now())) or 1.0)
+            await woken(self._wake, min(1.0, self._delivery.hold_left()) or 1.0)
 
     async def _flush_senders(self) -> None:
         async with self._lock:
             for _ in range(MAX_STEPS):
-                if self._held():
-                    await self._clock.sleep(self._hold_until - self._now())
+                if self._delivery.held():
+                    await self._clock.sleep(self._delivery.hold_left())
                 elif self._has_due():
                     await self._deliver_due()
                 else:
@@ -257,15 +258,12 @@ class Notifier:
     def _now(self) -> float:
         return self._clock.monotonic()
 
-    def _held(self) -> bool:
-        return self._now() < self._hold_until
-
     def _backlog(self) -> int:
         lanes = len(self._urgent) + len(self._reports) + len(self._normal)
         return self._emergencies.backlog() + lanes
 
     def _has_due(self) -> bool:
-        if self._held():
+        if self._delivery.held():
             return False
         return bool(
             self._emergencies.due()
@@ -280,7 +278,7 @@ class Notifier:
         """Send what is due, most urgent first, until nothing is due or a flood wait holds."""
         for _ in range(MAX_STEPS):
             self._emergencies.page_repeats()
-            if self._held():
+            if self._delivery.held():
                 return
             alarm = self._emergencies.due()
             if alarm is not None:
@@ -295,9 +293,8 @@ class Notifier:
                 return
 
     async def _send_alarm(self, alarm: Alarm) -> None:
-        remaining, deferred, delivered = await self._send_to(
-            alarm.todo or self._senders, self._emergencies.message(alarm)
-        )
+        message = self._emergencies.message(alarm)
+        remaining, deferred, delivered = await self._delivery.send(message, alarm.todo)
         alarm.todo = remaining if deferred else None
         if not deferred:
             self._emergencies.sent(alarm, delivered)
@@ -314,7 +311,7 @@ class Notifier:
         if dropped or stale:
             text = f"{format_dropped(dropped, stale)}\n{text}"
         message = Message(text, silent=item.silent, key=item.key)
-        remaining, deferred, _ = await self._send_to(item.todo or self._senders, message)
+        remaining, deferred, _ = await self._delivery.send(message, item.todo)
         if deferred:
             item.todo = remaining
             return
@@ -323,9 +320,8 @@ class Notifier:
 
     async def _send_notice(self) -> None:
         dropped, stale = self._unreported()
-        _, deferred, _ = await self._send_to(
-            self._senders, Message(format_dropped(dropped, stale), silent=True)
-        )
+        notice = Message(format_dropped(dropped, stale), silent=True)
+        _, deferred, _ = await self._delivery.send(notice)
         if not deferred:
             self._reported(dropped, stale)  # even if it failed: a notice must not loop
 
@@ -335,30 +331,6 @@ class Notifier:
     def _reported(self, dropped: int, stale: int) -> None:
         self._unreported_dropped -= dropped
         self._unreported_stale -= stale
-
-    async def _send_to(
-        self, senders: Sequence[Sender], message: Message
-    ) -> tuple[list[Sender], bool, bool]:
-        """Deliver to each sender in turn. Returns (senders left, deferred, delivered to any)."""
-        remaining = list(senders)
-        delivered = False
-        while remaining:
-            sender = remaining[0]
-            try:
-                await sender.send(message)
-            except SendDeferred as exc:
-                self._hold_until = max(self._hold_until, self._now() + exc.wait)
-                return remaining, True, delivered
-            except Exception as exc:
-                self._send_failures += 1
-                name = type(sender).__name__
-                log.warning("%s could not deliver a notification: %s", name, brief(exc))
-            else:
-                delivered = True
-            remaining.pop(0)
-        if delivered:
-            self._sent += 1
-        return [], False, delivered
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -371,14 +343,14 @@ class Notifier:
             dropped_total=self._dropped,
             dropped_since_report=self._unreported_dropped,
             stale_dropped=self._stale,
-            sent=self._sent,
-            send_failures=self._send_failures,
+            sent=self._delivery.sent,
+            send_failures=self._delivery.failures,
             pages_sent=self._emergencies.pages_sent,
             page_failures=self._emergencies.page_failures,
             emergencies_raised=self._emergencies.raised,
             active_emergencies=self._emergencies.active(),
             day_counts=dict(self.day.counts),
-            flood_wait=max(0.0, self._hold_until - self._now()),
+            flood_wait=self._delivery.hold_left(),
             internal_errors=self._internal_errors,
         )
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from chatbot.config import PAPER, AccountSettings, Secret, Settings
 from trading.clock import Clock, RealClock, ScaledClock
 from trading.models import Venue, account_label
-from trading.venues.ccxt_venue import CcxtVenue, supports_cancel_all_after
+from trading.venues.ccxt_exchanges import supports_cancel_all_after
+from trading.venues.ccxt_venue import CcxtVenue
 from trading.venues.paper import PaperExchange
 from trading.venues.paper_state import PaperState, state_path
 

@@ -20,6 +20,8 @@ ALLOWED = {
 CCXT_HOMES = {
     "trading/venues/ccxt_venue.py",
     "trading/venues/ccxt_faults.py",
+    "trading/venues/ccxt_exchanges.py",
+    "trading/venues/ccxt_parse.py",
     "trading/venues/feed.py",
 }
 TELEGRAM_PREFIX = "chatbot/"

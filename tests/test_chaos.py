@@ -19,6 +19,7 @@ import trading.manual
 import trading.operations
 import trading.orders
 import trading.store
+import trading.venue_calls
 from sim.chaos.soak import run_seed
 from trading.errors import Fatal, Transient
 from trading.models import Side
@@ -120,7 +121,7 @@ def test_the_referee_sees_a_kill_that_never_gets_out(monkeypatch):
 
 def test_the_referee_sees_a_retryable_answer_that_flattens_the_account(monkeypatch):
     """Binance's -1008 "server busy" taken for a Fatal: the failsafe sells for no reason."""
-    counted = trading.connector.Connector._counted
+    counted = trading.venue_calls.VenueCalls._counted
 
     async def server_busy_is_fatal(self, call, fn, quiet):
         try:
@@ -130,7 +131,7 @@ def test_the_referee_sees_a_retryable_answer_that_flattens_the_account(monkeypat
                 raise
             raise Fatal(fault.message, venue=fault.venue, call=call) from fault
 
-    monkeypatch.setattr(trading.connector.Connector, "_counted", server_busy_is_fatal)
+    monkeypatch.setattr(trading.venue_calls.VenueCalls, "_counted", server_busy_is_fatal)
     assert caught("mode changed without a cause", "an order nobody asked for")
 
 

@@ -20,9 +20,9 @@ from tests.connector_support import (
     notes_fixture,  # noqa: F401
     venue_fixture,  # noqa: F401
 )
-from trading.connector import OutcomeUnknown
 from trading.errors import DuplicateOrder, Fatal, RateLimited, Rejected, Transient
 from trading.models import Order, OrderStatus
+from trading.sending import OutcomeUnknown
 
 # ------------------------------------------------------------------ order placement
 

@@ -21,9 +21,9 @@ from tests.connector_support import (
     open_circuit,
     venue_fixture,  # noqa: F401
 )
-from trading.connector import CircuitOpen
 from trading.errors import Fatal, RateLimited, Rejected, Transient
 from trading.models import OrderStatus
+from trading.venue_calls import CircuitOpen
 
 # ------------------------------------------------------------------ reads and retries
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from chatbot.config import known_names
 from chatbot.config_reader import unknown_variables
-from trading.venues.ccxt_venue import known_exchange_ids
+from trading.venues.ccxt_exchanges import known_exchange_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables the code reads by name (credentials are families, documented by example).

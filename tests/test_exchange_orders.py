@@ -16,7 +16,8 @@ from trading.errors import Rejected
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.modes import Purpose
 from trading.store import Store
-from trading.venues.ccxt_venue import CcxtVenue, market_buy_needs_price
+from trading.venues.ccxt_exchanges import market_buy_needs_price
+from trading.venues.ccxt_venue import CcxtVenue
 
 CID = Book(
     "t", store=Store(), clock=FakeClock(), notify=lambda event: None, quote="USDT", markets=dict

@@ -9,7 +9,8 @@ import pytest
 from sim.fakes.binance import ORDER, FakeBinance
 from trading.errors import Rejected
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
-from trading.venues.ccxt_venue import CcxtVenue, spot_stop_types
+from trading.venues.ccxt_exchanges import spot_stop_types
+from trading.venues.ccxt_venue import CcxtVenue
 
 BTC = "BTC/USDT"
 

@@ -4,18 +4,17 @@ import time
 
 import pytest
 
-import trading.store as store_module
+import trading.store_schema as schema_module
 from trading.models import Order, OrderStatus, OrderType, Position, Side
 from trading.store import (
-    SCHEMA_VERSION,
     AuditEntry,
     Ban,
     ClosedTrade,
     EquityCurve,
     EquityPoint,
     Store,
-    StoreError,
 )
+from trading.store_schema import SCHEMA_VERSION, StoreError
 
 ACCOUNT = "paper:main"
 T0 = 1_700_000_000.0
@@ -412,8 +411,8 @@ def test_older_file_is_migrated_in_order_and_keeps_its_records(tmp_path, monkeyp
     def add_note_column(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE bans ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION, add_note_column)
+    monkeypatch.setattr(schema_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema_module.MIGRATIONS, SCHEMA_VERSION, add_note_column)
     with Store(path) as new:
         assert new.schema_version == SCHEMA_VERSION + 1
         assert "DOGE/USDT" in new.bans(ACCOUNT)
@@ -429,8 +428,8 @@ def test_failed_migration_leaves_the_file_at_its_old_version(tmp_path, monkeypat
         db.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("migration bug")
 
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION, broken)
+    monkeypatch.setattr(schema_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema_module.MIGRATIONS, SCHEMA_VERSION, broken)
     with pytest.raises(RuntimeError, match="migration bug"):
         Store(path)
     monkeypatch.undo()

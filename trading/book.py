@@ -6,23 +6,21 @@ Fills are applied as deltas of an order's `filled` over what the store recorded,
 (the placement answer, a sync, a cancel), so a fill is never counted twice. A position is closed
 in one ClosedTrade when what is left of it is dust; that round trip is what the loop guard counts.
 
-Each change is one store transaction, so a crash (SIGKILL) leaves the store as it was before the
-change or after it, never in between: a placement (placeholder expired, exchange order recorded,
-any fill applied); a fill (the order's `filled`, the position, its fees and exits, the trade it
-may close); a close (the position deleted and its trade recorded, the trade only if the store
-still held the position, so no exit is recorded twice). If a change raises, the store rolls it
-back and the book in memory returns to where it was; what a change announces (a trade opened or
-closed) goes out once it is committed.
+Each change is whole (trading/book_change.py: one store transaction, rolled back in memory too,
+announced once committed): a placement (placeholder expired, exchange order recorded, any fill
+applied); a fill (the order's `filled`, the position, its fees and exits, the trade it may
+close); a close (the position deleted and its trade recorded, the trade only if the store still
+held the position, so no exit is recorded twice).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
+from trading.book_change import Changes
 from trading.client_ids import CLIENT_ID_PREFIX, ClientIds, client_id_purpose
 from trading.clock import Clock
 from trading.events import Notify, TradeClosed, TradeOpened
@@ -62,24 +60,6 @@ class Tracked:
     @property
     def client_id(self) -> str:
         return self.order.client_order_id or self.order.id
-
-
-class _Memory:
-    """The book in memory before a change, to go back to if the store rolls the change back.
-    Restored in place: callers hold the book's dicts and Tracked objects across a change."""
-
-    def __init__(self, book: Book) -> None:
-        kept = (book.positions, book.orders, book.free, book.last_exit_at, book.exits)
-        self._dicts = [(live, dict(live)) for live in kept]
-        self._tracked = [(t, replace(t)) for t in book.orders.values()]
-
-    def restore(self) -> None:
-        for live, saved in self._dicts:
-            live.clear()
-            live.update(saved)
-        for tracked, saved in self._tracked:
-            for f in fields(Tracked):
-                setattr(tracked, f.name, getattr(saved, f.name))
 
 
 class Book:
@@ -126,8 +106,14 @@ class Book:
             price_of=price_of or (lambda symbol: None),
             log=self.log,
         )
-        self._changing = False
-        self._announcements: list[Callable[[], None]] = []  # once the change is committed
+        # A rolled-back change restores these in place: callers hold them across a change.
+        self._changes = Changes(
+            store,
+            lambda: (
+                (self.positions, self.orders, self.free, self.last_exit_at, self.exits),
+                self.orders.values(),
+            ),
+        )
         self._ids = ClientIds(clock)
 
     # -- loading
@@ -151,31 +137,6 @@ class Book:
             )
         for trade in self.store.trades(self.label, since=since):
             self._exited(trade.symbol, trade.closed_at)
-
-    # -- one change at a time
-
-    @contextmanager
-    def _change(self) -> Iterator[None]:
-        """One change of the book: its writes are one store transaction, its announcements go
-        out once that is committed, and if anything raises the book in memory goes back to what
-        it was. A change made inside another joins it."""
-        if self._changing:
-            yield
-            return
-        before = _Memory(self)
-        self._changing = True
-        try:
-            with self.store.transaction():
-                yield
-        except BaseException:
-            before.restore()
-            self._announcements.clear()
-            raise
-        finally:
-            self._changing = False
-        announcements, self._announcements = self._announcements, []
-        for announce in announcements:
-            announce()
 
     # -- placing
 
@@ -209,7 +170,7 @@ class Book:
         tracked = Tracked(
             placeholder, purpose, request.side, reason, stop_loss, take_profit, confirmed=False
         )
-        with self._change():
+        with self._changes.change():
             if purpose == Purpose.ENTRY or stop_loss is not None or take_profit is not None:
                 intent = {"reason": reason, "stop_loss": stop_loss, "take_profit": take_profit}
                 self.store.set_meta(f"intent:{self.label}:{cid}", json.dumps(intent))
@@ -223,7 +184,7 @@ class Book:
             # A lookup by client id (a sync, a kill's) adopted it while this answer was on its
             # way: older news of an order the book follows already.
             return self.update(order)
-        with self._change():
+        with self._changes.change():
             old_id = tracked.order.id
             self.orders.pop(old_id, None)
             if old_id != order.id:
@@ -241,7 +202,7 @@ class Book:
     def not_placed(self, tracked: Tracked, why: str) -> None:
         """The order never reached the book of the exchange."""
         failed = replace(tracked.order, status=OrderStatus.REJECTED)
-        with self._change():
+        with self._changes.change():
             self.store.save_order(self.label, failed, tracked.purpose, at=self.clock.time())
             self.orders.pop(tracked.order.id, None)
         self.log.info("%s %s not placed: %s", tracked.purpose, tracked.order.symbol, why)
@@ -255,7 +216,7 @@ class Book:
         tracked = self.orders.get(order.id)
         if tracked is None:
             return []
-        with self._change():
+        with self._changes.change():
             delta = order.filled - self._recorded_fill(order)
             if delta < -EPSILON:
                 return []  # an older look at the order than the one recorded: nothing new
@@ -273,7 +234,7 @@ class Book:
                 self._fills.adjust(self.free, order.symbol, tracked.reserved)  # free again
                 tracked.reserved = 0.0
                 if tracked.side is Side.BUY and order.filled > EPSILON:
-                    self._announcements.append(lambda: self._announce_entry(tracked, order))
+                    self._changes.announce(lambda: self._announce_entry(tracked, order))
         return closed
 
     def _recorded_fill(self, order: Order) -> float:
@@ -320,14 +281,14 @@ class Book:
         """Close a position: what its exits sold, plus what is left (dust, or a balance gone
         outside the bot) valued at `price`. None when the store no longer held it: closed
         already, and recorded then."""
-        with self._change():
+        with self._changes.change():
             position = self.positions.pop(symbol)
             if not self.store.delete_position(self.label, symbol):
                 self.log.error("%s was closed already: no second trade recorded", symbol)
                 return None
             trade = self._fills.close(position, price, reason, self.clock.time())
             self._exited(symbol, self.market_time())
-            self._announcements.append(lambda: self._announce_close(trade))
+            self._changes.announce(lambda: self._announce_close(trade))
         return trade
 
     def _exited(self, symbol: str, at: float) -> None:
@@ -342,17 +303,16 @@ class Book:
 
     def move_stop(self, symbol: str, stop_loss: float) -> None:
         """A new stop-loss for a position (trailing, break-even): its guard follows next."""
-        position = replace(self.positions[symbol], stop_loss=stop_loss)
-        with self._change():
-            self.store.save_position(position)
-            self.positions[symbol] = position
+        self._revise(replace(self.positions[symbol], stop_loss=stop_loss))
 
     def shrink(self, symbol: str, amount: float) -> None:
         """The balance holds less than the position: the position is what is really there."""
-        position = replace(self.positions[symbol], amount=amount)
-        with self._change():
+        self._revise(replace(self.positions[symbol], amount=amount))
+
+    def _revise(self, position: Position) -> None:
+        with self._changes.change():
             self.store.save_position(position)
-            self.positions[symbol] = position
+            self.positions[position.symbol] = position
 
     # -- views
 

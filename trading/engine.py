@@ -91,9 +91,7 @@ class Trader:
             settings=settings,
             snapshot=self.snapshot,
             log=log,
-            # Requests per second the venue allows, when it says (the paper exchange's bucket);
-            # ccxt paces live requests itself.
-            order_rate=order_rate or _venue_rate(connector),
+            order_rate=order_rate or connector.order_rate(),
         )
         self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
         self.exits = Exits(
@@ -395,13 +393,9 @@ class Trader:
 
     def knows_symbol(self, symbol: str) -> bool:
         return symbol in self.connector.markets
+
     def leftovers(self) -> list[str]:
         return self.account.leftovers()
 
     def price(self, symbol: str) -> float:
         return self.account.price(symbol)
-
-
-def _venue_rate(connector: Connector) -> float | None:
-    rate = getattr(connector.venue, "rate_limit", None)
-    return float(rate) if isinstance(rate, int | float) and rate > 0 else None

@@ -19,7 +19,7 @@ from trading.errors import Fault
 from trading.models import Balance, OrderStatus
 from trading.parts import Parts
 from trading.results import ResetResult
-from trading.store import StoreError
+from trading.store_schema import StoreError
 from trading.venues.paper import PaperExchange
 from trading.venues.paper_state import PaperStateError
 

@@ -1,46 +1,12 @@
-"""What the store remembers: its tables (version 1; later versions are migrations in
-trading/store.py), and the frozen values read from them: orders with their purpose, closed
-trades, bans, equity snapshots and the audit log. trading/store.py reads and writes them, and is
-where the rest of the code imports them from."""
+"""What the store remembers, as the frozen values read from its tables (trading/store_schema.py):
+orders with their purpose, closed trades, bans, equity snapshots and the audit log.
+trading/store.py reads and writes them, and is where the rest of the code imports them from."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from trading.models import Order, OrderStatus, OrderType, Side
-
-SCHEMA_V1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE positions (
-    account TEXT NOT NULL, symbol TEXT NOT NULL, amount REAL NOT NULL,
-    entry_price REAL NOT NULL, opened_at REAL NOT NULL, stop_loss REAL, take_profit REAL,
-    entry_order_id TEXT, PRIMARY KEY (account, symbol));
-CREATE TABLE orders (
-    account TEXT NOT NULL, id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
-    type TEXT NOT NULL, amount REAL NOT NULL, filled REAL NOT NULL, status TEXT NOT NULL,
-    timestamp REAL NOT NULL, client_order_id TEXT, price REAL, average REAL,
-    fee_cost REAL NOT NULL, fee_currency TEXT, purpose TEXT NOT NULL, updated_at REAL NOT NULL,
-    PRIMARY KEY (account, id));
-CREATE INDEX orders_open ON orders (account, status);
-CREATE INDEX orders_client ON orders (client_order_id);
-CREATE TABLE trades (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, symbol TEXT NOT NULL,
-    amount REAL NOT NULL, entry_price REAL NOT NULL, exit_price REAL NOT NULL,
-    opened_at REAL NOT NULL, closed_at REAL NOT NULL, pnl REAL NOT NULL, fees REAL NOT NULL,
-    reason TEXT NOT NULL);
-CREATE INDEX trades_closed ON trades (closed_at);
-CREATE TABLE bans (
-    account TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL,
-    auto INTEGER NOT NULL, PRIMARY KEY (account, symbol));
-CREATE TABLE modes (account TEXT PRIMARY KEY, mode TEXT NOT NULL, at REAL NOT NULL);
-CREATE TABLE equity (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, at REAL NOT NULL,
-    equity REAL NOT NULL, exposure REAL NOT NULL);
-CREATE INDEX equity_at ON equity (account, at);
-CREATE TABLE audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL,
-    command TEXT NOT NULL, args TEXT NOT NULL, result TEXT NOT NULL);
-"""
 
 
 @dataclass(frozen=True)

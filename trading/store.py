@@ -16,18 +16,19 @@ is always current; a file written before this rule is thinned the same way once,
 A write commits on its own, unless a `transaction()` is open: then it joins it, and the whole
 logical change (an order placed, a fill, a close) commits at once or not at all. A process killed
 in the middle leaves the file as it was before the change began, never half of it.
+
+The tables and their migrations are trading/store_schema.py's; a file is upgraded when opened.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from trading.models import Order, OrderStatus, Position
 from trading.records import (
-    SCHEMA_V1,
     AuditEntry,
     Ban,
     ClosedTrade,
@@ -36,12 +37,9 @@ from trading.records import (
     StoredOrder,
     stored_order,
 )
+from trading.store_schema import StoreError, migrate, schema_version
 
-SCHEMA_VERSION = 2
 FILE_NAME = "bot.sqlite3"
-# Why an order was placed. Not enforced: a record with an odd purpose is better than a failed
-# write after the order already went out.
-PURPOSES = ("entry", "exit", "stop", "kill", "manual", "failsafe")
 EQUITY_STEP = 60.0  # seconds: one equity snapshot per account and clock minute (the latest)
 
 # The thinned equity curve: for each bucket boundary b_k = t0 + k * w (k = 0 .. n, the last one
@@ -56,23 +54,6 @@ SELECT DISTINCT e.account, e.at, e.equity, e.exposure FROM b JOIN equity e ON e.
     ORDER BY at DESC, seq DESC LIMIT 1)
 ORDER BY e.at, e.seq
 """
-
-# MIGRATIONS[n] upgrades a file from version n to n + 1, inside one transaction with the version
-# bump; a new file is created at version 1 and migrated like any other. A file newer than this
-# code is refused rather than guessed at: an older release must not half-understand a newer
-# one's records.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    # 2: a resting stop's trigger; who opened a position (a manual one is the owner's to exit)
-    1: lambda db: db.executescript(
-        "ALTER TABLE orders ADD COLUMN stop_price REAL;"
-        "ALTER TABLE positions ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;"
-    ),
-}
-
-
-class StoreError(Exception):
-    """The file cannot be used (written by a newer version, or not this bot's database), or a
-    transaction was rolled back because a part of it failed."""
 
 
 class Store:
@@ -91,7 +72,7 @@ class Store:
                 # a power cut, which is worth a few milliseconds per write.
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
-            self._migrate()
+            migrate(self._db, self.path)
             self._thin_old_equity()
         except BaseException:
             self._db.close()
@@ -115,35 +96,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        value = self.get_meta("schema_version")
-        return int(value) if value is not None else 0
-
-    def _migrate(self) -> None:
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
-        if not tables:  # a new file: version 1, then every migration, like any old file
-            self._db.executescript(
-                f"BEGIN; {SCHEMA_V1} INSERT INTO meta VALUES ('schema_version', '1'); COMMIT;"
-            )
-        elif "meta" not in tables:
-            raise StoreError(f"{self.path} is not this bot's database (no meta table)")
-        version = self.schema_version
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}; this code knows up to "
-                f"{SCHEMA_VERSION}: upgrade the bot instead of downgrading the data"
-            )
-        while version < SCHEMA_VERSION:
-            # An explicit BEGIN: sqlite3 would otherwise autocommit each DDL statement, and a
-            # migration half applied under the old version number could not be re-run.
-            self._db.execute("BEGIN")
-            try:
-                MIGRATIONS[version](self._db)
-                self._set_version(version + 1)
-            except BaseException:
-                self._db.rollback()
-                raise
-            self._db.commit()
-            version += 1
+        return schema_version(self._db)
 
     def _thin_old_equity(self) -> None:
         # A file from before the one-a-minute rule may hold a snapshot a second: keep what
@@ -162,12 +115,6 @@ class Store:
             self._db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('equity_step', ?)", (step,)
             )
-
-    def _set_version(self, version: int) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(version),),
-        )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -34,8 +34,9 @@ import ccxt.pro
 
 from trading.models import Balance, Order, Ticker, account_label
 from trading.retry import backoff_delay
+from trading.venues.ccxt_exchanges import build
 from trading.venues.ccxt_faults import describe
-from trading.venues.ccxt_venue import _balance, _build, _order, _ticker
+from trading.venues.ccxt_parse import to_balance, to_order, to_ticker
 
 FeedItem = Order | Balance | Ticker
 Deliver = Callable[[FeedItem], Awaitable[None]]
@@ -125,7 +126,7 @@ class VenueFeed:
             await asyncio.sleep(backoff_delay(failures, base=base, cap=cap))
 
     async def _session(self) -> None:
-        client = _build(self.name, self._credentials, self._recv_window_ms, self._config, ccxt.pro)
+        client = build(self.name, self._credentials, self._recv_window_ms, self._config, ccxt.pro)
         if self._sandbox:
             client.set_sandbox_mode(True)
         _retrieve_rejections(client)
@@ -143,8 +144,8 @@ class VenueFeed:
     def _watches(self, client: Any) -> list[Watch]:
         watches: list[Watch] = []
         if not self.public_only:
-            watches.append((client.watch_orders, lambda raw: [_order(o) for o in raw]))
-            watches.append((client.watch_balance, lambda raw: [_balance(raw)]))
+            watches.append((client.watch_orders, lambda raw: [to_order(o) for o in raw]))
+            watches.append((client.watch_balance, lambda raw: [to_balance(raw)]))
         if self.symbols:
             symbols = list(self.symbols)
             watches.append((lambda: client.watch_tickers(symbols), _tickers))
@@ -261,4 +262,4 @@ def _retrieve(future: asyncio.Future) -> None:
 
 
 def _tickers(raw: dict) -> list[Ticker]:
-    return [t for t in map(_ticker, raw.values()) if t is not None]
+    return [t for t in map(to_ticker, raw.values()) if t is not None]

@@ -1,28 +1,21 @@
 """Market data for the paper exchange: the `MarketFeed` interface and `SyntheticFeed`, an
 offline universe whose prices are deterministic from a seed.
 
-A synthetic price path is built in three layers, each generated lazily and seeded by
-(seed, symbol, position) alone, so the universe is the same whatever order markets are asked in
-and a 2,000-market screen only pays for what it reads:
+The universe (names, reference prices, volatilities, lot sizes, a few halted markets) is drawn
+here; each market's price path is trading/venues/price_path.py's. What an exchange shows is read
+from the paths:
 
-    day blocks   24 hourly log returns with regimes (trend up, trend down, calm, noisy) that
-                 switch at random, hourly volumes; chained forward and backward from an anchor
-                 day, so history reaches back as far as anyone asks
-    hour detail  a 1-minute random walk pinned to the hour's return (a Brownian bridge), minute
-                 volumes that add up to the hour's, wicks; kept in a bounded LRU
-    candles      1m from the detail, everything larger merged from 1m (completed hours cached);
-                 the last candle is the one forming at clock.time(), interpolated within the
-                 minute so prices move between candle closes
-
-Tickers read the price at `now` and 24 h ago; the 24 h quote volume is summed per hour.
+    candles      1m from the path's hour detail, everything larger merged from 1m (completed
+                 hours cached); the last candle is the one forming at clock.time(), interpolated
+                 within the minute so prices move between candle closes
+    tickers      the price at `now` and 24 h ago, bid and ask around it on the tick; the 24 h
+                 quote volume summed per hour
 """
 
 from __future__ import annotations
 
 import math
 import random
-from array import array
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -30,6 +23,7 @@ from typing import Protocol
 from trading.clock import Clock
 from trading.errors import Rejected
 from trading.models import TIMEFRAME_SECONDS, Candle, Market, Ticker
+from trading.venues.price_path import Path, PricePaths, Spec
 
 
 class MarketFeed(Protocol):
@@ -55,54 +49,17 @@ _MAJORS = (
 _ALWAYS_ACTIVE = 8  # the first markets are never halted
 _INACTIVE_BLOCK = 20  # after them, one inactive market in every block of 20
 _MINUTES_PER_YEAR = 525_600
-# regime -> (drift sign, volatility multiplier); weights of drawing it
-_REGIMES = ((1.0, 1.0), (-1.0, 1.0), (0.0, 0.6), (0.0, 1.6))
-_REGIME_WEIGHTS = (0.27, 0.23, 0.3, 0.2)
-_SWITCH_PER_HOUR = 0.1
 MAX_CANDLES = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    """What never changes about one market's price process."""
-
-    index: int
-    logp0: float  # log price at the anchor day's start
-    sigma: float  # per-minute volatility of log price
-    trend: float  # hourly drift in a trend regime, in hourly sigmas
-    hour_volume: float  # typical base volume per hour
-    half_spread: float  # fraction of price
-    tick: float
-    tick_digits: int
-
-
-@dataclass(slots=True)
-class _Day:
-    """24 hours of one market at hourly resolution; cum[i] is the log price at hour i's start."""
-
-    cum: array
-    ret: array
-    sig: array  # per-minute sigma within each hour
-    vol: array  # base volume per hour
-    qv: array  # quote volume per hour (volume at the hour's mid price)
 
 
 @dataclass(slots=True)
 class _Series:
-    spec: _Spec
-    days: dict[int, _Day] = field(default_factory=dict)
+    """One market: its price path, and what is cached of reading it."""
+
+    path: Path
     hours: dict[int, Candle] = field(default_factory=dict)  # completed hour candles
-    shocks: list[tuple[float, float]] = field(default_factory=list)  # (at, factor)
     # (hour, its quote volume, that of 24 h before, the sum of the 23 hours between)
     window: tuple[int, float, float, float] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Detail:
-    lp: array  # 61 log prices at minute boundaries
-    vol: array  # 60 minute volumes
-    up: array  # 60 upper wicks, log units
-    dn: array  # 60 lower wicks, log units
 
 
 def _pow10(exponent: int) -> float:
@@ -134,16 +91,18 @@ class SyntheticFeed:
         self._seed = seed
         self._quote = quote
         self._clock = clock
-        self._anchor_day = int(clock.time() // 86_400)
-        self._rng = random.Random()  # reseeded before every use: order never matters
         self._markets: dict[str, Market] = {}
-        self._specs: dict[str, _Spec] = {}
+        self._specs: dict[str, Spec] = {}
         self._series: dict[str, _Series] = {}
         # Tickers read two hours of detail per market; room for an hour's turnover of them.
-        self._lru: OrderedDict[tuple[int, int], _Detail] = OrderedDict()
         self._lru_size = 4 * markets + 2_048
+        self._paths = self._draw(int(clock.time() // 86_400))
         for index, base in enumerate(self._bases(markets)):
             self._add_market(index, base)
+
+    def _draw(self, anchor_day: int) -> PricePaths:
+        """The paths, chained from `anchor_day`, with nothing drawn yet."""
+        return PricePaths(seed=self._seed, anchor_day=anchor_day, lru_size=self._lru_size)
 
     # -- the universe ---------------------------------------------------------------------
 
@@ -191,7 +150,7 @@ class SyntheticFeed:
             amount_step=amount_step,
             price_step=_pow10(tick_exp),
         )
-        self._specs[symbol] = _Spec(
+        self._specs[symbol] = Spec(
             index=index,
             logp0=math.log(price),
             sigma=annual_vol / math.sqrt(_MINUTES_PER_YEAR),
@@ -208,7 +167,7 @@ class SyntheticFeed:
             spec = self._specs.get(symbol)
             if spec is None:
                 raise Rejected(f"unknown symbol {symbol}", venue="paper", call="market data")
-            series = self._series[symbol] = _Series(spec)
+            series = self._series[symbol] = _Series(Path(spec))
         return series
 
     # -- the feed interface -----------------------------------------------------------------
@@ -237,26 +196,27 @@ class SyntheticFeed:
 
     def price(self, symbol: str, at: float | None = None) -> float:
         """The mid price at `at` (default now), unrounded."""
-        return self._price(self._get(symbol), self._clock.time() if at is None else at)
+        path = self._get(symbol).path
+        return self._paths.price(path, self._clock.time() if at is None else at)
 
     def first_touch(self, symbol: str, level: float, since: float, until: float) -> Ticker | None:
         """The ticker at the first moment in [since, until] the mid price is at or below `level`,
         if there is one: where the path falls through `level`, or just after a shock that gaps
         below it. The log price is linear between minute boundaries and shocks, so those edges
         are all there is to check (candle wicks are drawn, not traded)."""
-        series = self._get(symbol)
-        edges = {since, until, *(at for at, _ in series.shocks if since < at <= until)}
+        path = self._get(symbol).path
+        edges = {since, until, *(at for at, _ in path.shocks if since < at <= until)}
         edges.update(60.0 * m for m in range(math.floor(since / 60) + 1, math.ceil(until / 60)))
         target = math.log(level)
         previous: tuple[float, float] | None = None  # (edge, log price just after it)
         for edge in sorted(edges):
             if previous is not None:
                 start, high = previous
-                low = math.log(self._price(series, edge, inclusive=False))
+                low = math.log(self._paths.price(path, edge, inclusive=False))
                 if low <= target:  # fell through it: where, by the log-linear path
                     crossed = start + (edge - start) * (high - target) / (high - low)
                     return self._ticker(symbol, crossed)
-            after = math.log(self._price(series, edge))
+            after = math.log(self._paths.price(path, edge))
             if after <= target:
                 return self._ticker(symbol, edge)
             previous = (edge, after)
@@ -266,7 +226,7 @@ class SyntheticFeed:
         """Move the market's price path by `pct` percent (-10 = down 10 %) from now on."""
         if pct <= -100.0:
             raise ValueError(f"a shock of {pct} % would take the price to zero or below")
-        self._get(symbol).shocks.append((self._clock.time(), 1.0 + pct / 100.0))
+        self._get(symbol).path.shocks.append((self._clock.time(), 1.0 + pct / 100.0))
 
     # -- what a restart needs to draw the same paths ----------------------------------------------
 
@@ -278,24 +238,24 @@ class SyntheticFeed:
     def state(self) -> dict[str, object]:
         """The anchor day (paths chain from it, so it is fixed at the first start, not at every
         start) and the shocks; everything else is derived from the identity and cached."""
-        shocks = {s: [list(x) for x in series.shocks] for s, series in self._series.items()}
-        return {"anchor_day": self._anchor_day, "shocks": {s: x for s, x in shocks.items() if x}}
+        shocks = {s: [list(x) for x in series.path.shocks] for s, series in self._series.items()}
+        anchor_day = self._paths.anchor_day
+        return {"anchor_day": anchor_day, "shocks": {s: x for s, x in shocks.items() if x}}
 
     def restore(self, state: dict) -> None:
         """Continue the paths `state()` described."""
-        self._anchor_day = int(state["anchor_day"])
+        self._paths = self._draw(int(state["anchor_day"]))
         self._series.clear()
-        self._lru.clear()
         for symbol, shocks in state["shocks"].items():
-            self._get(symbol).shocks = [(float(at), float(k)) for at, k in shocks]
+            self._get(symbol).path.shocks = [(float(at), float(k)) for at, k in shocks]
 
     # -- prices --------------------------------------------------------------------------------
 
     def _ticker(self, symbol: str, now: float) -> Ticker:
         series = self._get(symbol)
-        spec = series.spec
-        mid = self._price(series, now)
-        day_ago = self._price(series, now - 86_400)
+        spec = series.path.spec
+        mid = self._paths.price(series.path, now)
+        day_ago = self._paths.price(series.path, now - 86_400)
         tick, digits = spec.tick, spec.tick_digits
         bid = round(math.floor(mid * (1.0 - spec.half_spread) / tick) * tick, digits)
         ask = round(math.ceil(mid * (1.0 + spec.half_spread) / tick) * tick, digits)
@@ -311,16 +271,6 @@ class SyntheticFeed:
             timestamp=now,
         )
 
-    def _price(self, series: _Series, at: float, *, inclusive: bool = True) -> float:
-        """The mid price at `at`: after a shock made at that moment, or (inclusive=False) just
-        before it."""
-        minute = math.floor(at / 60)
-        detail = self._detail(series, minute // 60)
-        j = minute % 60
-        frac = (at - minute * 60) / 60
-        log_price = detail.lp[j] + frac * (detail.lp[j + 1] - detail.lp[j])
-        return math.exp(log_price) * self._factor(series, at, inclusive=inclusive)
-
     def _quote_volume(self, series: _Series, now: float) -> float:
         hour = math.floor(now / 3600)
         window = series.window
@@ -332,15 +282,7 @@ class SyntheticFeed:
         return window[1] * inside + window[2] * (1 - inside) + window[3]
 
     def _hour_qv(self, series: _Series, hour: int) -> float:
-        return self._day(series, hour // 24).qv[hour % 24]
-
-    @staticmethod
-    def _factor(series: _Series, at: float, *, inclusive: bool) -> float:
-        factor = 1.0
-        for when, k in series.shocks:
-            if when < at or (inclusive and when == at):
-                factor *= k
-        return factor
+        return self._paths.day(series.path, hour // 24).qv[hour % 24]
 
     # -- candles -------------------------------------------------------------------------------
 
@@ -369,94 +311,22 @@ class SyntheticFeed:
 
     def _minute(self, series: _Series, minute: int, until: float | None = None) -> Candle:
         """A completed 1m candle, or the one forming at `until`."""
-        detail = self._detail(series, minute // 60)
+        detail = self._paths.detail(series.path, minute // 60)
         j = minute % 60
         start = minute * 60
         frac = 1.0 if until is None else (until - start) / 60
         lp_open = detail.lp[j]
         lp_close = lp_open + frac * (detail.lp[j + 1] - lp_open)
         f_open = f_close = 1.0
-        if series.shocks:
-            f_open = self._factor(series, start, inclusive=True)
+        path = series.path
+        if path.shocks:
+            f_open = self._paths.factor(path, start, inclusive=True)
             if until is None:
-                f_close = self._factor(series, start + 60, inclusive=False)
+                f_close = self._paths.factor(path, start + 60, inclusive=False)
             else:
-                f_close = self._factor(series, until, inclusive=True)
+                f_close = self._paths.factor(path, until, inclusive=True)
         o = math.exp(lp_open)
         c = math.exp(lp_close)
         high = max(o, c) * math.exp(frac * detail.up[j]) * max(f_open, f_close)
         low = min(o, c) * math.exp(-frac * detail.dn[j]) * min(f_open, f_close)
         return Candle(float(start), o * f_open, high, low, c * f_close, detail.vol[j] * frac)
-
-    # -- generation ----------------------------------------------------------------------------
-
-    def _detail(self, series: _Series, hour: int) -> _Detail:
-        key = (series.spec.index, hour)
-        detail = self._lru.get(key)
-        if detail is not None:
-            self._lru.move_to_end(key)
-            return detail
-        day = self._day(series, hour // 24)
-        i = hour % 24
-        base, ret, sig = day.cum[i], day.ret[i], day.sig[i]
-        rng = self._rng
-        rng.seed(f"{self._seed}|{series.spec.index}|h{hour}")
-        gauss, uniform = rng.gauss, rng.random
-        walk = [0.0] * 61
-        acc = 0.0
-        for j in range(1, 61):
-            acc += gauss(0.0, sig)
-            walk[j] = acc
-        pull = (acc - ret) / 60  # pins the walk to the hour's return: a Brownian bridge
-        weights = [0.4 + uniform() for _ in range(60)]
-        scale = day.vol[i] / sum(weights)
-        detail = _Detail(
-            lp=array("d", [base + w - j * pull for j, w in enumerate(walk)]),
-            vol=array("d", [w * scale for w in weights]),
-            up=array("d", [1.2 * sig * uniform() for _ in range(60)]),
-            dn=array("d", [1.2 * sig * uniform() for _ in range(60)]),
-        )
-        self._lru[key] = detail
-        if len(self._lru) > self._lru_size:
-            self._lru.popitem(last=False)
-        return detail
-
-    def _day(self, series: _Series, day: int) -> _Day:
-        """Day blocks chain from the anchor day outwards, so each is built once, in order."""
-        block = series.days.get(day)
-        if block is not None:
-            return block
-        step = 1 if day >= self._anchor_day else -1
-        first = day
-        while first != self._anchor_day and first - step not in series.days:
-            first -= step
-        for d in range(first, day + step, step):
-            series.days[d] = self._make_day(series, d, step)
-        return series.days[day]
-
-    def _make_day(self, series: _Series, day: int, step: int) -> _Day:
-        spec = series.spec
-        rng = self._rng
-        rng.seed(f"{self._seed}|{spec.index}|d{day}")
-        hour_sigma = spec.sigma * math.sqrt(60)
-        regime = rng.choices(range(len(_REGIMES)), _REGIME_WEIGHTS)[0]
-        ret, sig, vol = array("d"), array("d"), array("d")
-        for _ in range(24):
-            if rng.random() < _SWITCH_PER_HOUR:
-                regime = rng.choices(range(len(_REGIMES)), _REGIME_WEIGHTS)[0]
-            drift, vol_mult = _REGIMES[regime]
-            z = rng.gauss(0.0, 1.0)
-            ret.append(hour_sigma * (drift * spec.trend + vol_mult * z))
-            sig.append(spec.sigma * vol_mult)
-            vol.append(spec.hour_volume * math.exp(rng.gauss(0.0, 0.35)) * (0.6 + 0.4 * abs(z)))
-        if day == self._anchor_day:
-            start = spec.logp0
-        elif step == 1:
-            start = series.days[day - 1].cum[24]
-        else:
-            start = series.days[day + 1].cum[0] - sum(ret)
-        cum = array("d", [start])
-        for r in ret:
-            cum.append(cum[-1] + r)
-        qv = array("d", [v * math.exp(cum[i] + ret[i] / 2) for i, v in enumerate(vol)])
-        return _Day(cum=cum, ret=ret, sig=sig, vol=vol, qv=qv)

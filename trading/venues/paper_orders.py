@@ -14,18 +14,19 @@
   thin book's partial fills);
 - the fee is `fee_rate` of the notional, in the quote currency.
 
+What a request may ask (lot size, tick, minimum amount, a stop's trigger) is checked first, by
+trading/venues/paper_terms.py; the book checks what depends on the account.
+
 Nothing here awaits, so a change is whole before another call of the exchange can run.
 
 `snapshot()` is the whole account as plain data and `restore()` takes it back, for the paper
 account kept on disk (trading/venues/paper_state.py). Between two saves the book remembers the
-orders
-it changed (`unsaved()`): a closed order never changes again, so those and the balances are all
-a save has to write.
+orders it changed (`unsaved()`): a closed order never changes again, so those and the balances
+are all a save has to write.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from trading.models import (
     Side,
     Ticker,
 )
+from trading.venues.paper_terms import Terms, checked_terms, floor_to, round_to
 
 DUST = 1e-12
 
@@ -113,29 +115,6 @@ class PaperOrder:
 def _crosses(buy: bool, price: float, ticker: Ticker) -> bool:
     """Whether a limit order at `price` trades against this ticker."""
     return ticker.ask <= price if buy else ticker.bid >= price
-
-
-def _step_digits(step: float) -> int:
-    return max(0, -math.floor(math.log10(step))) + 6
-
-
-def _floor_to(value: float, step: float | None) -> float:
-    if not step:
-        return value
-    return round(math.floor(value / step + 1e-9) * step, _step_digits(step))
-
-
-def _round_to(value: float, step: float | None) -> float:
-    if not step:
-        return value
-    return round(round(value / step) * step, _step_digits(step))
-
-
-@dataclass(frozen=True, slots=True)
-class _Terms:
-    amount: float
-    price: float | None  # the limit
-    stop_price: float | None
 
 
 class PaperBook:
@@ -293,43 +272,17 @@ class PaperBook:
     def _market_price(self, buy: bool, ticker: Ticker) -> float:
         return ticker.ask * (1 + self._slippage) if buy else ticker.bid * (1 - self._slippage)
 
-    def _checked_terms(self, request: OrderRequest, market: Market, ticker: Ticker) -> _Terms:
-        amount = _floor_to(request.amount, market.amount_step)
-        if amount <= 0 or amount < market.min_amount * (1 - 1e-9):
-            raise self._rejected(
-                f"amount {request.amount:.8g} {market.base} is under the minimum "
-                f"{market.min_amount:g} (step {market.amount_step})"
-            )
-        price: float | None = None
-        if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            if request.price is None or request.price <= 0:
-                raise self._rejected(f"a {request.type.value} order needs a positive price")
-            price = _round_to(request.price, market.price_step)
-        stop_price = self._checked_stop(request, market, ticker)
+    def _checked_terms(self, request: OrderRequest, market: Market, ticker: Ticker) -> Terms:
+        terms = checked_terms(request, market, ticker, venue=self._venue)
         client_id = request.client_order_id
         if client_id and (market.symbol, client_id) in self._by_client:
             raise DuplicateOrder(
                 f"duplicate client order id {client_id}", venue=self._venue, call="create_order"
             )
-        return _Terms(amount, price, stop_price)
-
-    def _checked_stop(self, request: OrderRequest, market: Market, ticker: Ticker) -> float | None:
-        if not request.type.is_stop:
-            return None
-        if request.side is not Side.SELL:
-            raise self._rejected("stop orders are sell-only here (spot, long-only)")
-        if request.stop_price is None or request.stop_price <= 0:
-            raise self._rejected(f"a {request.type.value} order needs a positive stop price")
-        stop_price = _round_to(request.stop_price, market.price_step)
-        if ticker.last <= stop_price:
-            raise self._rejected(
-                f"stop price would trigger immediately: {stop_price:.8g} at or above the last "
-                f"price {ticker.last:.8g}"
-            )
-        return stop_price
+        return terms
 
     def _book(
-        self, request: OrderRequest, market: Market, terms: _Terms, stamp: float
+        self, request: OrderRequest, market: Market, terms: Terms, stamp: float
     ) -> PaperOrder:
         order_id = f"P{self._next_id}"
         self._next_id += 1
@@ -354,7 +307,7 @@ class PaperBook:
         self._unsaved[order.id] = order
         market = order.market
         left = order.amount - order.filled
-        part = _floor_to(order.amount * share, market.amount_step)
+        part = floor_to(order.amount * share, market.amount_step)
         last = part <= DUST or part >= left - DUST
         amount = left if last else part
         cost = amount * price
@@ -377,7 +330,7 @@ class PaperBook:
             order.filled = order.amount
             self._finish(order, OrderStatus.CLOSED)
             return
-        order.filled = _round_to(order.filled + amount, market.amount_step)
+        order.filled = round_to(order.filled + amount, market.amount_step)
         order.reserved -= cost * (1 + self._fee_rate) if buy else amount
 
     def _finish(self, order: PaperOrder, status: OrderStatus) -> None:

@@ -1,0 +1,161 @@
+"""What differs between exchanges behind ccxt: our per-exchange tables, what ccxt itself declares
+of each exchange, and the ccxt client built and tuned for one account.
+
+Resting stop sells go through ccxt's unified `stopLossPrice`, on the exchanges listed in
+`_SPOT_STOP_TYPES` only, where ccxt's spot features declare it: binance (STOP_LOSS for
+STOP_MARKET, STOP_LOSS_LIMIT with timeInForce GTC for STOP_LIMIT) and binanceus (STOP_LOSS_LIMIT;
+Binance.US takes no STOP_LOSS). There a stop is one of the account's open orders, listed,
+fetched and cancelled like any other, and ccxt rounds its trigger and amount to the market's
+precision. Every other exchange gets none (the engine keeps its own stop check): on OKX, Bybit,
+KuCoin, Bitget and Gate ccxt places stops as separate trigger orders that plain open-order reads
+do not return, so the sync would not see them; the rest are not checked against their API.
+
+Apart from the venue's calls (trading/venues/ccxt_venue.py) because the configuration reads these
+too (`known_exchange_ids`, `required_credentials`, `supports_sandbox`, ...) without any account,
+and because each exchange's quirk is written down once, here, with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ccxt.async_support as ccxt
+
+from trading.models import OrderType
+from trading.venues.ccxt_faults import record_answers
+
+# Exchanges whose fetch_order finds an order by our client id (binance: origClientOrderId).
+FETCH_BY_CLIENT_ID = frozenset({"binance", "binanceus"})
+# What an exchange puts before our client id when it echoes it back (Gate's text is "t-" + id).
+CLIENT_ID_ECHO_PREFIX = {"gate": "t-"}
+# ccxt's coinbase drops the unified clientOrderId param (and sends an id of its own): the
+# exchange's own name for it goes through.
+CLIENT_ID_PARAM = {"coinbase": "client_order_id"}
+# Exchanges that refuse a private request whose nonce is not above the last one they received
+# for the key (Kraken: "EAPI:Invalid nonce"). ccxt numbers requests in the order it signs them,
+# but concurrent requests overtake one another on the way (ccxt does not pace Kraken's orders
+# and cancels at all), so these get one private request at a time: a hung one holds the others
+# until ccxt's timeout.
+_NONCE_IN_ORDER = frozenset({"kraken"})
+# Exchanges whose answer to a new order tells nothing of its state (Kraken's AddOrder: an id and
+# a description): a market order is read back by id at once, so the caller sees its fill.
+READ_BACK_MARKET = frozenset({"kraken"})
+# The resting stop types an exchange's spot API takes through ccxt, best first (see above).
+_SPOT_STOP_TYPES = {
+    "binance": (OrderType.STOP_MARKET, OrderType.STOP_LIMIT),
+    "binanceus": (OrderType.STOP_LIMIT,),
+}
+
+# ccxt logs every request's headers at DEBUG, API key included: its lines go to a logger of
+# ours that never emits DEBUG, whatever LOG_LEVEL says.
+_wire_log = logging.getLogger("trading.venues.ccxt_venue.wire")
+_wire_log.setLevel(logging.INFO)
+
+
+def build(
+    exchange_id: str, credentials: dict, recv_window_ms: int, config: dict, library: Any = ccxt
+) -> Any:
+    """The ccxt client of one account (of `library`: ccxt.async_support, or ccxt.pro for the
+    websocket feed): rate-limited by ccxt, its answers recorded for the fault translation, spot
+    only, and private requests in nonce order where the exchange needs it."""
+    settings = ccxt.Exchange.deep_extend(
+        {
+            **{k: v for k, v in credentials.items() if v},
+            "options": {"adjustForTimeDifference": True},
+            "logger": _wire_log,
+        },
+        config,
+    )
+    settings["enableRateLimit"] = True  # always: ccxt's limiter paces each exchange
+    exchange = getattr(library, exchange_id)(settings)
+    record_answers(exchange)
+    if exchange_id in _NONCE_IN_ORDER:
+        _one_private_request_at_a_time(exchange)
+    _spot_only(exchange.options, recv_window_ms, config.get("options", {}))
+    return exchange
+
+
+def _one_private_request_at_a_time(exchange: Any) -> None:
+    """Private requests wait for the previous one's answer before they are signed, so they
+    reach the exchange in nonce order; public ones are not held."""
+    fetch2 = exchange.fetch2
+    turn = asyncio.Lock()
+
+    async def in_turn(path: str, api: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+        if api[0] != "private":  # ccxt's api section, as its sign() reads it
+            return await fetch2(path, api, *args, **kwargs)
+        async with turn:
+            return await fetch2(path, api, *args, **kwargs)
+
+    exchange.fetch2 = in_turn
+
+
+def _spot_only(options: dict, recv_window_ms: int, explicit: Mapping[str, Any]) -> None:
+    """Tune ccxt's options for a spot bot, where the exchange has them and the caller's config
+    did not set them: load spot markets only, one open-orders call for every symbol."""
+    wanted: dict[str, Any] = {"recvWindow": recv_window_ms, "defaultType": "spot"}
+    if isinstance(options.get("fetchOpenOrders"), dict):
+        wanted["fetchOpenOrders"] = {**options["fetchOpenOrders"], "warnWithoutSymbol": False}
+    if isinstance(options.get("fetchMarkets"), dict) and "types" in options["fetchMarkets"]:
+        wanted["fetchMarkets"] = {**options["fetchMarkets"], "types": ["spot"]}
+    for flag in ("fetchCurrencies", "fetchMargins"):  # bools here; dicts elsewhere are settings
+        if isinstance(options.get(flag), bool):
+            wanted[flag] = False
+    for key, value in wanted.items():
+        if key in options and key not in explicit:
+            options[key] = value
+
+
+def known_exchange_ids() -> frozenset[str]:
+    return frozenset(ccxt.exchanges)
+
+
+@functools.cache
+def _metadata(exchange_id: str) -> tuple[frozenset[str], bool, bool]:
+    inst = getattr(ccxt, exchange_id)()
+    required = frozenset(k for k, v in inst.requiredCredentials.items() if v)
+    has_testnet = bool(inst.urls.get("test"))
+    return required, has_testnet, bool(inst.has.get("cancelAllOrdersAfter"))
+
+
+@functools.cache
+def market_buy_needs_price(exchange_id: str) -> bool:
+    """Whether ccxt sizes this exchange's market buys in quote, as amount * price (its option
+    createMarketBuyOrderRequiresPrice: Coinbase, Gate, Bitget, HTX...). Read from ccxt's
+    defaults, not from the account's config: the bot's amounts are always in base. Where the
+    option is not declared, the exchange's declared features decide."""
+    inst = getattr(ccxt, exchange_id)()
+    value = inst.handle_option("createOrder", "createMarketBuyOrderRequiresPrice", None)
+    if value is None:
+        spot = (inst.features or {}).get("spot") or {}
+        value = (spot.get("createOrder") or {}).get("marketBuyRequiresPrice")
+    return bool(value)
+
+
+@functools.cache
+def spot_stop_types(exchange_id: str) -> tuple[OrderType, ...]:
+    """The resting stop types placed on this exchange's spot markets, best first: those of
+    `_SPOT_STOP_TYPES`, if ccxt's spot features still declare stopLossPrice."""
+    spot = (getattr(ccxt, exchange_id)().features or {}).get("spot") or {}
+    if not (spot.get("createOrder") or {}).get("stopLossPrice"):
+        return ()
+    return _SPOT_STOP_TYPES.get(exchange_id, ())
+
+
+def required_credentials(exchange_id: str) -> frozenset[str]:
+    """ccxt's names of the credentials this exchange needs: apiKey, secret, password, ..."""
+    return _metadata(exchange_id)[0]
+
+
+def supports_sandbox(exchange_id: str) -> bool:
+    """Whether ccxt has testnet URLs (set_sandbox_mode raises TypeError for kraken, coinbase)."""
+    return _metadata(exchange_id)[1]
+
+
+def supports_cancel_all_after(exchange_id: str) -> bool:
+    """Whether ccxt offers this exchange's dead man's switch (cancelAllOrdersAfter)."""
+    return _metadata(exchange_id)[2]
