@@ -5,10 +5,11 @@
 On the paper exchange, in simulated time (run_simulated: concurrent waits overlap as in real
 time, nothing really sleeps), a trader holds N positions; the exchange allows R requests per
 second (a token bucket with a small burst) and every order takes `latency` seconds to answer.
-The floor is N/R seconds: N orders cannot go out faster than the exchange accepts them. For
-each R it prints the time from kill() to a confirmed flat book (cancel, exits, confirming sync)
-and the same for a sequential loop (one market sell at a time, then a sync), each against the
-floor.
+Every position's stop rests at the exchange, so getting out costs two requests each: the
+stop's cancel, then the sell. The floor is 2N/R seconds: 2N requests cannot go out faster than
+the exchange accepts them. For each R it prints the time from kill() to a confirmed flat book
+(cancels, exits, confirming sync) and the same for a sequential loop (one cancel and one market
+sell at a time, then a sync), each against the floor; "sent" counts the orders each sent.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ async def _holding(clock, positions: int, rate: float, burst: int, latency: floa
             raise SystemExit(f"setup failed on {symbol}: {result.reason}")
     await clock.sleep(2 * burst / rate + 1.0)
     paper.inject_latency("create_order", latency, count=-1)
+    trader.sent_before = paper.calls["create_order"]  # the entries and their resting stops
     return trader, paper, symbols
 
 
@@ -76,15 +78,23 @@ async def _concurrent(clock, positions: int, rate: float, burst: int, latency: f
     flat = result.flat and all(
         paper.peek_balance().total.get(s.split("/")[0], 0) == 0 for s in symbols
     )
-    return seconds, flat, paper.calls["create_order"] - positions
+    return seconds, flat, paper.calls["create_order"] - trader.sent_before
 
 
 async def _sequential(clock, positions: int, rate: float, burst: int, latency: float):
-    """The baseline: one market sell at a time, retried after the exchange's Retry-After."""
+    """The baseline: one stop cancelled and one market sell at a time, retried after the
+    exchange's Retry-After."""
     trader, paper, symbols = await _holding(clock, positions, rate, burst, latency)
     connector = trader.connector
     started = clock.monotonic()
     for position in list(trader.book.positions.values()):
+        for stop in trader.book.open_orders(symbol=position.symbol):
+            for _ in range(100):
+                try:
+                    await connector.cancel(stop.order.id, position.symbol)
+                    break
+                except Fault as fault:
+                    await clock.sleep(getattr(fault, "retry_after", None) or 1.0 / rate)
         request = OrderRequest(
             position.symbol,
             Side.SELL,
@@ -105,7 +115,7 @@ async def _sequential(clock, positions: int, rate: float, burst: int, latency: f
     seconds = clock.monotonic() - started
     flat = all(paper.peek_balance().total.get(s.split("/")[0], 0) == 0 for s in symbols)
     await trader.close()
-    return seconds, flat, paper.calls["create_order"] - positions
+    return seconds, flat, paper.calls["create_order"] - trader.sent_before
 
 
 def main() -> None:
@@ -123,7 +133,7 @@ def main() -> None:
         f"{'seq s':>7} {'ratio':>6} {'flat':>5} {'sent':>5} | {'speed-up':>8}"
     )
     for rate in (float(r) for r in args.rates.split(",")):
-        floor = n / rate
+        floor = 2 * n / rate
         kill = run_simulated(lambda c, r=rate: _concurrent(c, n, r, args.burst, args.latency))
         seq = run_simulated(lambda c, r=rate: _sequential(c, n, r, args.burst, args.latency))
         print(
