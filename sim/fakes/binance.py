@@ -33,6 +33,7 @@ import ccxt.async_support as ccxt
 from aiohttp import web
 
 from sim.fakes.binance_orders import BinanceError, FakeMarket, Logged, SpotBook
+from sim.fakes.http import serve
 
 EXCHANGE_INFO = "/api/v3/exchangeInfo"
 TICKER_24HR = "/api/v3/ticker/24hr"
@@ -114,14 +115,7 @@ class FakeBinance:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(self._dispatch)
         return self.url
 
     async def stop(self) -> None:

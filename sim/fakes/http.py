@@ -26,6 +26,19 @@ from aiohttp import web
 T = TypeVar("T")
 
 
+async def serve(handler) -> tuple[web.AppRunner, str]:
+    """An aiohttp server on 127.0.0.1 (a free port) sending every request to `handler`; its
+    runner (to clean up) and its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
 @dataclass
 class Trouble:
     """One scripted misbehaviour of a route."""

@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from sim.fakes.binance import loopback_urls
+from sim.fakes.http import serve
 from sim.fakes.kraken_orders import ASSETS, FakePair, KrakenError, KrakenOrder, SpotBook
 from trading.clock import Clock, RealClock
 
@@ -114,14 +115,7 @@ class FakeKraken:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(self._dispatch)
         return self.url
 
     async def stop(self) -> None:
