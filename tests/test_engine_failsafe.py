@@ -14,6 +14,8 @@ from trading.modes import Mode
 
 THREE = ["ETH/USDT", "SOL/USDT", "BNB/USDT"]
 
+OWN_COINS = {"USDT": 10_000.0, "SOL": 3.0}  # the user holds SOL outside the bot
+
 
 async def _rig_with_positions(**options):
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(THREE), **options)
@@ -202,3 +204,42 @@ async def test_a_bug_in_the_sync_itself_still_gets_every_position_out_and_says_s
     await _settle(rig)
     assert [e.key for e in rig.of(EmergencyCleared)] == [f"failsafe-not-flat:{label}"]
     await rig.trader.close()
+
+
+async def test_the_owner_takes_over_a_failsafe_with_pause_and_nothing_more_is_sold():
+    """A Fatal that persists flattens; the owner's /pause stops it at once, the positions left
+    keep their stops, a restart restores the pause (not the failsafe), and /resume trades."""
+    rig = await _rig_with_positions()
+    rig.paper.inject("create_order", Fatal("key revoked"), count=-1)  # no exit gets out
+    rig.strategy.bug = RuntimeError("a bug in the cycle")
+    rig.strategy.entries = ["XRP/USDT"]  # scanned, so the strategy runs and raises
+    await rig.trader.run_cycle()
+    assert rig.trader.mode is Mode.FAILSAFE and rig.trader.failsafe.retrying
+
+    paused = await rig.trader.pause()
+
+    assert paused.ok and paused.old is Mode.FAILSAFE and rig.trader.mode is Mode.PAUSED
+    assert not rig.trader.failsafe.retrying  # the flattening stopped
+    rig.paper.clear_faults()
+    rig.strategy.bug, rig.strategy.entries = None, []
+    sold = [o for o in rig.paper.order_log if o.side is Side.SELL and o.filled]
+    await rig.cycles(3)
+    assert [o for o in rig.paper.order_log if o.side is Side.SELL and o.filled] == sold
+    assert set(rig.trader.book.positions) == set(THREE)
+    assert {o.symbol for o in rig.stops()} == set(THREE)  # left to their stops
+    assert rig.store.mode(rig.trader.label) == "paused"  # a restart comes back paused
+
+    resumed = await rig.trader.resume()
+    assert resumed.ok and rig.trader.mode is Mode.RUNNING
+
+
+async def test_kill_names_what_stays_in_the_account_and_why():
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]), balances=OWN_COINS)
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+
+    killed = await rig.trader.kill()
+
+    assert killed.flat and rig.held("ETH/USDT") == 0
+    [note] = killed.left
+    assert note.startswith("SOL 3:") and "not bought by the bot" in note

@@ -17,7 +17,8 @@ from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Transient
 from trading.events import TradeClosed
-from trading.models import OrderRequest, OrderType, Side
+from trading.guards import moved_stop
+from trading.models import OrderRequest, OrderType, Position, Side
 from trading.modes import Mode
 from trading.risk import Level
 from trading.store import Store
@@ -278,3 +279,30 @@ async def test_the_cooldown_runs_on_the_markets_clock_and_unlock_clears_it():
     assert cleared.ok and cleared.cleared == ("cooldown",) and rig.trader.locks() == ()
     nothing = await rig.trader.unlock("SOL/USDT")
     assert not nothing.ok and "no cooldown" in nothing.reason
+
+
+def test_break_even_and_trailing_only_ever_move_the_stop_up():
+    position = Position("paper:main", "ETH/USDT", 1.0, 100.0, 0.0, stop_loss=95.0)
+    even = replace(SETTINGS, break_even_at_pct=3.0)
+    assert moved_stop(position, 102.0, even) is None  # not far enough up yet
+    assert moved_stop(position, 103.0, even) == 100.0  # to the entry
+    trail = replace(SETTINGS, trailing_stop_pct=5.0)
+    assert moved_stop(position, 99.0, trail) is None  # 94.05 would be down
+    assert moved_stop(position, 110.0, trail) == pytest.approx(104.5)
+    assert moved_stop(replace(position, stop_loss=104.0), 110.0, trail) is None  # too small a step
+
+
+async def test_a_stop_cancelled_outside_the_bot_is_placed_again_at_the_next_cycle():
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+    [stop] = rig.stops()
+    await rig.paper.cancel_order(stop.id, "ETH/USDT")  # by hand, in the exchange's app
+
+    await rig.cycles(1)
+
+    [again] = rig.stops()
+    assert again.id != stop.id and again.stop_price == stop.stop_price
+    assert rig.trader.guards.replaced == 1
+    [view] = rig.trader.info().positions
+    assert view.guard == "exchange"

@@ -309,8 +309,7 @@ class Trader:
         self.account.report_equity()
 
     async def _protect_blind(self) -> None:
-        """The account cannot be read, the prices can: stop-losses and take-profits still act
-        on the last known book (entries wait for a good sync)."""
+        """The account cannot be read, the prices can: stops act on the last known book."""
         if not self.started or not checks_protection(self.mode) or flattens(self.mode):
             return
         fresh = await self.account.price_positions()

@@ -72,6 +72,7 @@ class Guards:
         self._refused: dict[str, tuple[int, str]] = {}  # symbol -> (round, why)
         self.placed = 0  # guards placed, for the metrics
         self.replaced = 0  # guards re-placed because they went missing at the exchange
+        self._rested: set[str] = set()  # symbols whose guard was resting at the last look
 
     @property
     def stop_types(self) -> tuple[OrderType, ...]:
@@ -103,6 +104,7 @@ class Guards:
             return
         for symbol in list(symbols):
             await self._ensure(symbol)
+        self._rested = {s for s in self.book.positions if self.on_exchange(s)}
 
     async def _ensure(self, symbol: str) -> None:
         position = self.book.positions.get(symbol)
@@ -137,6 +139,10 @@ class Guards:
         refused = self._refused.get(symbol)
         if refused is not None and self._round - refused[0] < RETRY_AFTER_REFUSAL:
             return
+        if current is None and symbol in self._rested:
+            # Gone without the bot (cancelled by hand, expired): the sync said so; put it back.
+            self.replaced += 1
+            self.log.warning("%s: the resting stop went missing; placing it again", symbol)
         await self._place(position, trigger, market, replacing=current is not None)
 
     def _fits(self, guard: Tracked, position: Position, trigger: float, market: Market) -> bool:
