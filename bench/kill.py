@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sim.clock import run_simulated
+from sim.faults import FaultyPaper
 from trading.connector import Connector
 from trading.engine import Trader
 from trading.errors import Fault
@@ -31,14 +32,13 @@ from trading.modes import Purpose
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies import load_strategy
-from trading.venues.paper import PaperExchange
 
 SETTINGS = TradingSettings(min_quote_volume=0.0, max_positions=1000, max_exposure=1.0)
 
 
 async def _holding(clock, positions: int, rate: float, burst: int, latency: float):
     """A trader holding `positions` positions, the bucket full again, orders slow."""
-    paper = PaperExchange(
+    paper = FaultyPaper(
         clock=clock,
         markets=positions + 20,
         rate_limit=rate,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sim.faults import FaultyPaper
 from trading.clock import Clock
 from trading.connector import Connector
 from trading.engine import Trader
@@ -125,7 +126,7 @@ def make_rig(
     **paper_options,
 ) -> Rig:
     events = [] if events is None else events
-    paper = paper or PaperExchange(clock=clock, markets=markets, **paper_options)
+    paper = paper or FaultyPaper(clock=clock, markets=markets, **paper_options)
     connector = Connector(paper, clock=clock, notify=events.append)
     store = store or Store()
     strategy = strategy or ScriptedStrategy()

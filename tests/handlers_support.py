@@ -11,6 +11,7 @@ from chatbot.senders import ConsoleSender
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
 from handlers.reply import Reply
+from sim.faults import FaultyPaper
 from tests.engine_support import SETTINGS, Rig, ScriptedStrategy, make_rig
 from trading.clock import Clock
 from trading.desk import Desk
@@ -74,7 +75,7 @@ def make_office(
     jobs: Callable[[], list[tuple[str, float | None]]] | None = None,
     redacted: dict | None = None,
     markets: int = 12,
-    venue: type[PaperExchange] = PaperExchange,
+    venue: type[PaperExchange] = FaultyPaper,
 ) -> Office:
     store = Store(":memory:")
     events: list[Event] = []

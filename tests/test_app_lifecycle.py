@@ -20,6 +20,7 @@ from chatbot.app import Bot, build, serve
 from chatbot.config import load_settings
 from sim.fakes.binance import ACCOUNT, FakeBinance
 from sim.fakes.telegram_api import FakeTelegramAPI
+from sim.faults import FaultyPaper
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
 from trading.clock import RealClock
 from trading.connector import Connector
@@ -28,7 +29,6 @@ from trading.models import OrderStatus, Position, Side
 from trading.modes import Mode
 from trading.store import Store
 from trading.venues.ccxt_venue import CcxtVenue
-from trading.venues.paper import PaperExchange
 
 CHAT, OWNER = 4242, 7
 PAPER_LABEL = "paper:main"
@@ -50,7 +50,7 @@ async def _until(predicate, what: str, within: float = 10.0) -> None:
 
 
 async def _hold_on_paper(
-    tmp_path, paper: PaperExchange, *, stop: float = 0.05, ban: bool = False
+    tmp_path, paper: FaultyPaper, *, stop: float = 0.05, ban: bool = False
 ) -> Position:
     """An earlier process bought ETH/USDT on `paper` and remembered it in DATA_DIR. A banned
     symbol's position is left alone by the cycle (no strategy exit can sell it)."""
@@ -65,7 +65,7 @@ async def _hold_on_paper(
     return position
 
 
-def _sells(paper: PaperExchange) -> list:
+def _sells(paper: FaultyPaper) -> list:
     """Sells that sold something, or exits the bot sent (not the stops resting to guard)."""
     return [o for o in paper.order_log if o.side is Side.SELL and (o.filled or not o.type.is_stop)]
 
@@ -108,7 +108,7 @@ async def _one_cycle_then_stop(bot: Bot) -> Trader:
 async def test_sigterm_while_the_exchange_hangs_sells_nothing_now_or_after_the_restart(
     tmp_path, caplog
 ):
-    paper = PaperExchange(clock=RealClock(), markets=12)
+    paper = FaultyPaper(clock=RealClock(), markets=12)
     held = await _hold_on_paper(tmp_path, paper, ban=True)
     settings = _settings(tmp_path)
     bot = build(settings, [paper], out=io.StringIO())
@@ -130,7 +130,7 @@ async def test_sigterm_while_the_exchange_hangs_sells_nothing_now_or_after_the_r
 
 
 async def test_sigterm_lets_the_stop_loss_exit_on_its_way_finish_and_records_it(tmp_path):
-    paper = PaperExchange(clock=RealClock(), markets=12)
+    paper = FaultyPaper(clock=RealClock(), markets=12)
     await _hold_on_paper(tmp_path, paper, stop=-0.5)  # its stop-loss is above the price
     bot = build(_settings(tmp_path), [paper], out=io.StringIO())
     paper.inject_latency("create_order", 0.5)  # the exit takes a while to be answered
@@ -200,7 +200,7 @@ async def test_sigterm_while_binance_hangs_on_the_account_sells_nothing_and_page
 
 
 async def test_abort_during_a_hung_cycle_answers_at_once_and_sells_nothing(tmp_path, caplog):
-    paper = PaperExchange(clock=RealClock(), markets=12)
+    paper = FaultyPaper(clock=RealClock(), markets=12)
     held = await _hold_on_paper(tmp_path, paper, ban=True)
     async with FakeTelegramAPI() as api:
         settings = _settings(
@@ -232,7 +232,7 @@ async def test_abort_during_a_hung_cycle_answers_at_once_and_sells_nothing(tmp_p
 
 
 async def test_a_stop_waiting_in_telegram_at_start_exits_the_restored_position(tmp_path):
-    paper = PaperExchange(clock=RealClock(), markets=12)
+    paper = FaultyPaper(clock=RealClock(), markets=12)
     await _hold_on_paper(tmp_path, paper)
     # The first cycle pauses in its scan, so the command acts before any strategy exit could.
     paper.inject_latency("fetch_tickers", 0.3)
@@ -259,7 +259,7 @@ async def test_a_stop_waiting_in_telegram_at_start_exits_the_restored_position(t
 
 
 async def test_a_kill_queued_before_the_start_sells_the_restored_position(tmp_path):
-    paper = PaperExchange(clock=RealClock(), markets=12)
+    paper = FaultyPaper(clock=RealClock(), markets=12)
     held = await _hold_on_paper(tmp_path, paper)
     paper.inject_latency("fetch_tickers", 0.3)
     commands = tmp_path / "commands.txt"

@@ -107,6 +107,31 @@ def test_no_simulated_clock_or_referee_in_the_product():
     assert found == []
 
 
+def test_no_fault_injection_in_the_product():
+    """Scripted faults are the test bench's (sim/faults.py); the paper exchange only has a seam."""
+    names = {"inject", "inject_latency", "clear_faults", "FaultPlan", "FaultSpec", "Injection"}
+    found = [
+        f"{_rel(path)}: {name}"
+        for package in PRODUCT
+        for path in _modules(package)
+        for node in ast.walk(ast.parse(path.read_text()))
+        for name in _defined(node)
+        if name in names
+    ]
+    assert found == []
+
+
+def _defined(node: ast.AST) -> list[str]:
+    """The names a definition or an assignment binds."""
+    if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    return []
+
+
 def test_the_test_bench_stands_apart_from_tests_and_benchmarks():
     """sim/ serves tests/ and bench/ alike; neither folder imports the other."""
     wrong = [

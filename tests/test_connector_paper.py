@@ -1,10 +1,11 @@
-"""The connector's money-critical cases again, on the real PaperExchange (FakeClock time)."""
+"""The connector's money-critical cases again, on the paper exchange (FakeClock time)."""
 
 from __future__ import annotations
 
 import pytest
 
 from sim.clock import FakeClock
+from sim.faults import FaultyPaper
 from tests.connector_support import (
     SYMBOL,
     clock_fixture,  # noqa: F401
@@ -14,15 +15,14 @@ from tests.connector_support import (
 from trading.connector import Connector
 from trading.errors import Fatal, Transient
 from trading.models import OrderRequest, OrderType, Side
-from trading.venues.paper import PaperExchange
 
 
 @pytest.fixture
-def paper(clock: FakeClock) -> PaperExchange:
-    return PaperExchange(clock=clock, markets=5, rate_limit=0)
+def paper(clock: FakeClock) -> FaultyPaper:
+    return FaultyPaper(clock=clock, markets=5, rate_limit=0)
 
 
-def paper_buy(paper: PaperExchange, client_id: str) -> OrderRequest:
+def paper_buy(paper: FaultyPaper, client_id: str) -> OrderRequest:
     """A resting limit buy 10 % under the market, worth about 50 USDT."""
     price = round(paper.price(SYMBOL) * 0.9)
     return OrderRequest(SYMBOL, Side.BUY, OrderType.LIMIT, 0.002, client_id, price=price)
@@ -79,7 +79,7 @@ async def test_paper_skewed_clock_is_resynced_and_the_call_retried_once(paper, c
 
 
 async def test_paper_rate_limit_is_waited_out_exactly(clock):
-    paper = PaperExchange(clock=clock, markets=5, rate_limit=2.0, burst=2)
+    paper = FaultyPaper(clock=clock, markets=5, rate_limit=2.0, burst=2)
     conn = Connector(paper, clock=clock)
     await conn.tickers()
     await conn.tickers()

@@ -1,15 +1,14 @@
 """The paper exchange as a Venue: fills, funds, refusals, and the simulated edges of an exchange
-(rate limit, clock skew, cancel-all-after, injected faults)."""
+(rate limit, clock skew, cancel-all-after)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import pytest
 
-from sim.clock import FakeClock, run_simulated
-from trading.errors import ClockRejected, DuplicateOrder, Fatal, RateLimited, Rejected, Transient
+from sim.clock import FakeClock
+from trading.errors import ClockRejected, DuplicateOrder, RateLimited, Rejected, Transient
 from trading.models import Candle, Market, OrderRequest, OrderStatus, OrderType, Side, Ticker
 from trading.venues.market_sim import SyntheticFeed
 from trading.venues.paper import PaperExchange
@@ -287,85 +286,6 @@ async def test_skew_inside_the_recv_window_is_accepted(clock: FakeClock):
         await paper.fetch_open_orders()
 
 
-# -- fault injection -------------------------------------------------------------------------
-
-
-async def test_injected_fault_hits_the_next_count_calls_then_clears(paper: PaperExchange):
-    paper.inject("fetch_balance", Transient, count=2)
-    for _ in range(2):
-        with pytest.raises(Transient, match="injected") as caught:
-            await paper.fetch_balance()
-        assert caught.value.call == "fetch_balance"
-    await paper.fetch_balance()
-    await paper.fetch_tickers([BTC])  # other calls never were affected
-    assert paper.calls["fetch_balance"] == 3
-
-
-async def test_forever_fault_persists_until_cleared(paper: PaperExchange):
-    paper.inject("*", Fatal("endpoint retired"), count=-1)
-    for call in (paper.fetch_balance(), paper.load_markets(), paper.fetch_ohlcv(BTC, "1m", 5)):
-        with pytest.raises(Fatal, match="endpoint retired"):
-            await call
-    for _ in range(20):
-        with pytest.raises(Fatal):
-            await paper.fetch_open_orders()
-    paper.clear_faults()
-    assert await paper.fetch_open_orders() == []
-
-
-async def test_queued_injections_fire_in_order(paper: PaperExchange):
-    paper.inject("fetch_tickers", RateLimited("slow down", retry_after=2.0))
-    paper.inject("fetch_tickers", Transient)
-    with pytest.raises(RateLimited) as caught:
-        await paper.fetch_tickers()
-    assert caught.value.retry_after == 2.0
-    with pytest.raises(Transient):
-        await paper.fetch_tickers()
-    assert BTC in await paper.fetch_tickers()
-
-
-async def test_latency_passes_clock_time_before_answering(clock: FakeClock, paper: PaperExchange):
-    paper.inject("fetch_balance", Transient, latency=30)
-    start = clock.time()
-    with pytest.raises(Transient):
-        await paper.fetch_balance()
-    assert clock.time() - start == pytest.approx(30)
-    paper.inject_latency("fetch_balance", 4, count=2)
-    await paper.fetch_balance()
-    await paper.fetch_balance()
-    await paper.fetch_balance()
-    assert clock.time() - start == pytest.approx(38)
-
-
-async def test_fault_after_the_call_means_the_order_exists(paper: PaperExchange):
-    paper.inject("create_order", Transient("read timed out"), after=True)
-    with pytest.raises(Transient, match="timed out"):
-        await paper.create_order(market(BTC, Side.BUY, 0.01, "lost-answer"))
-    found = await paper.find_order("lost-answer", BTC)
-    assert found is not None and found.status is OrderStatus.CLOSED
-    assert (await paper.fetch_balance()).total_of("BTC") == pytest.approx(0.01)
-
-
-async def test_a_non_fault_exception_is_raised_as_is(paper: PaperExchange):
-    bug = RuntimeError("bug")
-    paper.inject("fetch_tickers", bug)
-    with pytest.raises(RuntimeError) as caught:
-        await paper.fetch_tickers()
-    assert caught.value is bug
-    paper.inject("fetch_tickers", KeyError)
-    with pytest.raises(KeyError):
-        await paper.fetch_tickers()
-
-
-async def test_inject_refuses_unknown_calls_and_non_exceptions(paper: PaperExchange):
-    with pytest.raises(ValueError, match="unknown call"):
-        paper.inject("fetch_balances", Transient)
-    with pytest.raises(TypeError):
-        paper.inject("fetch_balance", "boom")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="count"):
-        paper.inject("fetch_balance", Transient, count=0)
-
-
 # -- cancel-all-after ------------------------------------------------------------------------
 
 
@@ -504,22 +424,3 @@ async def test_shock_on_a_live_feed_shifts_its_tickers_and_fills_resting_orders(
     assert (await paper.fetch_order(order.id, BTC)).status is OrderStatus.CLOSED
     await paper.close()
     assert feed.closed
-
-
-# -- concurrency on simulated time -----------------------------------------------------------
-
-
-def test_concurrent_slow_calls_overlap_on_virtual_time():
-    async def main(clock):
-        paper = PaperExchange(clock=clock, rate_limit=5.0, burst=5)
-        paper.inject_latency("*", 2.0, count=-1)
-        start = clock.time()
-        results = await asyncio.gather(
-            *(paper.fetch_balance() for _ in range(7)), return_exceptions=True
-        )
-        limited = [r for r in results if isinstance(r, RateLimited)]
-        return clock.time() - start, len(limited)
-
-    elapsed, limited = run_simulated(main)
-    assert elapsed == pytest.approx(2.0)  # five calls in flight together, not one after another
-    assert limited == 2

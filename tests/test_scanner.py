@@ -4,13 +4,13 @@ import math
 import pytest
 
 from sim.clock import FakeClock
+from sim.faults import FaultyPaper
 from trading.connector import Connector
 from trading.errors import Fatal, RateLimited, Rejected, Transient
 from trading.models import Candle, Position, Ticker
 from trading.scanner import Scanner
 from trading.strategies import Signal, load_strategy
 from trading.venues.market_sim import SyntheticFeed
-from trading.venues.paper import PaperExchange
 
 MIN_VOLUME = 100_000.0
 
@@ -51,20 +51,20 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def paper(clock) -> PaperExchange:
+def paper(clock) -> FaultyPaper:
     # No rate limit: these tests are about what the scanner asks for; the circuit test below
     # covers what happens when the exchange pushes back.
-    return PaperExchange(clock=clock, markets=50, seed=1, rate_limit=0)
+    return FaultyPaper(clock=clock, markets=50, seed=1, rate_limit=0)
 
 
-async def connected(paper: PaperExchange, clock: FakeClock, **kw) -> Connector:
+async def connected(paper: FaultyPaper, clock: FakeClock, **kw) -> Connector:
     connector = Connector(paper, clock=clock, **kw)
     await connector.load_markets()
     paper.calls.clear()
     return connector
 
 
-async def liquid_universe(paper: PaperExchange, exclude: set[str] = frozenset()) -> list[str]:
+async def liquid_universe(paper: FaultyPaper, exclude: set[str] = frozenset()) -> list[str]:
     """Active USDT spot markets over the volume floor, read from the feed (no request)."""
     markets = await paper.feed.load_markets()
     tickers = await paper.feed.fetch_tickers()
@@ -174,9 +174,9 @@ async def test_markets_are_loaded_when_the_connector_has_none_yet(paper, clock):
     assert result.universe > 0
 
 
-async def rotation_setup(clock: FakeClock) -> tuple[PaperExchange, Connector, list[str]]:
+async def rotation_setup(clock: FakeClock) -> tuple[FaultyPaper, Connector, list[str]]:
     feed = NoBulkFeed(seed=1, markets=50, quote="USDT", clock=clock)
-    paper = PaperExchange(clock=clock, feed=feed, rate_limit=0)
+    paper = FaultyPaper(clock=clock, feed=feed, rate_limit=0)
     connector = await connected(paper, clock)
     tradable = sorted(s for s, m in connector.markets.items() if m.active)
     return paper, connector, tradable

@@ -7,12 +7,13 @@ book's (trading/venues/paper_orders.py); when resting orders are looked at is th
 own engine running while no bot calls), stops on the price path since they were last checked,
 limits against fresh tickers.
 
-An exchange's edges are simulated too, for tests, benchmarks and the chaos soak: a token-bucket
-rate limit (`RateLimited` with retry_after), an exchange clock that can drift
-(`ClockRejected` outside recv_window until `sync_time`), an exchange-side cancel-all-after, and
-fault injection per call (`inject`); the rate limit, the exchange clock and the injections live
-in trading/venues/paper_limits.py. Nothing here is random: the feed is seeded, so the same
-calls at the same clock times give the same fills and balances.
+A real exchange's edges are simulated too: a token-bucket rate limit (`RateLimited` with
+retry_after), an exchange clock that can drift (`ClockRejected` outside recv_window until
+`sync_time`), and an exchange-side cancel-all-after; the rate limit and the exchange clock live in
+trading/venues/paper_limits.py. Every call passes `_enter` and `_leave`, and `_before` between
+them, which does nothing here: the test bench's `FaultyPaper` (sim/faults.py) overrides it to
+script faults and latency. Nothing here is random: the feed is seeded, so the same calls at the
+same clock times give the same fills and balances.
 
 With a `PaperState` (trading/venues/paper_state.py) the account lives on disk: restored when the
 exchange is built, saved by every call that changed it before that call answers, so a restart
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from trading.clock import Clock
 from trading.errors import OrderNotFound, Rejected, Transient
@@ -39,7 +40,7 @@ from trading.models import (
 )
 from trading.venues.market_sim import MarketFeed, SyntheticFeed
 from trading.venues.paper_engine import PaperEngine
-from trading.venues.paper_limits import ExchangeClock, FaultPlan, FaultSpec, Injection, TokenBucket
+from trading.venues.paper_limits import ExchangeClock, TokenBucket
 from trading.venues.paper_market import PaperMarket
 from trading.venues.paper_orders import PaperBook, PaperOrder
 from trading.venues.paper_state import Keeper, PaperState, PaperStateError
@@ -47,11 +48,6 @@ from trading.venues.paper_state import Keeper, PaperState, PaperStateError
 log = logging.getLogger("trading.venues.paper")
 
 # fmt: off
-VENUE_CALLS = frozenset((
-    "load_markets", "fetch_tickers", "fetch_ohlcv", "fetch_balance", "fetch_open_orders",
-    "fetch_order", "find_order", "create_order", "cancel_order", "cancel_all_after", "sync_time",
-    "close",
-))
 # Private endpoints: signed with a timestamp the exchange checks against its own clock.
 SIGNED_CALLS = frozenset((
     "fetch_balance", "fetch_open_orders", "fetch_order", "find_order", "create_order",
@@ -62,7 +58,7 @@ SIGNED_CALLS = frozenset((
 
 class PaperExchange:
     """A simulated exchange account (a Venue): synthetic or live prices, simulated fills,
-    balances with reservations, a rate limit, a drifting clock, and injectable faults.
+    balances with reservations, a rate limit and a drifting clock.
 
     `shock(symbol, pct)` takes percent: -10 moves the price down 10 % from now on."""
 
@@ -100,7 +96,6 @@ class PaperExchange:
         self._book = self._new_book()
         self._bucket = TokenBucket(clock, rate_limit, burst)  # rate_limit <= 0: no limit
         self._exchange_clock = ExchangeClock(clock, recv_window_ms)
-        self._faults = FaultPlan(VENUE_CALLS)
         self._markets: dict[str, Market] | None = None
         self._engine = PaperEngine(self._book, self._market, clock, f"{name} {account}")
         self.calls: Counter[str] = Counter()
@@ -178,31 +173,9 @@ class PaperExchange:
         """Make the exchange's clock run `seconds` ahead of the local one (negative: behind)."""
         self._exchange_clock.set_skew(seconds)
 
-    def inject(
-        self,
-        call: str,
-        fault: FaultSpec,
-        *,
-        count: int = 1,
-        latency: float = 0.0,
-        after: bool = False,
-    ) -> None:
-        """Make the next `count` calls of `call` ("*": any call; count=-1: for ever) raise
-        `fault`, after `latency` seconds of clock time. after=True: the call takes effect and
-        then raises (an order accepted whose answer was lost). A fault class is instantiated
-        with a message; a non-Fault exception is raised as is, like a bug."""
-        self._faults.inject(call, fault, count=count, latency=latency, after=after)
-
-    def inject_latency(self, call: str, seconds: float, count: int = 1) -> None:
-        """Make the next `count` calls of `call` take `seconds` of clock time, and succeed."""
-        self._faults.inject_latency(call, seconds, count)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
     async def advance(self) -> None:
-        """Run the exchange's own engine up to clock time without a request (no token, no fault,
-        no signature): what it does while no bot calls it. Stops are checked on the price path,
+        """Run the exchange's own engine up to clock time without a request (no token, no
+        signature): what it does while no bot calls it. Stops are checked on the price path,
         the dead man's switch fires, resting orders meet fresh tickers. Any call does the same
         first."""
         self._engine.refresh_soon()
@@ -315,30 +288,30 @@ class PaperExchange:
             if self._keeper is not None:
                 self._keeper.state.close()
 
-    # -- every call: count, rate limit, injected faults, exchange clock -----------------------
+    # -- every call: count, rate limit, exchange clock ----------------------------------------
 
-    async def _enter(self, call: str) -> Injection | None:
-        """Admit one call; returns an injection to raise once the call has taken effect. The
-        exchange's engine catches up first, whether the call is then refused or not."""
+    async def _enter(self, call: str) -> Callable[[], None] | None:
+        """Admit one call; returns what `_before` asked to run once the call has taken effect.
+        The exchange's engine catches up first, whether the call is then refused or not."""
         self._engine.catch_up()
         self._save(call)
         self.calls[call] += 1
         if call != "close":
             self._bucket.take(call, self.name)
-        injection, latency = self._faults.due(call)
-        if latency > 0:
-            await self._clock.sleep(latency)
-            self._engine.catch_up()
-        if injection is not None and not injection.after:
-            raise injection.exception(self.name, call)
+        afterwards = await self._before(call)
         if call in SIGNED_CALLS:
             self._exchange_clock.check(call, self.name)
-        return injection
+        return afterwards
 
-    def _leave(self, injection: Injection | None, call: str) -> None:
+    async def _before(self, call: str) -> Callable[[], None] | None:
+        """A call admitted but not yet checked or carried out: a subclass may raise, take time,
+        or return what to run once the call has taken effect. A well exchange does nothing."""
+        return None
+
+    def _leave(self, afterwards: Callable[[], None] | None, call: str) -> None:
         self._save(call)  # before the caller hears of what changed
-        if injection is not None:
-            raise injection.exception(self.name, call)
+        if afterwards is not None:
+            afterwards()
 
     def _rejected(self, message: str, call: str) -> Rejected:
         return Rejected(message, venue=self.name, call=call)
