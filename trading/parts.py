@@ -75,7 +75,7 @@ class Parts:
     async def bug(self, exc: Exception, refuse: Callable[[str], R]) -> R:
         """A bug in a command's order code: the dead switch, as in a cycle; the user is told."""
         await self.failsafe.safely(self.failsafe.dead_switch(exc))
-        return refuse(f"internal error ({type(exc).__name__}); the trader is in failsafe")
+        return refuse(f"internal error ({type(exc).__name__}); the trader is {self.state.mode}")
 
     async def quietly(self, coro: Awaitable[object]) -> None:
         """A cancel (or a stop's placement) whose failure the next cycle retries."""
