@@ -33,9 +33,15 @@ def who(account: str) -> str:
 
 
 def _opened(ev: TradeOpened) -> str:
+    levels = []
+    if ev.stop_loss is not None:
+        levels.append(f"stop {num(ev.stop_loss)}")
+    if ev.take_profit is not None:
+        levels.append(f"target {num(ev.take_profit)}")
+    shown = f" · {' · '.join(levels)}" if levels else ""
     return (
         f"🟢 <b>Bought</b> {num(ev.amount)} {esc(ev.symbol)} @ {num(ev.price)}"
-        f" = {money(ev.cost)} · {who(ev.account)}\n<i>{esc(ev.reason)}</i>"
+        f" = {money(ev.cost)}{shown} · {who(ev.account)}\n<i>{esc(ev.reason)}</i>"
     )
 
 

@@ -30,6 +30,10 @@ async def ping(ctx: Context, args: list[str]) -> Reply:
     lines = [f"<b>pong</b> - up {span(now - desk.started_at)}"]
     for trader in desk.traders:
         s = trader.status()
+        if not s.started and s.last_cycle_at is not None:
+            error = s.last_error or s.health.last_fault or "no answer"
+            lines.append(f"{esc(s.account)}: not started: markets never loaded ({esc(error)})")
+            continue
         lines.append(f"{esc(s.account)}: {esc(s.mode)}, last cycle {ago_at(now, s.last_cycle_at)}")
     if not desk.traders:
         lines.append("no accounts are trading")

@@ -13,7 +13,7 @@ from handlers.reply import plain
 from handlers.table import COMMANDS
 from sim.clock import FakeClock
 from tests.handlers_support import make_office
-from trading.errors import Unrecognized
+from trading.errors import Fatal, Unrecognized
 from trading.events import Emergency
 from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Mode
@@ -438,3 +438,15 @@ async def test_the_console_offers_the_same_table_with_typed_confirmations(office
     assert "paused (was running)" in text and "[picture:" in text
     assert "(type yes to confirm, no to cancel)" in text and "killed and flat" in text
     assert "<b>" not in text and "paper:main · killed" in text
+
+
+async def test_ping_says_an_account_never_started_instead_of_running(office):
+    rig = office.rig
+    rig.paper.inject("load_markets", Fatal("invalid api key"), count=-1)
+    rig.trader.timing.started = False
+    await rig.trader.run_cycle()
+
+    reply = await office.run("/ping")
+
+    assert "paper:main: not started: markets never loaded" in reply.text
+    assert "invalid api key" in reply.text

@@ -361,6 +361,8 @@ class Book:
                 price=price,
                 cost=order.filled * price,
                 reason=tracked.reason or tracked.purpose,
+                stop_loss=position.stop_loss if position else None,
+                take_profit=position.take_profit if position else None,
             )
         )
         self.log.info(

@@ -27,6 +27,8 @@ class TradeOpened(Event):
     price: float
     cost: float
     reason: str
+    stop_loss: float | None = None
+    take_profit: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
