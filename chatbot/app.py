@@ -19,9 +19,12 @@ import contextlib
 import logging
 import platform
 import signal
+import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import metadata
+from pathlib import Path
 from typing import TextIO
 
 import httpx
@@ -57,11 +60,31 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    found = {"chatbot": own_version(), "python": platform.python_version()}
     for package in ("python-telegram-bot", "ccxt", "apscheduler"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[package] = metadata.version(package)
     return found
+
+
+def own_version() -> str:
+    """The bot's version: its pyproject's, and the commit when the code is a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    version = "unknown"
+    with contextlib.suppress(OSError, KeyError, tomllib.TOMLDecodeError):
+        version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        if commit:
+            version += f" ({commit})"
+    return version
 
 
 @dataclass

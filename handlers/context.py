@@ -25,3 +25,5 @@ class Context:
     jobs: Callable[[], list[tuple[str, float | None]]] | None = None  # (job, next run epoch)
     abort: Callable[[], None] | None = None  # ends the process (after the reply is sent)
     versions: Mapping[str, str] = field(default_factory=dict)
+    # Drops every confirmation still open, returning their command lines (the dispatcher's).
+    drop_confirmations: Callable[[], list[str]] = lambda: []

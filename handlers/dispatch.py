@@ -64,6 +64,16 @@ class Dispatcher:
         self.confirm_ttl = confirm_ttl
         self._pending: dict[str, _Pending] = {}
         self._answered: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        ctx.drop_confirmations = self.drop_all
+
+    def drop_all(self) -> list[str]:
+        """/cancel: every confirmation still open is dropped; their command lines."""
+        dropped = [p.line for p in self._pending.values()]
+        for token, pending in list(self._pending.items()):
+            self._remember(token)
+            self._audit(pending.who, pending.command.name, pending.args, "cancelled")
+        self._pending.clear()
+        return dropped
 
     async def handle(self, text: str, who: str) -> Reply:
         """Run `/name args...` (the leading slash and a @botname suffix are optional)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import alerts, chart, control, reset, results, status, symbols
+from handlers import alerts, chart, control, process, reset, results, status, symbols
 from handlers.context import Context
 from handlers.format import check_accounts
 from handlers.reply import Reply, esc
@@ -136,6 +136,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("monthly", results.monthly, "profit per month (UTC)", "[ACCOUNT] [N]"),
     Command("performance", results.performance, "profit per symbol, the best first", "[ACCOUNT]"),
     Command("ack", alerts.ack, "acknowledge the current emergencies"),
+    Command("cancel", process.cancel, "drop the confirmations still waiting for a tap"),
+    Command("roll", process.roll, "a die thrown by the live process (a liveness check)"),
+    Command("version", process.version, "the bot's own version"),
     Command(
         "debug",
         status.debug,

@@ -450,3 +450,18 @@ async def test_ping_says_an_account_never_started_instead_of_running(office):
 
     assert "paper:main: not started: markets never loaded" in reply.text
     assert "invalid api key" in reply.text
+
+
+async def test_roll_cancel_and_version_answer_from_the_live_process(office):
+    rolled = await office.run("/roll")
+    assert rolled.ok and "🎲" in rolled.text and "live process" in rolled.text
+    asked = await office.run("/kill")
+    assert asked.buttons
+    cancelled = await office.run("/cancel")
+    assert "Cancelled /kill: nothing done." in cancelled.text
+    pressed = await office.dispatcher.press(asked.buttons[0].data, "tester")
+    assert not pressed.ok and office.rig.trader.mode is Mode.RUNNING  # the tap comes too late
+    assert "Nothing to cancel" in (await office.run("/cancel")).text
+    assert "chatbot" in (await office.run("/version")).text
+    refused = await office.run("/roll 7")
+    assert not refused.ok and "takes no arguments" in refused.text
