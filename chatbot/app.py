@@ -32,6 +32,7 @@ import httpx
 from chatbot.config import PAPER, Settings
 from chatbot.console import Console, stdin_is_readable
 from chatbot.health import HealthServer
+from chatbot.logsetup import RECENT
 from chatbot.notifier import Notifier
 from chatbot.pagers import pagers_from_settings
 from chatbot.scheduling import add_daily_job, job_summary, new_scheduler, schedule_traders
@@ -176,6 +177,7 @@ def build(
     ctx.desk = desk
     ctx.notifier = notifier
     ctx.abort = lambda: bot.request_stop(0)
+    ctx.logs = RECENT.last
     return bot
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections import deque
 from collections.abc import Iterable
 
 from chatbot.config import Secret
@@ -18,6 +19,9 @@ REDACTED = "***"
 # Telegram bot tokens look like this wherever they appear (URLs included).
 TOKEN_PATTERN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+KEEP_LINES = 500  # log lines /logs can show
 
 
 class RedactingFormatter(logging.Formatter):
@@ -43,15 +47,39 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return TOKEN_PATTERN.sub(REDACTED, text)
 
 
+class RecentLines(logging.Handler):
+    """The last log lines, formatted (so redacted) as the log shows them, for /logs."""
+
+    def __init__(self, keep: int = KEEP_LINES) -> None:
+        super().__init__()
+        self.lines: deque[str] = deque(maxlen=keep)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a log line must never break the code that logs it
+            self.handleError(record)
+
+    def last(self, n: int) -> list[str]:
+        return list(self.lines)[-n:] if n > 0 else []
+
+
+RECENT = RecentLines()
+
+
 def setup_logging(level: str = "INFO", secrets: Iterable[Secret | str] = ()) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_chatbot", False):
             root.removeHandler(handler)
+    formatter = RedactingFormatter(secrets)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(secrets))
+    handler.setFormatter(formatter)
     handler._chatbot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+    RECENT.setFormatter(formatter)
+    RECENT._chatbot = True  # type: ignore[attr-defined]
+    root.addHandler(RECENT)
     root.setLevel(level)
     # Request-per-line chatter from the HTTP clients is noise; their warnings still show.
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater"):

@@ -27,3 +27,4 @@ class Context:
     versions: Mapping[str, str] = field(default_factory=dict)
     # Drops every confirmation still open, returning their command lines (the dispatcher's).
     drop_confirmations: Callable[[], list[str]] = lambda: []
+    logs: Callable[[int], list[str]] | None = None  # the last n log lines, redacted

@@ -37,6 +37,27 @@ async def cancel(ctx: Context, args: list[str]) -> Reply:
     return Reply(text="\n".join(lines))
 
 
+MAX_LOG_LINES = 100
+
+
+@command
+async def logs(ctx: Context, args: list[str]) -> Reply:
+    """The last N log lines, redacted as the log already is."""
+    if len(args) > 1:
+        raise BadInput("Usage: /logs [N]")
+    n = 20
+    if args:
+        if not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_LOG_LINES:
+            raise BadInput(f"N must be a whole number from 1 to {MAX_LOG_LINES}.")
+        n = int(args[0])
+    if ctx.logs is None:
+        raise BadInput("No log is kept here.")
+    lines = ctx.logs(n)
+    if not lines:
+        return Reply(text="The log is empty.")
+    return Reply(text="<pre>" + esc("\n".join(lines)) + "</pre>")
+
+
 @command
 async def version(ctx: Context, args: list[str]) -> Reply:
     """The bot's own version."""

@@ -139,6 +139,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("cancel", process.cancel, "drop the confirmations still waiting for a tap"),
     Command("roll", process.roll, "a die thrown by the live process (a liveness check)"),
     Command("version", process.version, "the bot's own version"),
+    Command("logs", process.logs, "the last log lines, secrets hidden", "[N]"),
     Command(
         "debug",
         status.debug,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import re
 
 import pytest
@@ -465,3 +466,27 @@ async def test_roll_cancel_and_version_answer_from_the_live_process(office):
     assert "chatbot" in (await office.run("/version")).text
     refused = await office.run("/roll 7")
     assert not refused.ok and "takes no arguments" in refused.text
+
+
+async def test_logs_shows_the_last_lines_redacted_and_refuses_a_bad_count(office):
+    office.dispatcher.ctx.logs = lambda n: [f"line {i}" for i in range(n)]
+    reply = await office.run("/logs 3")
+    assert reply.ok and "line 0" in reply.text and "line 2" in reply.text
+    assert "line 3" not in reply.text
+    refused = await office.run("/logs 0")
+    assert not refused.ok and "from 1 to 100" in refused.text
+
+
+def test_the_kept_log_lines_are_redacted_like_the_log():
+    from chatbot.logsetup import RecentLines, RedactingFormatter
+
+    recent = RecentLines(keep=2)
+    recent.setFormatter(RedactingFormatter(["s3cret"]))
+    log = logging.getLogger("test.recent")
+    log.addHandler(recent)
+    try:
+        for word in ("one", "two s3cret", "three"):
+            log.warning(word)
+    finally:
+        log.removeHandler(recent)
+    assert len(recent.last(10)) == 2 and "s3cret" not in " ".join(recent.last(10))

@@ -222,7 +222,7 @@ async def test_rotation_also_reads_the_tickers_of_watched_positions(clock):
 async def test_each_scan_logs_its_coverage_under_the_account_logger(paper, clock, caplog):
     connector = await connected(paper, clock)
     scanner = Scanner(connector, Everything(), quote="USDT", min_quote_volume=MIN_VOLUME)
-    with caplog.at_level(logging.INFO, logger="trading.paper.main"):
+    with caplog.at_level(logging.DEBUG, logger="trading.paper.main"):
         result = await scanner.scan(exclude=set(), budget=11)
     n = result.universe
     expected = f"scanned {n}/{n} markets, 11 requests"

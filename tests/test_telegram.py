@@ -66,6 +66,7 @@ async def test_every_command_in_the_table_acts_and_answers(api, office):
         await say(api, "/roll", "live process")
         await say(api, "/version", "chatbot")
         await say(api, "/cancel", "Nothing to cancel")
+        await say(api, "/logs 5", "")
         await say(api, "/unlock SOL/USDT", "SOL/USDT")
         await say(api, "/pause", "paused (was running)")
         assert trader.mode is Mode.PAUSED

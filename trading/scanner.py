@@ -202,7 +202,9 @@ class Scanner:
         return BULK if self.bulk else ROTATION
 
     def _report(self, result: ScanResult) -> ScanResult:
-        self.log.info(
+        # Every cycle: debug, or it buries the replies on the console (the paper demo cycles
+        # every second).
+        self.log.debug(
             "scanned %d/%d markets, %d requests, %d candidates (%s)",
             result.screened,
             result.universe,
