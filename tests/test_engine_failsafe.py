@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from sim.clock import FakeClock
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
-from trading.errors import Fatal, Rejected, Transient
+from trading.errors import Fatal, RateLimited, Rejected, Transient
 from trading.events import Emergency, EmergencyCleared, StateChanged, TradeClosed
 from trading.models import OrderType, Side
 from trading.modes import Mode
@@ -243,3 +243,19 @@ async def test_kill_names_what_stays_in_the_account_and_why():
     assert killed.flat and rig.held("ETH/USDT") == 0
     [note] = killed.left
     assert note.startswith("SOL 3:") and "not bought by the bot" in note
+
+
+async def test_a_sync_rate_limited_past_the_limit_pages_and_halts_but_never_liquidates():
+    """Kraken's EAPI:Rate limit for longer than SYNC_FAILURE_LIMIT_SECONDS: flattening would go
+    through the same throttled pipe; the owner is paged, entries stop, positions keep stops."""
+    rig = await _rig_with_positions()
+    rig.paper.inject("fetch_balance", RateLimited("EAPI:Rate limit exceeded"), count=-1)
+    placed = rig.created()
+
+    await rig.cycles(7)  # 420 s of the 300 s limit
+
+    assert rig.trader.mode is Mode.HALTED
+    assert rig.created() == placed  # nothing sold, nothing bought
+    assert set(rig.trader.book.positions) == set(THREE)
+    [alarm] = rig.of(Emergency)
+    assert "rate-limiting" in alarm.message and "/kill" in alarm.message

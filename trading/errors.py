@@ -124,9 +124,12 @@ class Unrecognized(Recoverable):
 
 
 class Fatal(Fault):
-    """Authentication, permissions, unsupported, or a failure that persisted: stop and alert."""
+    """Authentication, permissions, unsupported, or a failure that persisted: stop and alert.
+    `halt`: persisted only because the exchange kept rate-limiting us, so the trader halts
+    (positions left to their stops) rather than flatten through the same throttled pipe."""
 
     kind = "fatal"
+    halt = False
 
 
 class Closed(asyncio.CancelledError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from trading.breaker import ApiHealth
 from trading.clock import Clock
-from trading.errors import Fatal, Fault, Unrecognized
+from trading.errors import Fatal, Fault, RateLimited, Unrecognized
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Streak:
     epoch: float
     message: str = ""
     reported: bool = False
+    only_rate_limited: bool = True  # every failure of the streak was a rate limit
 
 
 class Escalation:
@@ -67,11 +68,14 @@ class Escalation:
         if self._critical is None:
             self._critical = Streak(*started)
         streak = self._critical
+        streak.only_rate_limited &= isinstance(fault, RateLimited)
         elapsed = self._clock.monotonic() - streak.monotonic
         if elapsed <= self._sync_limit:
             return
         message = f"{what} failing for {elapsed:.0f} s: {cause}"
-        self._escalate(what, Fatal(message, venue=self._label, call=what), streak, fault)
+        escalated = Fatal(message, venue=self._label, call=what)
+        escalated.halt = streak.only_rate_limited
+        self._escalate(what, escalated, streak, fault)
 
     def sync_succeeded(self) -> bool:
         """End the critical streak; whether there was one."""

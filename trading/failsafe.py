@@ -111,6 +111,16 @@ class Failsafe:
             if "fatal" not in state.emergencies:
                 state.emergency("fatal", f"{message} (while {state.mode}: nothing more is done)")
             return
+        if fault.halt:
+            # Rate-limited for the whole limit: selling everything would go through the same
+            # throttled pipe; the owner decides.
+            state.set_mode(Mode.HALTED, message)
+            state.emergency(
+                "fatal",
+                f"{message}. The exchange keeps rate-limiting the bot: no entries, positions "
+                "left to their stops; /resume when it answers, /kill to get out.",
+            )
+            return
         if self.settings.failsafe_on_fatal == "stop":
             state.set_mode(Mode.HALTED, message)
             state.emergency(
