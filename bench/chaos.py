@@ -2,6 +2,7 @@
 invariants checked after every cycle (issue 7). Zero violations is the bar.
 
     python bench/chaos.py [--seeds 200] [--cycles 500] [--first 1] [--jobs 2] [--direct]
+                          [--no-dead-hosts]
     python bench/chaos.py --seed 17 --cycles 500        # reproduce one seed, verbosely
 
 Each seed runs the Trader on the paper exchange (one account, seeded markets and settings),
@@ -13,7 +14,10 @@ that fail, answers lost after the order took effect, bugs in the venue and the s
 retryable answers at random on any call), commands arrive before or during cycles (every mode
 command in every mode the trader reaches), the user trades by hand beside the bot, and the
 bot's process ends now and then (a crash at a store write, a kill at a random moment, a clean
-shutdown mid-cycle) and restarts from the store. The machinery is sim/chaos/soak.py; the
+shutdown mid-cycle) and restarts from the store, after some endings only once its host has
+been dead for minutes (the exchange's stops trigger meanwhile; --no-dead-hosts: never). The
+referee also measures protection itself: position-seconds guarded by a resting stop, checked
+by a live bot, or unprotected (sim/chaos/protection.py). The machinery is sim/chaos/soak.py; the
 invariants are sim/chaos/referee.py. A seed reproduces its run exactly: the digest printed per seed
 is the same every time (the hash seed is pinned for that).
 """
@@ -45,9 +49,9 @@ def _pin_hash_seed() -> None:
         os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
-def _one(job: tuple[int, int, bool]) -> SeedReport:
-    seed, cycles, direct = job
-    return run_seed(seed, cycles, direct)
+def _one(job: tuple[int, int, bool, bool]) -> SeedReport:
+    seed, cycles, direct, dead_hosts = job
+    return run_seed(seed, cycles, direct, dead_hosts=dead_hosts)
 
 
 def _table(title: str, counts: Counter, width: int = 28) -> list[str]:
@@ -68,6 +72,35 @@ def _coverage(answered: Counter) -> list[str]:
     reached = [m for m in modes if any(answered.get(f"{c}@{m}") for c in MODE_COMMANDS)]
     missing = [f"{c}@{m}" for m in reached for c in MODE_COMMANDS if not answered.get(f"{c}@{m}")]
     lines.append(f"  never met in a mode reached: {', '.join(missing) or 'none'}")
+    return lines
+
+
+def _protection(reports: list[SeedReport], stats: Counter) -> list[str]:
+    """Position-seconds by how they were protected, the longest gap, what the stops did."""
+    seconds: Counter = Counter()
+    for r in reports:
+        seconds.update(r.protection)
+    longest = max(reports, key=lambda r: r.longest_gap[0], default=None)
+    total = seconds["all"] or 1.0
+    lines = ["protection (position-seconds at the exchange):"]
+    for name in (
+        "all",
+        "guarded",
+        "checked",
+        "hands-off",
+        "venue refused",
+        "replacement gaps",
+        "unprotected",
+    ):
+        lines.append(f"  {name:<28} {seconds[name]:>12,.0f} {100 * seconds[name] / total:6.2f} %")
+    if longest is not None and longest.longest_gap[0] > 0:
+        gap, cause = longest.longest_gap
+        lines.append(f"  longest gap: {gap:,.0f} s, {cause} (seed {longest.seed})")
+    else:
+        lines.append("  longest gap: none")
+    for name in ("stops triggered while dead", "stops refused by the venue", "sent protect"):
+        label = "exits the bot made itself" if name == "sent protect" else name
+        lines.append(f"  {label:<28} {stats[name]:>12,}")
     return lines
 
 
@@ -124,6 +157,7 @@ def summarize(reports: list[SeedReport], wall: float, jobs: int) -> str:
             ),
         ),
     ]
+    lines += _protection(reports, stats)
     combined = hashlib.sha256("".join(r.digest for r in reports).encode()).hexdigest()[:16]
     lines.append(f"runs digest: {combined} (the same seeds and cycles always give the same one)")
     total = sum(kinds.values())
@@ -144,11 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="run only this seed and print its details")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--direct", action="store_true", help="trader operations, no handlers")
+    parser.add_argument(
+        "--no-dead-hosts", action="store_true", help="every ending restarts the bot at once"
+    )
     args = parser.parse_args(argv)
     seeds = (
         [args.seed] if args.seed is not None else list(range(args.first, args.first + args.seeds))
     )
-    work = [(seed, args.cycles, args.direct) for seed in seeds]
+    work = [(seed, args.cycles, args.direct, not args.no_dead_hosts) for seed in seeds]
     started = time.perf_counter()
     jobs = max(1, min(args.jobs, len(work)))
     if jobs == 1:

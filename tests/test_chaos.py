@@ -25,6 +25,7 @@ from trading.errors import Fatal, Transient
 from trading.models import Side
 from trading.modes import Mode
 from trading.risk import Allowed
+from trading.venues.paper import PaperExchange
 
 CYCLES = 150
 SEEDS = range(1, 13)
@@ -80,6 +81,36 @@ def test_a_seed_reproduces_its_run():
     assert first.digest == second.digest
     assert first.stats == second.stats and first.commands == second.commands
     assert run_seed(8, 60).digest != first.digest
+
+
+# A seed holding positions when its bot is killed in cycle 60 and its host stays dead ten minutes.
+DEAD_SEED, DEAD_HOST = 5, (60, 600.0)
+
+
+def test_resting_stops_protect_the_positions_while_the_host_is_dead_for_ten_minutes():
+    report = run_seed(DEAD_SEED, CYCLES, dead_host=DEAD_HOST)
+    assert report.violations == [], "\n".join(report.violations)
+    assert report.endings["dead host"] == 1
+    assert report.protection["guarded"] > 0.5 * report.protection["all"]
+    assert report.protection.get("unprotected", 0.0) == 0.0
+
+
+def test_the_referee_sees_positions_unprotected_while_the_host_is_dead_without_resting_stops(
+    monkeypatch,
+):
+    monkeypatch.setattr(PaperExchange, "stop_types", ())
+    report = run_seed(DEAD_SEED, CYCLES, dead_host=DEAD_HOST)
+    assert report.violation_counts.get("position unprotected longer than a cycle")
+    seconds, cause = report.longest_gap
+    assert seconds >= DEAD_HOST[1] and cause == "no stop and trader dead"
+
+
+def test_dead_hosts_and_refused_stops_at_random_measure_protection_and_break_no_invariant():
+    report = run_seed(2, CYCLES, dead_hosts=True)  # a seed whose venue refuses some stops
+    assert report.violations == [], "\n".join(report.violations)
+    assert report.endings["dead host"] >= 1
+    assert report.stats["stops refused by the venue"] >= 1
+    assert report.protection["all"] > 0
 
 
 def test_the_referee_sees_a_gate_that_lets_buys_through_in_any_mode(monkeypatch):

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sim.chaos.actors import ChaosStrategy
 from sim.chaos.referee import ChaosBug, Crash, Monitor
+from trading.book import client_id_purpose
 from trading.clock import Clock
 from trading.errors import (
     ClockRejected,
@@ -28,6 +29,7 @@ from trading.errors import (
     Transient,
 )
 from trading.models import OrderRequest, OrderType
+from trading.modes import Purpose
 from trading.venues.paper import PaperExchange
 
 READ_CALLS = (
@@ -45,6 +47,10 @@ RETIRE_RATE = 0.0003  # per cycle: about one seed in seven loses its balance end
 # A request that reaches the exchange later than this after it left is refused there (the paper
 # exchange's receive window): what a dead process had in flight lands within it, or never.
 RECV_WINDOW_SECONDS = 10.0
+# Why a venue refuses a resting stop (the bot's own stop check must then guard the position),
+# and how often, by seed.
+STOP_REFUSALS = ("Filter failure: NOTIONAL", "Order type not supported for this symbol")
+STOP_REFUSAL_RATES = (0.0, 0.0, 0.1, 0.5)
 
 FaultMaker = Callable[[str], BaseException]
 
@@ -99,6 +105,8 @@ class ChaosVenue:
         self.retryable_rate = 0.0  # chance of a random retryable answer, per call
         self.retryable: Counter[str] = Counter()  # those answered, by kind
         self._noise = random.Random(f"{rng.random()}|retryable")
+        self.stop_refusal_rate = rng.choice(STOP_REFUSAL_RATES)
+        self.stops_refused = 0
 
     @property
     def has_bulk_tickers(self) -> bool:
@@ -244,7 +252,19 @@ class ChaosVenue:
         if self.alive():  # a dead process sends nothing
             self.created += 1
             self.monitor.order_sent(request)
+            if self._refuses_stop(request):
+                self.stops_refused += 1
+                self.monitor.protection.refused.add(request.symbol)
+                raise _fault(Rejected, self._noise.choice(STOP_REFUSALS))("create_order")
         return await self._run("create_order", lambda: self.paper.create_order(request))
+
+    def _refuses_stop(self, request: OrderRequest) -> bool:
+        if client_id_purpose(request.client_order_id) != Purpose.GUARD:
+            return False
+        refused = self._noise.random() < self.stop_refusal_rate
+        if not refused:
+            self.monitor.protection.refused.discard(request.symbol)
+        return refused
 
     async def cancel_order(self, order_id: str, symbol: str):
         if self.alive():

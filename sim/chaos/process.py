@@ -16,7 +16,9 @@ the running one ends:
                    cancelled), a command in flight finishes, the flattening stops
 
 Then whatever the old process left running is cancelled and a new process starts from the
-store: restore, market load, reconciliation.
+store: restore, market load, reconciliation. Now and then the host stays dead for a while first
+(DEAD_MINUTES): no process runs, while the exchange's price path moves on and its resting
+orders (the bot's protective stops) trigger on their own.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from dataclasses import dataclass
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
 from sim.chaos.actors import ChaosStrategy
+from sim.chaos.books import open_exchange_orders
 from sim.chaos.faults import ChaosVenue
 from sim.chaos.referee import Crash, Monitor, ObservedConnector, ObservedTrader
 from sim.clock import LoopClock
+from trading.book import client_id_purpose
 from trading.desk import Desk
+from trading.modes import Purpose
 from trading.settings import TradingSettings
 from trading.store import Store
 
@@ -40,6 +45,9 @@ from trading.store import Store
 SLOW_CALLS = ("fetch_open_orders", "fetch_balance", "fetch_tickers", "fetch_ohlcv", "create_order")
 SLOW_SECONDS = (5.0, 20.0, 60.0)
 GRACES = (0.5, 2.0, 5.0)  # seconds a shutdown lets a running cycle finish
+DEAD_HOST_CHANCE = 0.3  # of the endings, those after which the host stays dead a while
+DEAD_MINUTES = (2.0, 20.0)
+DEAD_STEP = 30.0  # seconds between the exchange's advances (and the referee's looks) meanwhile
 
 
 class Life:
@@ -161,10 +169,12 @@ class Endings:
     KINDS = (("crash point", 4.0), ("killed", 3.0), ("shutdown", 3.0))
     HURRIED = 10.0  # times likelier while the dead man guards orders: the worst moment
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, *, dead_hosts: bool = False) -> None:
         self.rng = rng
+        self.dead_hosts = dead_hosts
         self.rate = rng.uniform(0.005, 0.02)
         self.counts: Counter[str] = Counter()
+        self.dead_next = 0.0  # seconds the host stays dead after the next ending, if chosen
         self._names = [name for name, _ in self.KINDS]
         self._weights = [weight for _, weight in self.KINDS]
 
@@ -188,6 +198,17 @@ class Endings:
     def restarted(self, how: str) -> None:
         self.counts["restarts"] += 1
         self.counts[how] += 1
+
+    def dead_for(self) -> float:
+        """Seconds the host stays dead before the restart (0: it restarts at once)."""
+        if self.dead_next:
+            self.counts["dead host"] += 1
+            seconds, self.dead_next = self.dead_next, 0.0
+            return seconds
+        if not self.dead_hosts or self.rng.random() >= DEAD_HOST_CHANCE:
+            return 0.0
+        self.counts["dead host"] += 1
+        return 60.0 * self.rng.uniform(*DEAD_MINUTES)
 
 
 async def kill_at(life: Life, seconds: float) -> None:
@@ -215,9 +236,34 @@ async def restart(world: World, old: Process, endings: Endings) -> Process:
     """The ended process is abandoned; a new one restores the store, as chatbot/app.py does
     before any command channel opens (its next cycle starts the exchange)."""
     await old.abandon()
+    await dead_host(world, endings.dead_for())
     endings.restarted(old.life.how)
     world.monitor.restarting(old.life.how)
     new = world.start()
     new.trader.restore()
     world.monitor.restarted()
     return new
+
+
+async def dead_host(world: World, seconds: float) -> None:
+    """No process of the bot runs for `seconds`: the exchange advances on its own, step by step,
+    and the referee looks at the positions' protection after each step."""
+    if seconds <= 0:
+        return
+    paper, clock, protection = world.venue.paper, world.clock, world.monitor.protection
+    guards = {
+        o.id
+        for o in open_exchange_orders(paper)
+        if client_id_purpose(o.client_order_id) == Purpose.GUARD
+    }
+    protection.observe(alive=False)
+    end = clock.monotonic() + seconds
+    for _ in range(int(seconds // DEAD_STEP) + 1):
+        left = end - clock.monotonic()
+        if left <= 0:
+            break
+        await clock.sleep(min(DEAD_STEP, left))
+        await paper.advance()
+        protection.observe(alive=False)
+    triggered = sum(1 for o in paper.order_log if o.id in guards and o.filled > 0)
+    world.monitor.stats["stops triggered while dead"] += triggered

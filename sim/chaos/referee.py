@@ -24,7 +24,10 @@ The invariants, each checked where it can be seen first:
                                            the dead switch; a KILLED/FAILSAFE trader is flat at
                                            the exchange within FLAT_WITHIN cycles of the
                                            exchange being well again; the user's coins and
-                                           orders are untouched
+                                           orders are untouched; each position is
+                                           guarded by a resting stop or a live bot's check,
+                                           and no gap outlasts a cycle (sim/chaos/protection.py,
+                                           which also looks while the host is dead)
     always                                 no exception escapes an operation, the cycle or a
                                            background task, nothing logs an exception that was
                                            not injected on purpose (a ChaosBug), and every owner
@@ -45,6 +48,7 @@ from sim.chaos.alarms import Alarms
 from sim.chaos.books import Books, Outsider, open_exchange_orders, ours_by_id
 from sim.chaos.causes import COMMAND, Causes, Errand
 from sim.chaos.observed import FaultyVenue, ObservedConnector, ObservedTrader
+from sim.chaos.protection import Protection
 from trading.book import client_id_purpose
 from trading.clock import Clock
 from trading.engine import Trader
@@ -100,6 +104,8 @@ class SeedReport:
     retryable: dict[str, int] = field(default_factory=dict)  # random retryable answers, by kind
     mode_commands: dict[str, int] = field(default_factory=dict)  # "pause@failsafe": answered
     stats: dict[str, int] = field(default_factory=dict)
+    protection: dict[str, float] = field(default_factory=dict)  # position-seconds, by state
+    longest_gap: tuple[float, str] = (0.0, "")  # seconds, cause
     digest: str = ""
 
 
@@ -146,6 +152,7 @@ class Monitor:
         self.causes = Causes(settings, clock, self.violation, self.stats)
         self.books = Books(settings, paper, self.violation, self.stats)
         self.alarms = Alarms(self.events, self.violation, self.stats)
+        self.protection = Protection(paper, clock, settings.scan_interval_seconds, self.violation)
         self._quiet = 0
         self._flat_reported = False
         self._faults = 0
@@ -153,14 +160,14 @@ class Monitor:
     def watch(self, trader: Trader, venue: FaultyVenue, notifier) -> None:
         """Referee this trader (a new one after each restart)."""
         self.trader, self.venue = trader, venue
-        self.books.trader = self.alarms.trader = trader
+        self.books.trader = self.alarms.trader = self.protection.trader = trader
         self.books.denied = venue.denied
         self.alarms.notifier = notifier
         self.causes.process_started()
 
     def outsider(self, user: Outsider) -> None:
         """What the user holds beside the bot, which it must never touch."""
-        self.books.outsider = user
+        self.books.outsider = self.protection.outsider = user
 
     def violation(self, kind: str, detail: str) -> None:
         self.kinds[kind] += 1
@@ -345,6 +352,7 @@ class Monitor:
             self.violation("flattening task died", repr(task.exception()))
         self._check_flat()
         self.books.outsider_untouched()
+        self.protection.observe(alive=True)
         self.stats["cycles"] += 1
         self.stats[f"cycles {trader.mode}"] += 1
 
@@ -380,6 +388,7 @@ class Monitor:
         """After the last cycle, with nothing running: the ledger once more, the notifier."""
         if self.trader is not None:
             self.books.ledger()
+        self.protection.finish()
         errors = notifier.stats().internal_errors
         if errors:
             self.violation("notifier failed", f"{errors} internal errors")
@@ -402,6 +411,8 @@ class Monitor:
             violations=list(self.violations),
             violation_counts=dict(self.kinds),
             stats=dict(self.stats),
+            protection=self.protection.figures(),
+            longest_gap=(self.protection.longest.seconds, self.protection.longest.cause),
             digest=self.digest(),
             **{k: dict(v) if isinstance(v, Counter) else v for k, v in parts.items()},
         )

@@ -129,10 +129,14 @@ async def soak(
     *,
     direct: bool = False,
     retire_at: int | None = None,
+    dead_host: tuple[int, float] | None = None,
+    dead_hosts: bool = False,
 ) -> SeedReport:
     """Run one seed for `cycles` cycles on a VirtualTimeLoop and check every invariant.
     `direct`: commands call the trader's operations, not the handlers; `retire_at`: the cycle
-    at which fetch_balance starts answering 404 for good (else a rare random draw)."""
+    at which fetch_balance starts answering 404 for good (else a rare random draw); `dead_host`:
+    (cycle, seconds): the bot is killed early in that cycle and its host stays dead that long;
+    `dead_hosts`: after some of the random endings the host stays dead for minutes."""
     rng = random.Random(seed)
     settings, balance = seed_settings(rng)
     feed = SyntheticFeed(seed=seed, markets=MARKETS, quote=settings.quote, clock=clock)
@@ -150,11 +154,11 @@ async def soak(
     world = World(settings, clock, venue, CrashingStore(), monitor, notifier, strategy, direct)
     process = world.start()
     planner = FaultPlanner(random.Random(f"{seed}|faults"), venue, strategy, retire_at)
-    endings = Endings(random.Random(f"{seed}|endings"))
+    endings = Endings(random.Random(f"{seed}|endings"), dead_hosts=dead_hosts)
     commander = Commander(
         random.Random(f"{seed}|commands"), process.dispatcher, process.trader, monitor
     )
-    soaking = _Soak(world, planner, endings, commander, user)
+    soaking = _Soak(world, planner, endings, commander, user, dead_host)
     started = time.perf_counter()
     with monitor.capturing_logs():
         await user.begin(paper)
@@ -165,6 +169,7 @@ async def soak(
     monitor.finish(notifier)
     monitor.stats["messages sent"] = inbox.sent
     monitor.stats.update({f"user's orders {what}": n for what, n in user.actions.items()})
+    monitor.stats["stops refused by the venue"] = venue.stops_refused
     return monitor.report(
         cycles=cycles,
         seconds=time.perf_counter() - started,
@@ -189,6 +194,7 @@ class _Soak:
     endings: Endings
     commander: Commander
     user: User
+    dead_host: tuple[int, float] | None
 
     async def cycle(self, cycle: int, process: Process) -> Process:
         world, monitor, clock = self.world, self.world.monitor, self.world.clock
@@ -202,6 +208,8 @@ class _Soak:
         await self.user.act(hurried=armed)
         began = clock.monotonic()
         ending = self.endings.pick(hurried=armed)
+        if self.dead_host is not None and cycle == self.dead_host[0]:
+            ending, self.endings.dead_next = Ending("killed", at=1.0), self.dead_host[1]
         picked = self.commander.pick()
         if picked is not None and picked[0] == "kill" and self.planner.rng.random() < 0.5:
             self.planner.exits_fail()
@@ -265,9 +273,22 @@ async def _sync_job(trader: Trader, monitor: Monitor, delay: float) -> None:
 
 
 def run_seed(
-    seed: int, cycles: int, direct: bool = False, retire_at: int | None = None
+    seed: int,
+    cycles: int,
+    direct: bool = False,
+    retire_at: int | None = None,
+    dead_host: tuple[int, float] | None = None,
+    dead_hosts: bool = False,
 ) -> SeedReport:
     """One seed, start to finish, on its own VirtualTimeLoop (picklable, for a process pool)."""
     return run_simulated(
-        lambda clock: soak(seed, cycles, clock, direct=direct, retire_at=retire_at)
+        lambda clock: soak(
+            seed,
+            cycles,
+            clock,
+            direct=direct,
+            retire_at=retire_at,
+            dead_host=dead_host,
+            dead_hosts=dead_hosts,
+        )
     )
