@@ -16,8 +16,8 @@ from sim.fakes.binance import (
     SERVER_BUSY,
     TICKER_24HR,
     UNKNOWN,
-    FakeBinance,
 )
+from tests.binance_support import fake_fixture, venue_fixture  # noqa: F401 (fixtures by name)
 from trading.errors import (
     ClockRejected,
     Closed,
@@ -34,24 +34,6 @@ from trading.errors import (
 from trading.models import OrderRequest, OrderType, Side
 from trading.venues.ccxt_faults import classify, vendor_codes
 from trading.venues.ccxt_venue import CcxtVenue
-
-
-@pytest.fixture
-async def fake():
-    async with FakeBinance() as server:
-        yield server
-
-
-@pytest.fixture
-async def venue(fake):
-    v = CcxtVenue(
-        "binance", "MASTER", api_key=fake.api_key, secret=fake.secret, config=fake.ccxt_config()
-    )
-    await v.load_markets()
-    try:
-        yield v
-    finally:
-        await v.close()
 
 
 def limit_buy(client_id: str) -> OrderRequest:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.fakes.binance import ORDER, FakeBinance
+from sim.fakes.binance import ORDER
+from tests.binance_support import fake_fixture, venue_fixture  # noqa: F401 (fixtures by name)
 from trading.errors import Rejected
 from trading.models import OrderRequest, OrderStatus, OrderType, Side
 from trading.venues.ccxt_exchanges import spot_stop_types
@@ -15,22 +16,6 @@ from trading.venues.ccxt_venue import CcxtVenue
 BTC = "BTC/USDT"
 
 
-@pytest.fixture
-async def fake():
-    async with FakeBinance() as server:  # BTC at 50,000; 0.5 BTC held
-        yield server
-
-
-@pytest.fixture
-async def venue(fake):
-    v = CcxtVenue(
-        "binance", "MASTER", api_key=fake.api_key, secret=fake.secret, config=fake.ccxt_config()
-    )
-    await v.load_markets()
-    try:
-        yield v
-    finally:
-        await v.close()
 
 
 def stop_limit(stop: float, limit: float, cid: str = "stop-1", amount: float = 0.1):
