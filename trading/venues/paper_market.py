@@ -4,9 +4,8 @@ so resting orders are matched against prices at most REFRESH_SECONDS stale witho
 feed on every call.
 
 What a restart needs of it (`state`/`restore`, kept by trading/venues/paper_state.py): a
-SyntheticFeed's
-own state (its anchor day and shocks) or the shocks laid over live prices. The tickers seen are a
-cache: the next call reads fresh ones.
+SyntheticFeed's own state (its anchor day and shocks) or the shocks laid over live prices. The
+tickers seen are a cache: the next call reads fresh ones.
 """
 
 from __future__ import annotations
