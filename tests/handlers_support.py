@@ -6,11 +6,14 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
 from chatbot.notifier import Notifier
 from chatbot.senders import ConsoleSender
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
 from handlers.reply import Reply
+from sim.clock import FakeClock
 from sim.faults import FaultyPaper
 from tests.engine_support import SETTINGS, Rig, ScriptedStrategy, make_rig
 from trading.clock import Clock
@@ -106,3 +109,12 @@ def make_office(
     office = Office(clock, store, rigs, desk, ctx, Dispatcher(ctx), notifier, events)
     ctx.abort = lambda: office.aborted.append(True)
     return office
+
+
+@pytest.fixture(name="office")
+async def office_fixture():
+    """One paper account behind the real dispatcher, started and closed around a test."""
+    o = make_office(FakeClock())
+    await o.start()
+    yield o
+    await o.close()

@@ -306,3 +306,23 @@ async def test_a_stop_cancelled_outside_the_bot_is_placed_again_at_the_next_cycl
     assert rig.trader.guards.replaced == 1
     [view] = rig.trader.info().positions
     assert view.guard == "exchange"
+
+
+async def test_a_stop_whose_placement_timed_out_is_settled_and_rests_once_within_a_few_cycles():
+    """One timeout on the stop's placement: the bot never sends it twice blindly; once the
+    reconciliation has settled it (never placed), the stop is placed again, and only one rests."""
+    rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
+    rig.paper.stop_types = ()
+    await rig.trader.start()
+    await rig.trader.run_cycle()
+    assert rig.stops() == []
+    del rig.paper.stop_types  # the venue rests stops again
+    rig.paper.inject("create_order", Transient("timeout"), count=1)
+    rig.strategy.entries = []
+
+    await rig.cycles(1)
+    assert rig.stops() == []  # its outcome is unknown: nothing sent again yet
+    await rig.cycles(3)
+
+    assert len(rig.stops()) == 1
+    assert rig.trader.guards.on_exchange("ETH/USDT")

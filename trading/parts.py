@@ -78,11 +78,11 @@ class Parts:
         return refuse(f"internal error ({type(exc).__name__}); the trader is {self.state.mode}")
 
     async def quietly(self, coro: Awaitable[object]) -> None:
-        """A cancel (or a stop's placement) whose failure the next cycle retries."""
+        """An order step (a cancel, a stop's placement) whose failure the next cycle retries."""
         try:
             await coro
         except Fault as fault:
-            self.log.info("%s failed: %s", "cancel", describe(fault))
+            self.log.info("%s failed: %s", fault.call or "order step", describe(fault))
 
 
 def describe(fault: Fault) -> str:
