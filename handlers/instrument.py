@@ -5,6 +5,8 @@ reading now, and the library versions."""
 
 from __future__ import annotations
 
+import asyncio
+
 from handlers import status
 from handlers.context import Context
 from handlers.format import (
@@ -32,6 +34,8 @@ async def debug(ctx: Context, args: list[str]) -> Reply:
     traders, rest = pick(ctx, args, max_rest=1, usage=USAGE)
     if not rest:
         return await status.debug(ctx, args)
+    # A command typed as the bot starts: the symbol is known once the markets loaded.
+    await asyncio.gather(*(t.ready() for t in traders))
     if len(args) == 1 and ctx.desk.normalize_symbol(rest[0]) is None:
         # One word that is neither: name the accounts, as every account-taking command does.
         raise BadInput(f"{unknown_account(rest[0], ctx.desk.labels)} Nor is it a symbol.")

@@ -4,8 +4,14 @@ API, in front of a paper account holding BTC/USDT with its stop resting at the e
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from chatbot.notifier import Notifier
+from chatbot.senders import ConsoleSender
+from sim.clock import FakeClock
+from tests.handlers_support import make_office
 from tests.telegram_support import (  # noqa: F401 (fixtures)
     CHAT,
     OWNER,
@@ -13,6 +19,14 @@ from tests.telegram_support import (  # noqa: F401 (fixtures)
     office_holding_btc,
     polling,
     say,
+)
+from trading.events import (
+    Emergency,
+    StateChanged,
+    SymbolBanned,
+    TradeClosed,
+    TradeOpened,
+    replying,
 )
 from trading.models import Order, OrderRequest, OrderType, Side
 
@@ -150,3 +164,26 @@ async def test_debug_symbol_shows_market_ticker_position_orders_reading_and_vers
         assert part in text, part
     # Held already: the gate's reading says why the strategy would not enter again.
     assert "refuses an entry" in text
+
+
+async def test_a_command_answers_once_its_own_events_are_not_notified_but_others_are():
+    clock = FakeClock()
+    out = io.StringIO()
+    notifier = Notifier([ConsoleSender(out)], clock=clock)
+    o = make_office(clock, notifier=notifier)
+    await o.start()
+    try:
+        for line in ("/buy SOL/USDT 50", "/ban ETH/USDT", "/pause", "/unpause", "/sell sol"):
+            assert (await o.run(line)).ok, line
+        await notifier.drain()
+        assert {TradeOpened, TradeClosed, SymbolBanned, StateChanged} <= {
+            type(e) for e in o.events
+        }  # the events happened; only their second telling is gone
+        assert out.getvalue() == ""
+        await o.enter(o.rig, ["BTC/USDT"])  # the strategy's entry: no reply tells it
+        with replying(Emergency):  # and an emergency is never the reply's to tell
+            notifier.notify(Emergency(account="x", at=0.0, key="k", message="siren"))
+        await notifier.drain()
+        assert "BTC/USDT" in out.getvalue() and "siren" in out.getvalue()
+    finally:
+        await o.close()
