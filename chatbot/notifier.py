@@ -35,7 +35,7 @@ from chatbot.senders import Message, Sender
 from chatbot.tasks import cancel_all, woken
 from handlers.messages import format_dropped, format_event
 from trading.clock import Clock
-from trading.events import EmergencyCleared, Event
+from trading.events import EmergencyCleared, Event, answered
 
 log = logging.getLogger("chatbot.notifier")
 
@@ -149,8 +149,8 @@ class Notifier:
                 self._clear(event)
                 return
             decision = self._policy.decide(event)
-            if decision is None:
-                return
+            if decision is None or (decision != "emergency" and answered(event)):
+                return  # nothing for the phone, or the command's own reply says it
             if decision == "emergency":
                 if self._emergencies.ring(event):
                     self._wake.set()

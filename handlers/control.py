@@ -22,6 +22,7 @@ from handlers.format import (
     unknown_account,
 )
 from handlers.reply import Reply, esc
+from trading.events import StateChanged, replying
 from trading.modes import Mode
 
 
@@ -36,7 +37,8 @@ def _refused(label: str, reason: str) -> str:
 async def _modes(ctx: Context, args: list[str], name: str, op, done) -> Reply:
     """Run a mode operation (pause, unpause, resume, stop) and format each account's result."""
     traders, _ = pick(ctx, args, max_rest=0, usage=f"/{name} [ACCOUNT]")
-    results = await each(traders, op)
+    with replying(StateChanged):  # the reply says the new mode
+        results = await each(traders, op)
     lines = []
     for trader, r in results:
         if isinstance(r, Exception):
@@ -82,7 +84,8 @@ async def pause(ctx: Context, args: list[str]) -> Reply:
     """No entries, no strategy exits, no flattening; positions keep their stop-loss and
     take-profit (`hands-off`: nothing at all is sold)."""
     traders, hands_off = _pause_args(ctx, args)
-    results = await each(traders, lambda t: t.pause(hands_off=hands_off))
+    with replying(StateChanged):
+        results = await each(traders, lambda t: t.pause(hands_off=hands_off))
     lines = []
     for trader, r in results:
         if isinstance(r, Exception):

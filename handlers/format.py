@@ -169,11 +169,13 @@ def num(value: float) -> str:
 
 
 def money(value: float) -> str:
-    return f"{value:,.2f}"
+    """A money figure without its currency: `cash`, the one way money reads."""
+    return cash(value)
 
 
 def signed(value: float) -> str:
-    return f"{value:+,.2f}"
+    """A gain or loss without its currency: `cash` with its sign."""
+    return cash(value, sign=True)
 
 
 def cash(value: float, quote: str = "", *, sign: bool = False) -> str:
@@ -202,8 +204,8 @@ def percent(fraction: float, *, sign: bool = False) -> str:
 
 
 def pct(fraction: float) -> str:
-    """A fraction as percent: 0.034 -> "3.4 %"."""
-    return f"{fraction * 100:.1f} %"
+    """A fraction as percent: `percent`, the one way a percentage reads."""
+    return percent(fraction)
 
 
 def ago(seconds: float | None) -> str:

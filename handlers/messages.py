@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
-from handlers.format import money, num
+from handlers.format import money, num, percent, signed
 from handlers.reply import esc
 from trading.events import (
     Emergency,
@@ -49,7 +49,8 @@ def _closed(ev: TradeClosed) -> str:
     icon = "✅" if ev.pnl >= 0 else "🔻"
     return (
         f"{icon} <b>Sold</b> {num(ev.amount)} {esc(ev.symbol)} @ {num(ev.price)}"
-        f" · PnL {ev.pnl:+,.2f} ({ev.pnl_pct:+.2f}%) · {who(ev.account)}\n<i>{esc(ev.reason)}</i>"
+        f" · PnL {signed(ev.pnl)} ({percent(ev.pnl_pct / 100, sign=True)}) · {who(ev.account)}"
+        f"\n<i>{esc(ev.reason)}</i>"
     )
 
 
@@ -89,7 +90,7 @@ def _banned(ev: SymbolBanned) -> str:
 def _equity(ev: EquityReport) -> str:
     return (
         f"💰 {who(ev.account)}: equity {money(ev.equity)} {esc(ev.quote)}, exposure "
-        f"{ev.exposure:.0%}, {ev.positions} position{'s' if ev.positions != 1 else ''}"
+        f"{percent(ev.exposure)}, {ev.positions} position{'s' if ev.positions != 1 else ''}"
     )
 
 
@@ -199,11 +200,11 @@ def format_daily_summary(
     day = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
     lines = [f"📊 <b>Daily summary</b> · {esc(day)}"]
     for account, eq in sorted(equity.items()):
-        change = (eq.end - eq.start) / eq.start * 100.0 if eq.start else 0.0
+        change = (eq.end - eq.start) / eq.start if eq.start else 0.0
         lines.append(
-            f"{who(account)}: {money(eq.end)} {esc(eq.quote)} ({change:+.2f}% today, "
-            f"PnL {eq.end - eq.start:+,.2f}, realized {eq.realized:+,.2f}), "
-            f"exposure {eq.exposure:.0%}, {eq.positions} open"
+            f"{who(account)}: {money(eq.end)} {esc(eq.quote)} ({percent(change, sign=True)} "
+            f"today, PnL {signed(eq.end - eq.start)}, realized {signed(eq.realized)}), "
+            f"exposure {percent(eq.exposure)}, {eq.positions} open"
         )
     if not equity:
         lines.append("No equity reported today.")

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from handlers.context import Context
-from handlers.format import ago, command, money, num, pct, pick, signed, span, utc
+from handlers.format import ago, command, money, num, pct, percent, pick, signed, span, utc
 from handlers.reply import Reply, esc
 
 # Settings whose names say they hold a credential: shown as *** even if the redaction upstream
@@ -108,7 +108,7 @@ def _position_line(p) -> str:
     extra = f" · {esc(', '.join(marks))}" if marks else ""
     return (
         f"• {esc(p.symbol)} {num(p.amount)} @ {num(p.entry_price)} → {price}"
-        f" · PnL {signed(p.pnl)} ({p.pnl_pct:+.2f} %){extra}"
+        f" · PnL {signed(p.pnl)} ({percent(p.pnl_pct / 100, sign=True)}){extra}"
     )
 
 

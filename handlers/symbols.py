@@ -12,21 +12,24 @@ from handlers.format import (
     BadInput,
     ago,
     amount,
+    cash,
     command,
     each,
     failed,
     knowing,
-    money,
     num,
     outcome,
+    percent,
     pick,
-    signed,
     span,
     symbol,
     unknown_account,
 )
 from handlers.reply import Reply, esc
+from trading.events import SymbolBanned, TradeClosed, TradeOpened, replying
 from trading.risk import Level
+
+MANUAL_BUYS = ("manual buy", "manual limit buy")  # what trading/manual.py records them as
 
 
 def _need_symbol(rest: list[str], usage: str) -> str:
@@ -61,7 +64,8 @@ async def ban(ctx: Context, args: list[str]) -> Reply:
     traders, rest = pick(ctx, args, max_rest=1, usage=usage)
     sym = symbol(ctx, _need_symbol(rest, usage))
     listed, notes = knowing(traders, sym)
-    results = await each(listed, lambda t: t.ban(sym))
+    with replying(SymbolBanned, symbol=sym, reasons=("by command",)):
+        results = await each(listed, lambda t: t.ban(sym))
 
     def done(trader, r) -> str:
         held = " (the open position stays; /sell exits it)" if sym in trader.book.positions else ""
@@ -113,15 +117,21 @@ async def bans(ctx: Context, args: list[str]) -> Reply:
 
 
 def _levels(args: list[str]) -> tuple[list[str], dict[str, Level]]:
-    """`sl=`/`tp=` options out of the arguments: a price (61200) or a percent (5%)."""
+    """`sl=`/`tp=` options out of the arguments: a price (61200) or a percent (5%); and
+    `limit=` (a price)."""
     rest, levels = [], {}
     for arg in args:
         key, eq, value = arg.partition("=")
         if not eq:
             rest.append(arg)
             continue
+        if key.lower() == "limit":
+            levels["limit"] = Level(amount(value))
+            continue
         if key.lower() not in ("sl", "tp"):
-            raise BadInput(f"Unknown option {esc(key)}=: only sl= and tp= (a price or a %).")
+            raise BadInput(
+                f"Unknown option {esc(key)}=: only sl= and tp= (a price or a %) and limit=."
+            )
         percent = value.endswith("%")
         number = amount(value.rstrip("%"))
         if percent and key.lower() == "sl" and number >= 100:
@@ -130,36 +140,50 @@ def _levels(args: list[str]) -> tuple[list[str], dict[str, Level]]:
     return rest, levels
 
 
-def _order_args(ctx: Context, rest: list[str], usage: str) -> tuple[str, float | None]:
+def _order_args(ctx: Context, rest: list[str], usage: str) -> tuple[str, str | None]:
     text = _need_symbol(rest, usage)
     # "/buy krakn BTC/USDT": the symbol came second, so the first word was an account.
     second_is_symbol = len(rest) == 2 and ctx.desk.normalize_symbol(rest[1]) is not None
     if second_is_symbol and ctx.desk.normalize_symbol(text) is None:
         raise BadInput(unknown_account(text, ctx.desk.labels))
     sym = symbol(ctx, text)
-    quote = amount(rest[1]) if len(rest) == 2 else None
-    return sym, quote
+    return sym, rest[1] if len(rest) == 2 else None
 
 
 @command
 async def buy(ctx: Context, args: list[str]) -> Reply:
-    """A market buy of QUOTE_AMOUNT (default STAKE_AMOUNT) through the risk gate."""
-    usage = "/buy [ACCOUNT] SYMBOL [QUOTE_AMOUNT] [sl=PRICE|PCT%] [tp=PRICE|PCT%]"
+    """A buy of QUOTE_AMOUNT (default STAKE_AMOUNT) through the risk gate: at market, or
+    resting at limit= below the ask until it fills or expires."""
+    usage = "/buy [ACCOUNT] SYMBOL [QUOTE_AMOUNT] [limit=PRICE] [sl=PRICE|PCT%] [tp=PRICE|PCT%]"
     args, levels = _levels(args)
     traders, rest = pick(ctx, args, max_rest=2, usage=usage)
     sym, quote = _order_args(ctx, rest, usage)
+    quote = amount(quote) if quote is not None else None
     listed, notes = knowing(traders, sym)
-    stop, target = levels.get("sl"), levels.get("tp")
-    results = await each(listed, lambda t: t.buy(sym, quote, stop=stop, target=target))
+    stop, target, limit = levels.get("sl"), levels.get("tp"), levels.get("limit")
+    price = limit.value if limit is not None else None
+    with replying(TradeOpened, symbol=sym, reasons=MANUAL_BUYS):
+        results = await each(
+            listed, lambda t: t.buy(sym, quote, stop=stop, target=target, limit=price)
+        )
 
     def done(trader, r) -> str:
-        text = (
-            f"🟢 {esc(r.account)}: bought {num(r.amount)} {esc(r.symbol)} @ {num(r.price)}"
-            f" = {money(r.cost)} {esc(trader.settings.quote)}"
-        )
+        q = trader.settings.quote
+        if r.resting and not r.amount:
+            timeout = span(trader.settings.entry_order_timeout_seconds)
+            text = (
+                f"🕒 {esc(r.account)}: limit buy of {num(r.resting)} {esc(r.symbol)} resting at "
+                f"{num(r.limit_price)} = {cash(r.resting * r.limit_price, q)}; "
+                f"cancelled if not filled within {timeout}"
+            )
+        else:
+            text = (
+                f"🟢 {esc(r.account)}: bought {num(r.amount)} {esc(r.symbol)} @ {num(r.price)}"
+                f" = {cash(r.cost, q)}"
+            )
         if r.stop_loss is not None:
-            where = "on exchange" if r.guard == "exchange" else "in bot"
-            text += f" · stop {num(r.stop_loss)} {where}"
+            where = {"exchange": " on exchange", "bot": " in bot"}.get(r.guard, " once filled")
+            text += f" · stop {num(r.stop_loss)}{where}"
         if r.take_profit is not None:
             text += f" · target {num(r.take_profit)}"
         return text + (f" · {esc(r.reason)}" if r.reason else "")
@@ -167,25 +191,46 @@ async def buy(ctx: Context, args: list[str]) -> Reply:
     return outcome(_lines(results, done, f"buy {esc(sym)}") + notes, results)
 
 
+def _part(text: str | None) -> tuple[float | None, float | None]:
+    """(amount, fraction) of a position to sell: "0.5" or "25%"; neither: all of it."""
+    if text is None:
+        return None, None
+    if not text.endswith("%"):
+        return amount(text), None
+    try:
+        share = float(text[:-1].replace("_", ""))
+    except ValueError:
+        raise BadInput(f"Malformed percentage {esc(text)}: expected e.g. 25%.") from None
+    if not 0 < share <= 100:
+        raise BadInput(f"A percentage of the position is above 0 and at most 100, not {esc(text)}.")
+    return None, share / 100
+
+
 @command
 async def sell(ctx: Context, args: list[str]) -> Reply:
-    """A market sell of the bot's own position in SYMBOL (never other holdings)."""
-    usage = "/sell [ACCOUNT] SYMBOL"
-    traders, rest = pick(ctx, args, max_rest=1, usage=usage)
-    sym = symbol(ctx, _need_symbol(rest, usage))
+    """A market sell of the bot's own position in SYMBOL (never other holdings): all of it,
+    an AMOUNT of base, or a PCT% of it; the rest keeps its stop, resized."""
+    usage = "/sell [ACCOUNT] SYMBOL [AMOUNT|PCT%]"
+    traders, rest = pick(ctx, args, max_rest=2, usage=usage)
+    sym, part = _order_args(ctx, rest, usage)
+    size, fraction = _part(part)
     listed, notes = knowing(traders, sym)
     holders = [t for t in listed if sym in t.book.positions]
-    results = await each(holders or listed, lambda t: t.sell(sym))
+    with replying(TradeClosed, symbol=sym, reasons=("manual sell",)):
+        results = await each(holders or listed, lambda t: t.sell(sym, size, fraction=fraction))
 
     def done(trader, r) -> str:
         text = (
             f"🔴 {esc(r.account)}: sold {num(r.amount)} {esc(r.symbol)} @ {num(r.price)}"
-            f" = {money(r.cost)} {esc(trader.settings.quote)}"
+            f" = {cash(r.cost, trader.settings.quote)}"
         )
         if r.closed is not None:
             cost = r.closed.amount * r.closed.entry_price
-            share = 100.0 * r.closed.pnl / cost if cost > 0 else 0.0
-            text += f" · PnL {signed(r.closed.pnl)} ({share:+.2f} %)"
+            share = r.closed.pnl / cost if cost > 0 else 0.0
+            pnl = cash(r.closed.pnl, trader.settings.quote, sign=True)
+            text += f" · PnL {pnl} ({percent(share, sign=True)})"
+        elif r.left:
+            text += f" · {num(r.left)} left, its stop resized"
         return text + (f" · {esc(r.reason)}" if r.reason else "")
 
     return outcome(_lines(results, done, f"sell {esc(sym)}") + notes, results)

@@ -6,7 +6,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import alerts, chart, control, process, reset, results, status, symbols
+from handlers import (
+    alerts,
+    chart,
+    control,
+    instrument,
+    orders,
+    process,
+    reset,
+    results,
+    status,
+    symbols,
+)
 from handlers.context import Context
 from handlers.format import check_accounts
 from handlers.reply import Reply, esc
@@ -113,10 +124,24 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "buy",
         symbols.buy,
-        "buy at market through the risk gate, with a stop-loss and a target",
-        "[ACCOUNT] SYMBOL [QUOTE_AMOUNT] [sl=PRICE|PCT%] [tp=PRICE|PCT%]",
+        "buy through the risk gate, at market or at a limit below it, with a stop and a target",
+        "[ACCOUNT] SYMBOL [QUOTE_AMOUNT] [limit=PRICE] [sl=PRICE|PCT%] [tp=PRICE|PCT%]",
     ),
-    Command("sell", symbols.sell, "sell the bot's position at market", "[ACCOUNT] SYMBOL"),
+    Command(
+        "sell",
+        symbols.sell,
+        "sell the bot's position at market: all, an amount or a percentage",
+        "[ACCOUNT] SYMBOL [AMOUNT|PCT%]",
+    ),
+    Command("orders", orders.orders, "working orders with short ids, yours marked", "[ACCOUNT]"),
+    Command(
+        "cancelorder",
+        orders.cancelorder,
+        "cancel one of the bot's working orders (a protective stop asks first)",
+        "ID",
+        check=orders.check,
+        ask=orders.question,
+    ),
     Command("chart", chart.chart, "equity curve as a picture", "[ACCOUNT] [PERIOD]"),
     Command(
         "balance",
@@ -142,9 +167,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("logs", process.logs, "the last log lines, secrets hidden", "[N]"),
     Command(
         "debug",
-        status.debug,
-        "versions, settings, clocks, circuits, queues, jobs",
-        "[ACCOUNT]",
+        instrument.debug,
+        "versions, settings, clocks, circuits, queues, jobs; with a symbol: that instrument",
+        "[ACCOUNT] [SYMBOL]",
     ),
     Command("help", help_, "this list"),
 )

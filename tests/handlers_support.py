@@ -69,6 +69,18 @@ class Office:
         self.store.close()
 
 
+class _Tee(list):
+    """The events a test reads, each handed to the notifier as well."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        super().__init__()
+        self._notifier = notifier
+
+    def append(self, event: Event) -> None:
+        super().append(event)
+        self._notifier.notify(event)
+
+
 def make_office(
     clock: Clock,
     accounts: Sequence[str] = ("MAIN",),
@@ -79,10 +91,12 @@ def make_office(
     redacted: dict | None = None,
     markets: int = 12,
     venue: type[PaperExchange] = FaultyPaper,
+    notifier: Notifier | None = None,
 ) -> Office:
+    """With a `notifier`, the traders' events reach it too (as in the app), not only the list."""
     store = Store(":memory:")
-    events: list[Event] = []
-    notifier = Notifier([ConsoleSender(io.StringIO())], clock=clock)
+    events: list[Event] = _Tee(notifier) if notifier is not None else []
+    notifier = notifier or Notifier([ConsoleSender(io.StringIO())], clock=clock)
     rigs = []
     for i, account in enumerate(accounts):
         name = names[i] if names else "paper"

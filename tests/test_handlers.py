@@ -71,7 +71,7 @@ async def test_info_shows_positions_with_entry_price_pnl_and_totals(pair):
     assert f"@ {held.entry_price:,.2f}" in position and "PnL" in position
     assert "paper:main · running" in text and "kraken:master · running" in text
     assert "2 open position(s)" in text and "no open positions" in text
-    assert "API: health 100.0 %, circuit closed" in text
+    assert "API: health 100.0%, circuit closed" in text
     assert "Total" in text and "2 positions" in text
 
 
@@ -114,7 +114,7 @@ async def test_debug_shows_versions_health_notifier_jobs_and_hides_secrets():
     await o.close()
     assert "python-telegram-bot 22.8" in text and "ccxt 4.5.90" in text
     assert "paper:main: mode running · clock offset +1500 ms · circuit closed" in text
-    assert "health 100.0 % · budget 20" in text and "last fault none" in text
+    assert "health 100.0% · budget 20" in text and "last fault none" in text
     assert "queue 0/10" in text and "dropped 0" in text
     assert "cycle:paper:main: paused" in text
     assert "telegram.chat_id = 42" in text and "telegram.token = ***" in text

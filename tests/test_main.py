@@ -71,6 +71,18 @@ def test_console_session_answers_ping_info_and_help_then_ends_on_eof(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_console_answers_every_results_and_order_command_without_unknown_command(tmp_path):
+    lines = ["/trades", "/profit", "/daily", "/performance", "/balance", "/orders", "/roll",
+             "/debug BTC/USDT", "/version"]  # fmt: skip
+    done = run_bot(tmp_path, {}, stdin="".join(f"{line}\n" for line in lines))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Unknown command" not in out and "Traceback" not in done.stderr
+    for answer in ("Profit", "Daily profit", "No closed trades", "working order", "Debug BTC/USDT",
+                   "market: min amount", "versions: "):  # fmt: skip
+        assert answer in out, answer
+
+
 def test_unknown_command_gets_an_answer_not_a_crash(tmp_path):
     done = run_bot(tmp_path, {}, stdin="/frobnicate\n/ping\n")
     assert done.returncode == 0

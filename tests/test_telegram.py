@@ -62,6 +62,11 @@ async def test_every_command_in_the_table_acts_and_answers(api, office):
         assert "SOL/USDT" in trader.book.positions
         await say(api, "/sell sol", "sold")
         assert "SOL/USDT" not in trader.book.positions and rig.held("SOL/USDT") == 0
+        await say(api, "/buy SOL/USDT 50 limit=0.01", "resting")
+        await say(api, "/orders", "manual · buy")
+        resting = trader.order_commands.orders().orders[-1].short_id
+        await say(api, f"/cancelorder {resting}", "cancelled")
+        await say(api, "/debug SOL/USDT", "<b>Debug SOL/USDT</b>")
         await say(api, "/locks", "paper:main")
         await say(api, "/roll", "live process")
         await say(api, "/version", "chatbot")

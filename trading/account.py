@@ -17,7 +17,7 @@ from trading.clock import Clock
 from trading.connector import Connector
 from trading.errors import Recoverable
 from trading.events import EquityReport, Notify
-from trading.models import Balance, Side, Ticker
+from trading.models import Balance, Order, Side, Ticker
 from trading.modes import Mode, Purpose
 from trading.reconcile import Difference, Reconciler, settle_seconds
 from trading.risk import RiskSnapshot
@@ -50,6 +50,7 @@ class Account:
         self.tickers: dict[str, Ticker] = {}
         self.last_sync_at: float | None = None
         self.foreign_orders = 0  # open orders at the exchange that are not the bot's
+        self.foreign: tuple[Order, ...] = ()  # those orders, as the last sync saw them (/orders)
         self.closed: list[ClosedTrade] = []  # the latest round trips
         self.closes = 0  # round trips closed in this process
         # Told every difference after each successful sync (the chaos referee checks there).
@@ -81,7 +82,8 @@ class Account:
         self.balance = state.balance
         differences = await self.reconciler.reconcile(state)
         ours = {t.order.id for t in self.book.orders.values()}
-        self.foreign_orders = sum(1 for o in state.open_orders if o.id not in ours)
+        self.foreign = tuple(o for o in state.open_orders if o.id not in ours)
+        self.foreign_orders = len(self.foreign)
         self.last_sync_at = self.clock.time()
         self.on_synced(differences)
         return differences

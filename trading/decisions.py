@@ -17,6 +17,7 @@ from trading.errors import Recoverable
 from trading.guards import moved_stop
 from trading.models import OrderType, Side, Ticker
 from trading.modes import Purpose
+from trading.order_commands import expire_entries
 from trading.orders import Placement
 from trading.parts import Parts
 from trading.risk import OrderIntent, entry_amount
@@ -35,6 +36,7 @@ class Decisions:
     async def trade(self) -> None:
         """A running trader's cycle after the sync: exits, entries, stops."""
         p = self.parts
+        await expire_entries(p)
         positions = p.book.positions
         bans = p.store.bans(p.label)
         per_candidate = max(1, len(self.strategy.timeframes))

@@ -27,11 +27,13 @@ from trading.events import Notify
 from trading.exits import Exits
 from trading.failsafe import Failsafe
 from trading.guards import Guards
+from trading.instrument import Instrument
 from trading.lifecycle import Lifecycle
 from trading.lock import TraderLock
 from trading.manual import ManualCommands
 from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
 from trading.operations import ModeCommands
+from trading.order_commands import OrderCommands
 from trading.orders import OrderRouter
 from trading.paper_reset import reset_paper
 from trading.parts import Parts
@@ -141,6 +143,8 @@ class Trader:
         self.manual = ManualCommands(
             self.parts, start=self._start_exchange, started=lambda: self.started
         )
+        self.order_commands = OrderCommands(self.parts)  # /orders, /cancelorder
+        self.instrument = Instrument(self.parts, strategy, self.scanner, self.order_commands)
         self.lifecycle = Lifecycle(log)
         self.timing = Timing()
         self._restored = False
@@ -369,11 +373,11 @@ class Trader:
     async def sync(self):
         return await self.manual.sync()
 
-    async def buy(self, symbol: str, quote_amount: float | None = None, *, stop=None, target=None):
-        return await self.manual.buy(symbol, quote_amount, stop=stop, target=target)
+    async def buy(self, symbol: str, quote_amount=None, *, stop=None, target=None, limit=None):
+        return await self.manual.buy(symbol, quote_amount, stop=stop, target=target, limit=limit)
 
-    async def sell(self, symbol: str):
-        return await self.manual.sell(symbol)
+    async def sell(self, symbol: str, amount: float | None = None, *, fraction=None):
+        return await self.manual.sell(symbol, amount, fraction=fraction)
 
     async def ban(self, symbol: str):
         return await self.manual.ban(symbol)

@@ -6,7 +6,9 @@ decides what deserves the phone and `handlers/` decide how it reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 
@@ -112,3 +114,50 @@ Notify = Callable[[Event], None]
 
 def discard(event: Event) -> None:
     """A notify that drops everything (for tools that do not report)."""
+
+
+class Replying:
+    """The events a command's own reply tells, while that command runs: their notifications
+    would say it a second time. Set by a handler around the operation (`replying`), read by
+    the notifier through `answered`; child tasks see it only while the command runs, so a
+    flattening it started, or anything after, is notified as usual."""
+
+    def __init__(
+        self, kinds: tuple[type[Event], ...], symbol: str | None, reasons: tuple[str, ...]
+    ) -> None:
+        self.kinds = kinds
+        self.symbol = symbol
+        self.reasons = reasons
+        self.active = True
+
+    def covers(self, event: Event) -> bool:
+        if not self.active or event.emergency or not isinstance(event, self.kinds):
+            return False
+        if self.symbol is not None and getattr(event, "symbol", None) != self.symbol:
+            return False
+        return not self.reasons or getattr(event, "reason", None) in self.reasons
+
+
+_replying: ContextVar[Replying | None] = ContextVar("replying", default=None)
+
+
+@contextmanager
+def replying(
+    *kinds: type[Event], symbol: str | None = None, reasons: tuple[str, ...] = ()
+) -> Iterator[None]:
+    """Within this block, events of `kinds` (about `symbol` and for one of `reasons`, if
+    given) are the command's own reply's to tell; emergencies never are. A stop-loss that a
+    /sell's sync finds filled is not the /sell's: its reason differs, so it is notified."""
+    reply = Replying(kinds, symbol, reasons)
+    token = _replying.set(reply)
+    try:
+        yield
+    finally:
+        reply.active = False
+        _replying.reset(token)
+
+
+def answered(event: Event) -> bool:
+    """Is `event` told by the reply of the command now running (not to be notified again)?"""
+    reply = _replying.get()
+    return reply is not None and reply.covers(event)

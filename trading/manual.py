@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from trading.errors import Fault
 from trading.events import SymbolBanned
 from trading.lock import TraderBusy
-from trading.models import Side
-from trading.modes import Mode, Purpose, allows
+from trading.manual_parts import part_to_sell
+from trading.models import Order, OrderType, Side
+from trading.modes import Mode, Purpose, allows, guards
 from trading.orders import Placement
 from trading.parts import Parts, describe
 from trading.reconcile import Difference
@@ -69,9 +70,11 @@ class ManualCommands:
         *,
         stop: Level | None = None,
         target: Level | None = None,
+        limit: float | None = None,
     ) -> OrderResult:
-        """A manual entry at market through the risk gate (STAKE_AMOUNT when no amount), with
-        the owner's stop-loss and take-profit, or the manual defaults."""
+        """A manual entry through the risk gate (STAKE_AMOUNT when no amount), with the
+        owner's stop-loss and take-profit, or the manual defaults: at market, or resting at a
+        `limit` below the ask until it fills or ENTRY_ORDER_TIMEOUT_SECONDS expire it."""
         p = self.parts
         market = p.connector.markets.get(symbol)
         if market is None:
@@ -89,21 +92,32 @@ class ManualCommands:
             except KeyError:
                 return self._refuse(symbol, Side.BUY, "no fresh price: no ticker")
             p.account.tickers[symbol] = ticker
-            levels = manual_levels(ticker.ask, stop, target, p.settings)
+            if limit is not None and limit >= ticker.ask:
+                # At or above the ask it would fill at once, at the ask: not what a limit means.
+                return self._refuse(
+                    symbol, Side.BUY, f"wrong side: a buy limit {limit:.8g} is not below the "
+                    f"ask {ticker.ask:.8g}; /buy without limit= buys at market",
+                )
+            price = ticker.ask if limit is None else limit
+            levels = manual_levels(price, stop, target, p.settings)
             if isinstance(levels, str):
                 return self._refuse(symbol, Side.BUY, levels)
-            amount = entry_amount(stake, ticker.ask, market)
-            intent = OrderIntent(symbol, Side.BUY, amount, ticker.ask, Purpose.MANUAL)
-            placement = await self._place(intent, "manual buy", levels)
+            amount = entry_amount(stake, price, market)
+            intent = OrderIntent(symbol, Side.BUY, amount, price, Purpose.MANUAL)
+            reason = "manual buy" if limit is None else "manual limit buy"
+            placement = await self._place(intent, reason, levels, limit)
             if placement.ok and p.state.mode is Mode.RUNNING:
                 await p.quietly(p.guards.ensure([symbol]))
-            return self._result(placement)
+            return self._result(placement, levels)
 
         return await p.locked(body, lambda why: self._refuse(symbol, Side.BUY, why))
 
-    async def sell(self, symbol: str) -> OrderResult:
-        """A manual exit at market of the bot's own position (never other holdings); allowed
-        while paused: it is the owner's own exit."""
+    async def sell(
+        self, symbol: str, amount: float | None = None, *, fraction: float | None = None
+    ) -> OrderResult:
+        """A manual exit at market of the bot's own position (never other holdings), whole or
+        an `amount` (base) or `fraction` of it; allowed while paused: it is the owner's own
+        exit. A part sold leaves the rest with its stop, resized at once where it rests."""
         p = self.parts
 
         def refuse(reason: str) -> OrderResult:
@@ -120,20 +134,36 @@ class ManualCommands:
                 return refuse(f"cannot sync: {describe(exc)}")
             if symbol not in p.book.positions:
                 return refuse(f"{symbol} is no longer held")
-            amount = p.book.positions[symbol].amount
             price = p.account.price(symbol)
-            intent = OrderIntent(symbol, Side.SELL, amount, price, Purpose.MANUAL)
-            return self._result(await self._place(intent, "manual sell"))
+            part = part_to_sell(
+                p.book.positions[symbol].amount, amount, fraction, price, p.connector.markets
+                .get(symbol)
+            )
+            if isinstance(part, str):
+                return refuse(part)
+            intent = OrderIntent(symbol, Side.SELL, part, price, Purpose.MANUAL)
+            result = self._result(await self._place(intent, "manual sell"))
+            if symbol in p.book.positions and guards(p.state.mode):
+                await p.quietly(p.guards.ensure([symbol]))  # the rest keeps its stop
+            return result
 
         return await p.locked(body, refuse)
 
     async def _place(
-        self, intent: OrderIntent, reason: str, levels: tuple[float, float] | None = None
+        self,
+        intent: OrderIntent,
+        reason: str,
+        levels: tuple[float, float] | None = None,
+        limit: float | None = None,
     ) -> Placement:
         stop_loss, take_profit = levels or (None, None)
         try:
             return await self.parts.router.place(
-                intent, reason=reason, stop_loss=stop_loss, take_profit=take_profit
+                intent,
+                limit_price=limit,
+                reason=reason,
+                stop_loss=stop_loss,
+                take_profit=take_profit,
             )
         except Fault as fault:  # a Fatal: told to the user, and the next cycle acts on it
             return Placement(intent.symbol, intent.side, fault=fault)
@@ -251,7 +281,9 @@ class ManualCommands:
             bans=self.bans(),
         )
 
-    def _result(self, placement: Placement) -> OrderResult:
+    def _result(
+        self, placement: Placement, levels: tuple[float, float] | None = None
+    ) -> OrderResult:
         p = self.parts
         order = placement.order
         if order is None:
@@ -259,6 +291,9 @@ class ManualCommands:
         price = order.average or order.price or 0.0
         position = p.book.positions.get(placement.symbol)
         held = position is not None and placement.side is Side.BUY
+        resting = order.remaining if order.is_open and order.type is OrderType.LIMIT else 0.0
+        if resting and not held and levels is not None:
+            return self._resting(placement, order, levels)
         return OrderResult(
             account=p.label,
             ok=True,
@@ -274,4 +309,25 @@ class ManualCommands:
             stop_loss=position.stop_loss if held else None,
             take_profit=position.take_profit if held else None,
             guard=p.guards.view(position).where if held else "none",
+            resting=resting,
+            limit_price=order.price if order.type is OrderType.LIMIT else None,
+            left=position.amount if position is not None else 0.0,
+        )
+
+    def _resting(
+        self, placement: Placement, order: Order, levels: tuple[float, float]
+    ) -> OrderResult:
+        """A limit buy resting unfilled: the levels its position will get once it fills."""
+        p = self.parts
+        return OrderResult(
+            account=p.label,
+            ok=True,
+            mode=p.state.mode,
+            symbol=placement.symbol,
+            side=str(placement.side),
+            order_id=order.id,
+            stop_loss=levels[0],
+            take_profit=levels[1],
+            resting=order.remaining,
+            limit_price=order.price,
         )

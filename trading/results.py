@@ -73,6 +73,9 @@ class OrderResult(Result):
     stop_loss: float | None = None  # a buy's: its position's protection
     take_profit: float | None = None
     guard: str = "none"  # where the stop-loss is watched: "exchange" | "bot" | "none"
+    resting: float = 0.0  # base still resting at the exchange (a limit buy not filled yet)
+    limit_price: float | None = None
+    left: float = 0.0  # a sell's: what the position still holds afterwards
 
 
 @dataclass(frozen=True, kw_only=True)

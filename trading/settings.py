@@ -40,3 +40,5 @@ class TradingSettings:
     break_even_at_pct: float = 0.0  # 0: off
     manual_stop_loss_pct: float = 5.0
     manual_take_profit_pct: float = 10.0
+    # A limit entry still resting this long (on the market's clock) is cancelled by the cycle.
+    entry_order_timeout_seconds: float = 900.0
