@@ -40,3 +40,6 @@ class TradingSettings:
     break_even_at_pct: float = 0.0  # 0: off
     manual_stop_loss_pct: float = 5.0
     manual_take_profit_pct: float = 10.0
+    # "auto": the exchange's event feed where it has one (chatbot/config.py's default);
+    # "off": REST polling only, which the core assumes unless told.
+    event_feed: str = "off"
