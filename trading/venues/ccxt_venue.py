@@ -71,6 +71,7 @@ class CcxtVenue:
         sandbox: bool = False,
         recv_window_ms: int = 10_000,
         config: dict | None = None,
+        feed_silence_limit: float = 60.0,
     ) -> None:
         self.name = exchange_id
         self.account = account
@@ -87,6 +88,7 @@ class CcxtVenue:
             "sandbox": sandbox,
             "recv_window_ms": recv_window_ms,
             "config": config,
+            "silence_limit": feed_silence_limit,
         }
         try:
             self._exchange = build(exchange_id, credentials, recv_window_ms, config or {})
