@@ -128,7 +128,7 @@ class PaperExchange:
     # -- the event stream (trading/venues/paper_feed.py) ----------------------------------------
 
     def open_feed(self, deliver: Deliver) -> PaperFeed:
-        return PaperFeed(self, deliver, clock=self._clock)
+        return PaperFeed(self, deliver)
 
     def listen(self, on_change: Callable[[str], None] | None) -> None:
         """Be told the id of every order that changes (None: stop)."""

@@ -4,8 +4,9 @@ feed path (trading/feed_consumer.py) without a network.
 
 Every order change (accepted, filled, triggered, cancelled) is handed over once the change is
 done: the order's new state, then the whole balance. Where the market's exact price path is
-known (offline, a SyntheticFeed) the exchange's own engine also runs every `tick` seconds of its
-clock, as a real exchange's does while nobody calls it, so a resting stop the path reaches fills
+known (offline, a SyntheticFeed) the exchange's own engine also runs every `tick` seconds of the
+event loop's time (real time, whatever the demo's paper speed; simulated on a VirtualTimeLoop),
+as a real exchange's does while nobody calls it, so a resting stop the path reaches fills
 and is announced then, not at the bot's next request; each tick then pushes every market's
 ticker. On live prices (DRY_RUN) it does neither: the prices stay the REST scan's, whose
 requests go to the real exchange.
@@ -17,7 +18,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from trading.clock import Clock
 from trading.errors import Fault
 from trading.models import Deliver, FeedItem
 
@@ -33,11 +33,10 @@ class PaperFeed:
     """One paper account's event stream. `start()` it; `close()` it at shutdown."""
 
     def __init__(
-        self, exchange: PaperExchange, deliver: Deliver, *, clock: Clock, tick: float = TICK_SECONDS
+        self, exchange: PaperExchange, deliver: Deliver, *, tick: float = TICK_SECONDS
     ) -> None:
         self._exchange = exchange
         self._deliver = deliver
-        self._clock = clock
         self._tick = tick
         self.pushes_tickers = exchange.has_price_path
         self._changed: list[str] = []  # order ids changed since the last push, in order
@@ -79,7 +78,7 @@ class PaperFeed:
 
     async def _run_engine(self) -> None:
         while True:
-            await self._clock.sleep(self._tick)
+            await asyncio.sleep(self._tick)
             try:
                 await self._exchange.advance()
                 tickers = await self._exchange.peek_tickers()
