@@ -202,6 +202,7 @@ def _trading(r: Reader) -> TradingSettings:
         break_even_at_pct=r.number("BREAK_EVEN_AT_PCT", 0.0, low=0, high=1000),
         manual_stop_loss_pct=r.number("MANUAL_STOP_LOSS_PCT", 5.0, low=0.1, high=99),
         manual_take_profit_pct=r.number("MANUAL_TAKE_PROFIT_PCT", 10.0, low=0.1, high=10_000),
+        event_feed=r.choice("EVENT_FEED", "auto", ("auto", "off")),
     )
 
 

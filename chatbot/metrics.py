@@ -36,6 +36,7 @@ log = logging.getLogger("chatbot.metrics")
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 CIRCUIT_STATES = ("closed", "open", "half_open")
+FEED_STATES = ("off", "unavailable", "up", "down")
 # The order router's outcome counters, by the name each gets here.
 ORDER_OUTCOMES = {
     "placed": "orders the exchange accepted",
@@ -134,6 +135,17 @@ class _Families:
         self.exposure = GaugeMetricFamily(
             "chatbot_exposure_ratio", "Share of equity held in positions", labels=acc
         )
+        self.feed = GaugeMetricFamily(
+            "chatbot_event_feed_state", "1 for the event feed's state", labels=[*acc, "state"]
+        )
+        self.feed_events = CounterMetricFamily(
+            "chatbot_event_feed_events", "Items the exchange pushed", labels=acc
+        )
+        self.feed_missed = CounterMetricFamily(
+            "chatbot_event_feed_missed",
+            "Differences the REST sync corrected that the event feed did not say",
+            labels=acc,
+        )
 
     def add_trader(self, trader: Trader, now: float) -> None:
         s = trader.status()
@@ -161,6 +173,10 @@ class _Families:
         self.open_orders.add_metric([label], float(s.open_orders))
         self.equity.add_metric([label, s.quote], s.equity)
         self.exposure.add_metric([label], s.exposure)
+        for state in FEED_STATES:
+            self.feed.add_metric([label, state], float(s.feed.state == state))
+        self.feed_events.add_metric([label], float(s.feed.events))
+        self.feed_missed.add_metric([label], float(s.feed.missed))
 
     def all(self) -> Iterator[Metric]:
         yield self.mode
@@ -168,6 +184,7 @@ class _Families:
         yield from (self.faults, self.requests, self.score, self.circuit, self.offset)
         yield from (self.cycle, self.cycle_age, self.sync_age)
         yield from (self.positions, self.open_orders, self.equity, self.exposure)
+        yield from (self.feed, self.feed_events, self.feed_missed)
 
 
 def _notifier_metrics(notifier: Notifier) -> Iterator[Metric]:

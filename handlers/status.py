@@ -88,6 +88,8 @@ def _account_block(r, now: float) -> list[str]:
         held = ", ".join(f"{esc(c)} {num(v)}" for c, v in sorted(r.balances.items()))
         lines.append(f"balances: {held}")
     lines.append(f"API: {_health_line(r.health)} · last cycle {cycle}")
+    if r.feed in FEED_WORDS:
+        lines.append(f"event feed: {FEED_WORDS[r.feed]}")
     if r.last_error:
         lines.append(f"last error: {esc(r.last_error[:300])}")
     return lines
@@ -110,6 +112,13 @@ def _position_line(p) -> str:
         f"• {esc(p.symbol)} {num(p.amount)} @ {num(p.entry_price)} → {price}"
         f" · PnL {signed(p.pnl)} ({percent(p.pnl_pct / 100, sign=True)}){extra}"
     )
+
+
+FEED_WORDS = {
+    "up": "up (fills as they happen, REST checks every sync interval)",
+    "down": "down: REST polling every cycle until it is back",
+    "unavailable": "not offered by this exchange: REST polling",
+}
 
 
 def _health_line(health) -> str:
@@ -170,6 +179,9 @@ def _account_debug(trader, now: float) -> str:
             + (f"armed for {armed - now:.0f} s" if armed is not None else "not armed")
         )
     parts.append(f"last sync {ago_at(now, s.last_sync_at)}")
+    if s.feed.state != "off":
+        feed = s.feed
+        parts.append(f"event feed {feed.state}, {feed.events} events, {feed.missed} missed")
     if s.emergencies:
         parts.append("emergencies " + ", ".join(s.emergencies))
     if s.caution:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from trading.book import Book, is_dust
 from trading.clock import Clock
@@ -23,6 +24,9 @@ from trading.reconcile import Difference, Reconciler, settle_seconds
 from trading.risk import RiskSnapshot
 from trading.settings import TradingSettings
 from trading.store import ClosedTrade, Store
+
+if TYPE_CHECKING:
+    from trading.feed_consumer import FeedConsumer
 
 KEEP_CLOSED = 200  # round trips remembered for kill reports
 
@@ -53,6 +57,7 @@ class Account:
         self.foreign: tuple[Order, ...] = ()  # those orders, as the last sync saw them (/orders)
         self.closed: list[ClosedTrade] = []  # the latest round trips
         self.closes = 0  # round trips closed in this process
+        self.feed: FeedConsumer | None = None  # the event feed, when the trader has one
         # Told every difference after each successful sync (the chaos referee checks there).
         self.on_synced: Callable[[list[Difference]], None] = lambda differences: None
         self.book = Book(
@@ -85,6 +90,8 @@ class Account:
         self.foreign = tuple(o for o in state.open_orders if o.id not in ours)
         self.foreign_orders = len(self.foreign)
         self.last_sync_at = self.clock.time()
+        if self.feed is not None:
+            self.feed.synced(differences)
         self.on_synced(differences)
         return differences
 
@@ -111,15 +118,23 @@ class Account:
         self.tickers.update(fresh)
         return fresh
 
+    def sync_due(self) -> bool:
+        """Whether a cycle syncs: every cycle, but every sync interval while a healthy event
+        feed keeps the book current."""
+        return self.feed is None or self.feed.sync_due()
+
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
-        """Tickers for some symbols, or none this cycle if the exchange cannot say."""
-        if not symbols or self.connector.budget() < 1:
-            return {}
+        """Tickers for some symbols (pushed by a healthy feed, else read), or none this cycle
+        if the exchange cannot say."""
+        pushed = self.feed.prices(symbols) if self.feed is not None else {}
+        missing = [s for s in symbols if s not in pushed]
+        if not missing or self.connector.budget() < 1:
+            return pushed
         try:
-            return await self.connector.tickers(symbols)
+            return {**pushed, **await self.connector.tickers(missing)}
         except Recoverable as fault:
-            self.log.info("no prices for %d symbols this cycle: %s", len(symbols), fault.kind)
-            return {}
+            self.log.info("no prices for %d symbols this cycle: %s", len(missing), fault.kind)
+            return pushed
 
     def last_price(self, symbol: str) -> float | None:
         """The last traded price seen for a symbol (fees paid in a third currency)."""

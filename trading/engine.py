@@ -26,6 +26,7 @@ from trading.errors import Recoverable
 from trading.events import Notify
 from trading.exits import Exits
 from trading.failsafe import Failsafe
+from trading.feed_consumer import FeedConsumer
 from trading.guards import Guards
 from trading.instrument import Instrument
 from trading.lifecycle import Lifecycle
@@ -106,6 +107,7 @@ class Trader:
             log=log,
         )
         self.lock = TraderLock(log)
+        self.feed = FeedConsumer.of(self.account, self.lock, settings, lambda: self.started)
         self.failsafe = Failsafe(
             self.state,
             self.lock,
@@ -137,6 +139,7 @@ class Trader:
             quote=settings.quote,
             min_quote_volume=settings.min_quote_volume,
             log=log,
+            pushed=self.account.feed,
         )
         self.decisions = Decisions(self.parts, strategy, self.scanner)
         self.modes = ModeCommands(self.parts, stop_cycle=self._stop_cycle, caution=self.caution)
@@ -190,10 +193,10 @@ class Trader:
         return self.state.aborted
 
     def status(self) -> TraderStatus:
-        return status(self.parts, self.timing, self.caution())
+        return status(self.parts, self.timing, self.caution(), self.feed.status())
 
     def info(self):
-        return info(self.parts, self.timing)
+        return info(self.parts, self.timing, self.feed.status())
 
     # ------------------------------------------------------------- lifecycle
 
@@ -228,6 +231,7 @@ class Trader:
         finally:
             self.lifecycle.start_tried()
         self.timing.started = True
+        self.feed.start()
         self.log.info(
             "started %s: %d positions, %d open orders",
             self.mode,
@@ -248,8 +252,10 @@ class Trader:
         await self.lifecycle.drain(0.0 if self.aborted else grace)
 
     async def close(self) -> None:
-        """Stop background work (the flattening retry loop); the connector is the caller's."""
+        """Stop background work (the flattening retry loop, the event feed); the connector is
+        the caller's."""
         await self.failsafe.stop()
+        await self.feed.close()
 
     # ------------------------------------------------------------ the cycle
 
@@ -283,7 +289,7 @@ class Trader:
         try:
             if not self.started:
                 await self._start_exchange()
-            else:
+            elif self.account.sync_due():
                 await self.account.sync()
         except Exception as exc:  # not a shutdown's cancellation: that ends the run quietly
             if not self.started and flattens(self.mode) and self.book.positions:

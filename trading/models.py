@@ -9,7 +9,7 @@ so the paper exchange exercises exactly the code that runs live.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, Protocol
@@ -135,6 +135,26 @@ class AccountState:
     timestamp: float
 
 
+# What an exchange pushes: an order's new state (a fill, a trigger, a cancel), the whole
+# account's balance after a change, a market's ticker.
+FeedItem = Order | Balance | Ticker
+Deliver = Callable[[FeedItem], Awaitable[None]]
+
+
+class Feed(Protocol):
+    """An account's event stream, handed to a `Deliver` callback. It never raises at its
+    caller: a problem is a state (`healthy` False) and a log line, never a fault."""
+
+    pushes_tickers: bool  # every market's ticker comes by the stream (the scan needs no REST)
+
+    @property
+    def healthy(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Venue(Protocol):
     """One exchange account as raw calls. Every method returns data or raises a Fault."""
 
@@ -179,6 +199,9 @@ class Venue(Protocol):
     def clock_offset_ms(self) -> float: ...
 
     async def close(self) -> None: ...
+
+    def open_feed(self, deliver: Deliver) -> Feed | None:
+        """The account's event stream (not started yet), or None where it has none."""
 
 
 TIMEFRAME_SECONDS = {

@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from trading.book import Book, Tracked, is_dust
+from trading.book import EPSILON, Book, Tracked, is_dust
 from trading.clock import Clock
 from trading.errors import ClockRejected, OrderNotFound, Recoverable, Rejected
 from trading.models import AccountState, Order, OrderStatus
@@ -110,6 +110,27 @@ class Reconciler:
             if d.kind != "foreign_orders":
                 self.log.info("reconcile: %s %s: %s", d.kind, d.symbol, d.detail)
         return differences
+
+    def apply(self, order: Order) -> Difference | None:
+        """An order's state the exchange pushed (trading/feed_consumer.py), applied as the sync
+        applies what it reads: a placement of unknown outcome adopted by its client id, a
+        fill as a delta over what the store recorded. An older look (less filled, or an order
+        the book no longer follows) changes nothing."""
+        tracked = self.book.orders.get(order.id)
+        if tracked is None and order.client_order_id:
+            tracked = self.book.orders.get(order.client_order_id)  # a placeholder's key
+            if tracked is None or tracked.confirmed:
+                return None
+            self._forget(order.client_order_id)
+            self.book.placed(tracked, order)
+            return Difference("adopted", order.symbol, f"order {order.client_order_id} pushed")
+        if tracked is None or not tracked.confirmed:
+            return None
+        was = tracked.order.filled
+        self.book.update(order)
+        if order.filled > was + EPSILON:
+            return Difference("filled", order.symbol, f"{order.filled:g} of {order.amount:g}")
+        return None if order.is_open else Difference("gone", order.symbol, str(order.status))
 
     async def resolve_unconfirmed(
         self, tracked: Tracked, *, gated: bool = True

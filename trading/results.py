@@ -130,6 +130,7 @@ class InfoResult(Result):
     last_sync_at: float | None = None
     last_error: str | None = None
     balances: dict[str, float] = field(default_factory=dict)  # total, non-zero
+    feed: str = "off"  # the event feed: off | unavailable | up | down (REST polling)
 
 
 @dataclass(frozen=True)

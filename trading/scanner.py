@@ -5,6 +5,9 @@ every cycle with that one request, ranks it with the strategy's prescreen, and s
 of the budget on candles for the best-ranked markets only. Where it cannot, it rotates through
 the universe in batches sized by the budget, remembering where it stopped across cycles.
 
+With an event feed that streams every ticker (`pushed`), the bulk screen reads those instead
+of the bulk call, which then only re-seeds them now and then.
+
 Faults: a candle fault (any Recoverable one) skips that candidate; a ticker fault
 propagates (the engine skips the rest of the cycle); Fatal always propagates. When the
 connector's own budget drops to 0 (its circuit opened mid-scan) the scanner stops spending.
@@ -16,7 +19,7 @@ import bisect
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from trading.errors import Recoverable
 from trading.models import Candle, Market, Ticker
@@ -27,6 +30,15 @@ if TYPE_CHECKING:
 
 BULK = "bulk"
 ROTATION = "rotation"
+
+
+class PushedTickers(Protocol):
+    """Every market's ticker as an event feed keeps it (trading/feed_consumer.py)."""
+
+    def all_prices(self) -> dict[str, Ticker] | None:
+        """All tickers, or None: read them over REST and `seed` the feed with them."""
+
+    def seed(self, tickers: dict[str, Ticker]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,8 +74,10 @@ class Scanner:
         quote: str,
         min_quote_volume: float,
         log: logging.Logger | None = None,
+        pushed: PushedTickers | None = None,
     ) -> None:
         self.connector = connector
+        self.pushed = pushed
         self.strategy = strategy
         self.quote = quote
         self.min_quote_volume = min_quote_volume
@@ -107,13 +121,18 @@ class Scanner:
     # -- the two ways to cover the universe
 
     async def _scan_bulk(self, tradable: list[str], budget: int) -> ScanResult:
-        tickers = await self.connector.tickers()
+        tickers = self.pushed.all_prices() if self.pushed is not None else None
+        read = tickers is None
+        if tickers is None:
+            tickers = await self.connector.tickers()
+            if self.pushed is not None:
+                self.pushed.seed(tickers)
         liquid = [s for s in tradable if self._liquid(tickers.get(s))]
         unknown = [s for s in tradable if s not in tickers]  # no ticker: volume unknown
         ranked = self._rank(liquid, tickers)
-        candidates, spent, skipped = await self._signals(ranked, tickers, budget - 1)
+        candidates, spent, skipped = await self._signals(ranked, tickers, budget - read)
         universe = len(liquid) + len(unknown)
-        return ScanResult(candidates, tickers, universe, len(liquid), 1 + spent, BULK, skipped)
+        return ScanResult(candidates, tickers, universe, len(liquid), read + spent, BULK, skipped)
 
     async def _scan_rotation(
         self, tradable: list[str], budget: int, watch: Collection[str]

@@ -42,3 +42,6 @@ class TradingSettings:
     manual_take_profit_pct: float = 10.0
     # A limit entry still resting this long (on the market's clock) is cancelled by the cycle.
     entry_order_timeout_seconds: float = 900.0
+    # "auto": the exchange's event feed where it has one (chatbot/config.py's default);
+    # "off": REST polling only, which the core assumes unless told.
+    event_feed: str = "off"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trading.connector import HealthSnapshot
+from trading.feed_consumer import NO_FEED, FeedStatus
 from trading.modes import Mode
 from trading.parts import Parts
 from trading.results import InfoResult, PositionView
@@ -35,6 +36,7 @@ class TraderStatus:
     orders: dict[str, int] = field(default_factory=dict)  # placed, rejected, refused, unknown
     stops_placed: int = 0  # protective stops placed at the exchange
     stops_replaced: int = 0  # of those, re-placed after they went missing
+    feed: FeedStatus = NO_FEED  # the exchange's event feed
 
 
 @dataclass
@@ -46,7 +48,9 @@ class Timing:
     last_cycle_seconds: float | None = None
 
 
-def status(parts: Parts, timing: Timing, caution: str | None) -> TraderStatus:
+def status(
+    parts: Parts, timing: Timing, caution: str | None, feed: FeedStatus = NO_FEED
+) -> TraderStatus:
     equity, exposure = parts.account.equity()
     return TraderStatus(
         account=parts.label,
@@ -68,10 +72,11 @@ def status(parts: Parts, timing: Timing, caution: str | None) -> TraderStatus:
         orders=dict(parts.router.counts),
         stops_placed=parts.guards.placed,
         stops_replaced=parts.guards.replaced,
+        feed=feed,
     )
 
 
-def info(parts: Parts, timing: Timing) -> InfoResult:
+def info(parts: Parts, timing: Timing, feed: FeedStatus = NO_FEED) -> InfoResult:
     """Mode, balances, positions priced now, exposure, health, last cycle. No I/O."""
     account = parts.account
     equity, exposure = account.equity()
@@ -121,4 +126,5 @@ def info(parts: Parts, timing: Timing) -> InfoResult:
         last_sync_at=account.last_sync_at,
         last_error=parts.state.last_error,
         balances={k: v for k, v in balance.total.items() if v},
+        feed=feed.state,
     )

@@ -20,6 +20,7 @@ Knobs, for the faults a feed must survive:
         ws.drop()                   # every socket cut, no close frame: a network drop
         ws.go_silent()              # sockets stay open, nothing is sent (pongs included)...
         ws.resume()                 # ...until now: what was held goes out
+        ws.lose(1)                  # the next execution report is never sent
         ws.refuse_upgrades = True   # upgrades get a 404 page: a server that only speaks REST
 
 Each host of ccxt's websocket urls becomes a path prefix of this server (wss://stream.binance.com
@@ -87,6 +88,7 @@ class FakeBinanceWs(LoopbackServer):
         self._subscription_ids = itertools.count()
         self._trade_ids = itertools.count(1)
         self._assets_changed: set[str] = set()
+        self._lost = 0  # execution reports still to leave unsent
         self.app.router.add_get(USER_STREAM, self._user_stream)
         self.app.router.add_get(MARKET_STREAM, self._market_stream)
         rest.book.listeners.append(self._on_book)
@@ -117,6 +119,11 @@ class FakeBinanceWs(LoopbackServer):
 
     def resume(self) -> None:
         self._voice.set()
+
+    def lose(self, reports: int = 1) -> None:
+        """Never send the next `reports` execution reports (nor their balances): events a
+        connection lost without noticing."""
+        self._lost += reports
 
     # --- connections -----------------------------------------------------------------------
 
@@ -211,6 +218,9 @@ class FakeBinanceWs(LoopbackServer):
     def _on_book(self, action: str, symbol_id: str, order: dict | None) -> None:
         if order is None:
             self._push_ticker(symbol_id)
+            return
+        if self._lost > 0:
+            self._lost -= 1
             return
         report = self._execution_report(action, order)
         for socket in self._user_sockets():

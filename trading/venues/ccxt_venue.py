@@ -23,6 +23,7 @@ from trading.errors import Closed, Fatal, Fault, Rejected
 from trading.models import (
     Balance,
     Candle,
+    Deliver,
     Market,
     Order,
     OrderRequest,
@@ -42,6 +43,7 @@ from trading.venues.ccxt_exchanges import (
 )
 from trading.venues.ccxt_faults import answering, classify, describe
 from trading.venues.ccxt_parse import client_id, to_balance, to_market, to_order, to_ticker
+from trading.venues.feed import VenueFeed, open_venue_feed
 
 T = TypeVar("T")
 
@@ -69,6 +71,7 @@ class CcxtVenue:
         sandbox: bool = False,
         recv_window_ms: int = 10_000,
         config: dict | None = None,
+        feed_silence_limit: float = 60.0,
     ) -> None:
         self.name = exchange_id
         self.account = account
@@ -78,6 +81,15 @@ class CcxtVenue:
         self.public_only = not (api_key or secret)
         self._markets: dict[str, Market] = {}
         credentials = {"apiKey": api_key, "secret": secret, "password": password}
+        self._feed_settings = {
+            "api_key": api_key,
+            "secret": secret,
+            "password": password,
+            "sandbox": sandbox,
+            "recv_window_ms": recv_window_ms,
+            "config": config,
+            "silence_limit": feed_silence_limit,
+        }
         try:
             self._exchange = build(exchange_id, credentials, recv_window_ms, config or {})
             if sandbox:
@@ -94,6 +106,12 @@ class CcxtVenue:
 
     def __repr__(self) -> str:
         return f"CcxtVenue({self.label})"
+
+    def open_feed(self, deliver: Deliver) -> VenueFeed | None:
+        """The account's websockets where ccxt.pro has them (trading/venues/feed.py)."""
+        if self.public_only:
+            return None
+        return open_venue_feed(self.name, self.account, deliver, **self._feed_settings)
 
     async def _call(self, call: str, action: Callable[[], Awaitable[T]]) -> T:
         """Every ccxt call goes through here: the one place faults are translated."""

@@ -32,14 +32,12 @@ from typing import Any
 
 import ccxt.pro
 
-from trading.models import Balance, Order, Ticker, account_label
+from trading.models import Deliver, FeedItem, Ticker, account_label
 from trading.retry import backoff_delay
 from trading.venues.ccxt_exchanges import build
 from trading.venues.ccxt_faults import describe
 from trading.venues.ccxt_parse import to_balance, to_order, to_ticker
 
-FeedItem = Order | Balance | Ticker
-Deliver = Callable[[FeedItem], Awaitable[None]]
 # A ccxt.pro watch method, and how its result becomes our items.
 Watch = tuple[Callable[[], Awaitable[Any]], Callable[[Any], Iterable[FeedItem]]]
 
@@ -65,6 +63,7 @@ class VenueFeed:
         recv_window_ms: int = 10_000,
         config: dict | None = None,
         symbols: Sequence[str] = (),
+        all_tickers: bool = False,
         silence_limit: float = 60.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
@@ -73,6 +72,8 @@ class VenueFeed:
         self.label = account_label(exchange_id, account)
         self.public_only = not (api_key or secret)
         self.symbols = tuple(symbols)
+        # Every market's ticker (binance's !ticker@arr): the scan reads them instead of REST.
+        self.pushes_tickers = all_tickers
         self.silence_limit = silence_limit
         self.last_event_at: float | None = None  # epoch seconds of the last event received
         self._deliver = deliver
@@ -98,7 +99,8 @@ class VenueFeed:
         return heard is not None and time.time() - heard <= self.silence_limit
 
     def start(self) -> None:
-        if self._task is None and (self.symbols or not self.public_only):
+        wanted = self.symbols or self.pushes_tickers or not self.public_only
+        if self._task is None and wanted:
             self._task = asyncio.create_task(self._run(), name=f"feed {self.label}")
 
     async def close(self) -> None:
@@ -146,7 +148,9 @@ class VenueFeed:
         if not self.public_only:
             watches.append((client.watch_orders, lambda raw: [to_order(o) for o in raw]))
             watches.append((client.watch_balance, lambda raw: [to_balance(raw)]))
-        if self.symbols:
+        if self.pushes_tickers:
+            watches.append((client.watch_tickers, _tickers))
+        elif self.symbols:
             symbols = list(self.symbols)
             watches.append((lambda: client.watch_tickers(symbols), _tickers))
         return watches
@@ -204,6 +208,20 @@ class VenueFeed:
         while isinstance(error, BaseExceptionGroup) and error.exceptions:
             error = error.exceptions[0]
         return describe(error, self._secrets)
+
+
+def open_venue_feed(
+    exchange_id: str, account: str, deliver: Deliver, **settings: Any
+) -> VenueFeed | None:
+    """The feed of an account where ccxt.pro watches its orders and balance, or None (REST
+    only). Every market's ticker is watched where the exchange streams them all at once."""
+    if exchange_id not in ccxt.pro.exchanges:
+        return None
+    has = getattr(ccxt.pro, exchange_id)().has  # never opened: no session to close
+    if not (has.get("watchOrders") and has.get("watchBalance")):
+        return None
+    all_tickers = exchange_id in _TICKER_STREAM and bool(has.get("watchTickers"))
+    return VenueFeed(exchange_id, account, deliver, all_tickers=all_tickers, **settings)
 
 
 def _feed_settings(exchange_id: str, silence_limit: float) -> dict:

@@ -31,6 +31,7 @@ from trading.errors import OrderNotFound, Rejected, Transient
 from trading.models import (
     Balance,
     Candle,
+    Deliver,
     Market,
     Order,
     OrderRequest,
@@ -40,6 +41,7 @@ from trading.models import (
 )
 from trading.venues.market_sim import MarketFeed, SyntheticFeed
 from trading.venues.paper_engine import PaperEngine
+from trading.venues.paper_feed import PaperFeed
 from trading.venues.paper_limits import ExchangeClock, TokenBucket
 from trading.venues.paper_market import PaperMarket
 from trading.venues.paper_orders import PaperBook, PaperOrder
@@ -117,6 +119,28 @@ class PaperExchange:
     @property
     def has_bulk_tickers(self) -> bool:
         return self._market.has_bulk_tickers
+
+    @property
+    def has_price_path(self) -> bool:
+        """Offline: the market's exact price path is known (stops trigger on it)."""
+        return self._market.path is not None
+
+    # -- the event stream (trading/venues/paper_feed.py) ----------------------------------------
+
+    def open_feed(self, deliver: Deliver) -> PaperFeed:
+        return PaperFeed(self, deliver)
+
+    def listen(self, on_change: Callable[[str], None] | None) -> None:
+        """Be told the id of every order that changes (None: stop)."""
+        self._book.on_change = on_change
+
+    def orders_by_id(self, ids: Sequence[str]) -> list[Order]:
+        """These orders as they stand, without a request."""
+        return [o.snapshot() for o in map(self._book.get, ids) if o is not None]
+
+    async def peek_tickers(self) -> dict[str, Ticker]:
+        """Every market's ticker now, without a request (the feed's ticker stream)."""
+        return await self._market.fetch(None)
 
     def market_time(self) -> float:
         """This exchange's own time (paper time in the offline demo)."""

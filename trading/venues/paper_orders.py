@@ -27,7 +27,7 @@ are all a save has to write.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -142,6 +142,7 @@ class PaperBook:
         self._next_id = 1
         self._unsaved: dict[str, PaperOrder] = {}  # changed since `saved()`
         self.dead_man_deadline: float | None = None  # the exchange's cancel-all-after, armed
+        self.on_change: Callable[[str], None] | None = None  # told each changed order's id
 
     # -- the account as data ------------------------------------------------------------------
 
@@ -178,6 +179,11 @@ class PaperBook:
 
     def saved(self) -> None:
         self._unsaved = {}
+
+    def _touch(self, order: PaperOrder) -> None:
+        self._unsaved[order.id] = order
+        if self.on_change is not None:
+            self.on_change(order.id)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -260,7 +266,7 @@ class PaperBook:
         """The market reached the stop's trigger; `ticker` is the market at that moment."""
         assert order.stop_price is not None
         order.triggered = True
-        self._unsaved[order.id] = order
+        self._touch(order)
         if order.request.type is OrderType.STOP_MARKET:
             self._fill(order, min(ticker.bid, order.stop_price) * (1 - self._slippage))
         elif order.price is not None and _crosses(False, order.price, ticker):
@@ -296,7 +302,7 @@ class PaperBook:
             timestamp=stamp,
         )
         self._orders[order_id] = order
-        self._unsaved[order_id] = order
+        self._touch(order)
         if request.client_order_id:
             self._by_client[(market.symbol, request.client_order_id)] = order
         return order
@@ -304,7 +310,7 @@ class PaperBook:
     def _fill(self, order: PaperOrder, price: float, share: float = 1.0) -> None:
         """Fill `share` of the order's amount, floored to the lot size; all that is left when
         that share is nothing or covers the rest."""
-        self._unsaved[order.id] = order
+        self._touch(order)
         market = order.market
         left = order.amount - order.filled
         part = floor_to(order.amount * share, market.amount_step)
@@ -334,7 +340,7 @@ class PaperBook:
         order.reserved -= cost * (1 + self._fee_rate) if buy else amount
 
     def _finish(self, order: PaperOrder, status: OrderStatus) -> None:
-        self._unsaved[order.id] = order
+        self._touch(order)
         order.status = status
         order.reserved = 0.0
         self._open.pop(order.id, None)
