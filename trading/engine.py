@@ -83,6 +83,7 @@ class Trader:
         self.book = self.account.book
         self.book.on_close = self._after_close
         self.reconciler = self.account.reconciler
+        self.lock = TraderLock(log)
         self.router = OrderRouter(
             connector,
             self.book,
@@ -92,6 +93,7 @@ class Trader:
             snapshot=self.snapshot,
             log=log,
             order_rate=order_rate or connector.order_rate(),
+            steady=self.lock.steady,
         )
         self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
         self.exits = Exits(
@@ -102,8 +104,8 @@ class Trader:
             resolve=self.reconciler.resolve_unconfirmed,
             price=self.account.price,
             log=log,
+            known=lambda: self.account.last_sync_at is not None,
         )
-        self.lock = TraderLock(log)
         self.failsafe = Failsafe(
             self.state,
             self.lock,
@@ -273,14 +275,16 @@ class Trader:
         if not self.started:
             await self._start_exchange()
             return
-        await self.account.sync()
+        with self.lock.reading():
+            await self.account.sync()
 
     async def _cycle(self) -> None:
         try:
             if not self.started:
                 await self._start_exchange()
             else:
-                await self.account.sync()
+                with self.lock.reading():
+                    await self.account.sync()
         except Exception as exc:  # not a shutdown's cancellation: that ends the run quietly
             if not self.started and flattens(self.mode) and self.book.positions:
                 # Restored killed or in failsafe: the flattening gets out past a failing start

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ccxt.base import errors as ce
 
+from trading.clock import Clock
 from trading.errors import Closed, Fatal, Fault, Rejected
 from trading.models import (
     Balance,
@@ -69,6 +70,7 @@ class CcxtVenue:
         sandbox: bool = False,
         recv_window_ms: int = 10_000,
         config: dict | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.name = exchange_id
         self.account = account
@@ -79,7 +81,9 @@ class CcxtVenue:
         self._markets: dict[str, Market] = {}
         credentials = {"apiKey": api_key, "secret": secret, "password": password}
         try:
-            self._exchange = build(exchange_id, credentials, recv_window_ms, config or {})
+            self._exchange = build(
+                exchange_id, credentials, recv_window_ms, config or {}, clock=clock
+            )
             if sandbox:
                 self._exchange.set_sandbox_mode(True)
         except Exception as e:
