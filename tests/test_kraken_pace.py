@@ -27,6 +27,10 @@ class SlowScan(ScriptedStrategy):
         return None
 
 
+def _fake(clock) -> FakeKraken:
+    return FakeKraken(clock=clock, counter_limit=1000.0, balances={"USDT": 10_000.0})
+
+
 async def _kraken_bot(clock, fake: FakeKraken) -> Trader:
     venue = CcxtVenue(
         "kraken", "MASTER", api_key=fake.api_key, secret=fake.secret,
@@ -56,7 +60,7 @@ async def _scanning(trader: Trader, fake: FakeKraken, reads: int) -> asyncio.Fut
 
 def test_a_kill_on_kraken_sells_within_a_second_while_the_scan_reads_and_never_reads_first():
     async def main(clock):
-        async with FakeKraken(clock=clock, counter_limit=1000.0, balances={"USDT": 10_000.0}) as fake:
+        async with _fake(clock) as fake:
             trader = await _kraken_bot(clock, fake)
             for symbol in ("ETH/USDT", "DOGE/USDT"):
                 assert (await trader.buy(symbol, 300.0)).ok
@@ -75,8 +79,7 @@ def test_a_kill_on_kraken_sells_within_a_second_while_the_scan_reads_and_never_r
     assert len(sells) == 2
     assert sells[0] <= 1.0  # the first exit within a second of /kill
     assert sells[-1] <= 1.0 + 1.0 * 2  # and the last within one order pace per position
-    first = [path for _, path in after][0]
-    assert first == ADD_ORDER  # no read before it: the book knew the positions
+    assert after[0][1] == ADD_ORDER  # no read before it: the book knew the positions
     assert OHLC not in [path for _, path in after]  # the scan gave way, queued reads dropped
     assert kill.flat and trader.mode is Mode.KILLED and trader.book.positions == {}
     assert fake.balances["XETH"] == 0.0 and fake.balances["XXDG"] == 0.0
@@ -88,7 +91,7 @@ def test_a_kill_on_kraken_sells_within_a_second_while_the_scan_reads_and_never_r
 
 def test_a_buy_on_kraken_preempts_the_scan_instead_of_being_refused():
     async def main(clock):
-        async with FakeKraken(clock=clock, counter_limit=1000.0, balances={"USDT": 10_000.0}) as fake:
+        async with _fake(clock) as fake:
             trader = await _kraken_bot(clock, fake)
             cycle = await _scanning(trader, fake, reads=1)
             asked = clock.monotonic()

@@ -139,6 +139,8 @@ class Trader:
             log=log,
         )
         self.decisions = Decisions(self.parts, strategy, self.scanner)
+        per_candidate = max(1, len(strategy.timeframes))
+        self.cycle_plan = connector.fit_cycles(settings.scan_interval_seconds, per_candidate)
         self.modes = ModeCommands(self.parts, stop_cycle=self._stop_cycle, caution=self.caution)
         self.manual = ManualCommands(
             self.parts, start=self._start_exchange, started=lambda: self.started
@@ -200,6 +202,9 @@ class Trader:
         if the exchange cannot be reached, the next cycle tries again."""
         if self.started:
             return
+        plan, configured = self.cycle_plan, self.settings.scan_interval_seconds
+        self.log.log(logging.WARNING if plan.stretched else logging.INFO,
+                     plan.describe(configured, self.connector.pace()))  # fmt: skip
         self.restore()
         await self.failsafe.guarded(self._start_exchange)
         if self.started and flattens(self.mode) and self.book.positions:

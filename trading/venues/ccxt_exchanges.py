@@ -47,6 +47,9 @@ _NONCE_IN_ORDER = frozenset({"kraken"})
 # Exchanges whose answer to a new order tells nothing of its state (Kraken's AddOrder: an id and
 # a description): a market order is read back by id at once, so the caller sees its fill.
 READ_BACK_MARKET = frozenset({"kraken"})
+# What a candle read and a private read (open orders, the balance) cost in ccxt's limiter where
+# it is not 1 (ccxt's kraken: OHLC 1.2, OpenOrders and BalanceEx 3), to size a cycle's scan.
+_READ_COSTS = {"kraken": (1.2, 3.0)}
 # The resting stop types an exchange's spot API takes through ccxt, best first (see above).
 _SPOT_STOP_TYPES = {
     "binance": (OrderType.STOP_MARKET, OrderType.STOP_LIMIT),
@@ -139,6 +142,17 @@ def _one_private_request_at_a_time(exchange: Any, pacer: Pacer | None) -> None:
                 _paced.reset(token)
 
     exchange.fetch2 = in_turn
+
+
+def request_pace(exchange_id: str, exchange: Any) -> tuple[float, float] | None:
+    """Seconds a candle read and a private read hold this client's pace, or None when ccxt
+    does not pace it by a leaky bucket."""
+    bucket = exchange.tokenBucket or {}
+    if bucket.get("algorithm", "leakyBucket") != "leakyBucket" or not bucket.get("refillRate"):
+        return None
+    per_second = float(bucket["refillRate"]) * 1000.0
+    read, private = _READ_COSTS.get(exchange_id, (1.0, 1.0))
+    return read / per_second, private / per_second
 
 
 def _spot_only(options: dict, recv_window_ms: int, explicit: Mapping[str, Any]) -> None:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from ccxt.base import errors as ce
 
 from trading.clock import Clock
+from trading.cycle_pace import Pace
 from trading.errors import Closed, Fatal, Fault, Rejected
 from trading.models import (
     Balance,
@@ -39,6 +40,7 @@ from trading.venues.ccxt_exchanges import (
     READ_BACK_MARKET,
     build,
     market_buy_needs_price,
+    request_pace,
     spot_stop_types,
 )
 from trading.venues.ccxt_faults import answering, classify, describe
@@ -95,6 +97,8 @@ class CcxtVenue:
         self.stop_types = () if self.public_only else spot_stop_types(exchange_id)
         self._echo_prefix = CLIENT_ID_ECHO_PREFIX.get(exchange_id, "")
         self._market_buy_in_quote = market_buy_needs_price(exchange_id)
+        paced = request_pace(exchange_id, self._exchange)
+        self.pace = Pace(*paced) if paced else None  # sizes the cycle (trading/cycle_pace.py)
 
     def __repr__(self) -> str:
         return f"CcxtVenue({self.label})"
