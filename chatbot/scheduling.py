@@ -82,7 +82,7 @@ def schedule_traders(
                 scheduler,
                 cycle_job_id(trader.label),
                 trader.run_cycle,
-                settings.scan_interval_seconds,
+                _cycle_seconds(trader, settings),
                 start,
             )
         )
@@ -97,6 +97,14 @@ def schedule_traders(
             )
         )
     return ids
+
+
+def _cycle_seconds(trader: ScheduledTrader, settings: TradingSettings) -> float:
+    """The scan interval, or longer where the trader's exchange is paced too slowly for a cycle
+    to fit it (trading/cycle_pace.py; the trader said so at start)."""
+    plan = getattr(trader, "cycle_plan", None)
+    stretched = plan.interval if plan is not None else 0.0
+    return max(settings.scan_interval_seconds, stretched)
 
 
 def _add_interval(

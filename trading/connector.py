@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from trading.breaker import ApiHealth, Circuit
 from trading.clock import Clock
+from trading.cycle_pace import CyclePlan, Pace, plan
 from trading.dead_man import DeadManSwitch
 from trading.errors import Fault, Recoverable
 from trading.escalation import Escalation
@@ -100,6 +101,7 @@ class Connector:
         self.markets: dict[str, Market] = {}
         self._clock = clock
         self._max_budget = max_budget
+        self._cycle_budget = max_budget  # until fit_cycles sizes it to the venue's pace
         self.log = logging.getLogger(f"trading.{venue.name}.{venue.account}".lower())
         self._health = ApiHealth(
             clock=clock,
@@ -234,7 +236,7 @@ class Connector:
             return 0
         if state is Circuit.HALF_OPEN:
             return 1
-        return max(1, round(self._max_budget * self._health.score.value))
+        return max(1, round(self._cycle_budget * self._health.score.value))
 
     def unrecognized(self) -> tuple[str, float, str] | None:
         """(call, epoch since, latest message) of the call that has answered only
@@ -273,6 +275,23 @@ class Connector:
     @property
     def clock_offset_ms(self) -> float:
         return float(self.venue.clock_offset_ms)
+
+    def pace(self) -> Pace | None:
+        """Seconds a read and a private read hold the venue's pace: ccxt's rate and costs, or
+        the paper exchange's token bucket."""
+        pace = getattr(self.venue, "pace", None)
+        if isinstance(pace, Pace):
+            return pace
+        rate = self.order_rate()
+        return Pace(1.0 / rate, 1.0 / rate) if rate else None
+
+    def fit_cycles(self, interval: float, per_candidate: int) -> CyclePlan:
+        """Size the scan budget to the venue's pace and the scan interval
+        (trading/cycle_pace.py)."""
+        pace, most = self.pace(), self._max_budget
+        sized = plan(pace, interval, max_budget=most, per_candidate=per_candidate)
+        self._cycle_budget = sized.budget
+        return sized
 
     def order_rate(self) -> float | None:
         """Requests per second the venue allows, when it says (the paper exchange's bucket);

@@ -19,6 +19,7 @@ from trading.models import OrderType, Side, Ticker
 from trading.modes import Purpose
 from trading.order_commands import expire_entries
 from trading.orders import Placement
+from trading.pacing import Priority, at
 from trading.parts import Parts
 from trading.risk import OrderIntent, entry_amount
 from trading.scanner import Scanner
@@ -46,7 +47,11 @@ class Decisions:
         reserve = min(budget // 2, len(signalled) * per_candidate)
         exclude = set(positions) | set(p.book.pending_entries()) | set(bans)
         exclude |= p.account.held_outside()
-        scan = await self.scanner.scan(exclude=exclude, budget=budget - reserve, watch=positions)
+        # The scan's reads give way to any other request of the account, and the scan to a command.
+        with at(Priority.SCAN), p.lock.reading():
+            scan = await self.scanner.scan(
+                exclude=exclude, budget=budget - reserve, watch=positions
+            )
         fresh = dict(scan.tickers)
         fresh.update(await p.account.fetch_tickers([s for s in held if s not in fresh]))
         p.account.tickers.update(fresh)

@@ -86,6 +86,7 @@ class Trader:
         self.book = self.account.book
         self.book.on_close = self._after_close
         self.reconciler = self.account.reconciler
+        self.lock = TraderLock(log)
         self.router = OrderRouter(
             connector,
             self.book,
@@ -95,6 +96,7 @@ class Trader:
             snapshot=self.snapshot,
             log=log,
             order_rate=order_rate or connector.order_rate(),
+            steady=self.lock.steady,
         )
         self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
         self.exits = Exits(
@@ -105,8 +107,8 @@ class Trader:
             resolve=self.reconciler.resolve_unconfirmed,
             price=self.account.price,
             log=log,
+            known=lambda: self.account.last_sync_at is not None,
         )
-        self.lock = TraderLock(log)
         self.feed = FeedConsumer.of(self.account, self.lock, settings, lambda: self.started)
         self.failsafe = Failsafe(
             self.state,
@@ -142,6 +144,8 @@ class Trader:
             pushed=self.account.feed,
         )
         self.decisions = Decisions(self.parts, strategy, self.scanner)
+        per_candidate = max(1, len(strategy.timeframes))
+        self.cycle_plan = connector.fit_cycles(settings.scan_interval_seconds, per_candidate)
         self.modes = ModeCommands(self.parts, stop_cycle=self._stop_cycle, caution=self.caution)
         self.manual = ManualCommands(
             self.parts, start=self._start_exchange, started=lambda: self.started
@@ -205,6 +209,9 @@ class Trader:
         if the exchange cannot be reached, the next cycle tries again."""
         if self.started:
             return
+        plan, configured = self.cycle_plan, self.settings.scan_interval_seconds
+        self.log.log(logging.WARNING if plan.stretched else logging.INFO,
+                     plan.describe(configured, self.connector.pace()))  # fmt: skip
         self.restore()
         await self.failsafe.guarded(self._start_exchange)
         if self.started and flattens(self.mode) and self.book.positions:
@@ -283,14 +290,16 @@ class Trader:
         if not self.started:
             await self._start_exchange()
             return
-        await self.account.sync()
+        with self.lock.reading():
+            await self.account.sync()
 
     async def _cycle(self) -> None:
         try:
             if not self.started:
                 await self._start_exchange()
             elif self.account.sync_due():
-                await self.account.sync()
+                with self.lock.reading():
+                    await self.account.sync()
         except Exception as exc:  # not a shutdown's cancellation: that ends the run quietly
             if not self.started and flattens(self.mode) and self.book.positions:
                 # Restored killed or in failsafe: the flattening gets out past a failing start

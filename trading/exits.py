@@ -1,9 +1,12 @@
 """Getting out: the kill and failsafe flattening, and the gentle exit of a stop.
 
-A flatten round cancels every order of ours, reads the balance, market-exits every position at
-once (concurrently, paced at the venue's request rate), and confirms by a second sync. Rounds
-repeat with capped backoff until the book is flat: no position, and no order of unknown outcome
-that could still fill (reconciliation settles those once the exchange can no longer take them).
+A flatten round cancels every order of ours, market-exits every position at once (concurrently,
+paced at the venue's request rate, ahead of any other request of the account), and confirms by
+a sync. It reads the account before selling only when the book never has: a read first would
+cost a kill seconds on a slowly paced exchange, and the sync after the sells says what is left.
+Rounds repeat with capped backoff until the book is flat: no position, and no order of unknown
+outcome that could still fill (reconciliation settles those once the exchange can no longer take
+them).
 A stop instead rests a limit sell at the touch (the best ask) for each position, re-prices it
 each cycle, and goes to market after STOP_EXIT_TIMEOUT_SECONDS.
 """
@@ -86,6 +89,7 @@ class Exits:
         resolve: Callable[..., Awaitable[Difference | None]],
         price: Callable[[str], float],
         log: logging.Logger,
+        known: Callable[[], bool] = lambda: False,
     ) -> None:
         self.router = router
         self.book = book
@@ -93,6 +97,7 @@ class Exits:
         self._sync = sync
         self._resolve = resolve  # Reconciler.resolve_unconfirmed
         self._price = price
+        self._known = known  # the book has read the exchange at least once
         self.log = log
 
     # -- kill and failsafe
@@ -138,7 +143,10 @@ class Exits:
         except Exception as exc:  # a Fatal or a bug too: keep trying to get out
             problems.append(f"cancel: {_describe(exc)}")
             self._log_bug("cancel", exc)
-        if not await self._try_sync(problems):
+        if not self._known():
+            if not await self._try_sync(problems):
+                await self._resolve_unsure(problems)
+        elif any(not t.confirmed for t in self.book.orders.values()):
             await self._resolve_unsure(problems)
         symbols = list(self.book.positions)
         results = await asyncio.gather(

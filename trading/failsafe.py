@@ -25,8 +25,9 @@ from contextlib import suppress
 from trading.clock import Clock
 from trading.errors import Fatal, Recoverable
 from trading.exits import Exits, FlattenReport, FlattenRound, backoff
-from trading.lock import TraderLock
+from trading.lock import Preempt, TraderLock
 from trading.modes import PAUSES, Mode, Purpose, flattens
+from trading.pacing import Priority, at
 from trading.settings import TradingSettings
 from trading.state import TraderState
 
@@ -53,7 +54,7 @@ class Failsafe:
         self.clock = clock
         self.log = log
         self.kill_patience = kill_patience  # seconds a kill retries before answering
-        self.lock_wait = lock_wait  # seconds a kill waits for a running cycle
+        self.lock_wait = lock_wait  # seconds a kill waits for a running command (a cycle yields)
         self.flattening: asyncio.Task[None] | None = None  # the background retry, if any
 
     def purpose(self) -> Purpose:
@@ -70,8 +71,8 @@ class Failsafe:
         """Run a step; classify whatever it raises."""
         state = self.state
         try:
-            if exclusive:
-                async with self.lock.exclusive():
+            if exclusive:  # a cycle or a scheduled sync: an exit or a command may pre-empt it
+                async with self.lock.exclusive(preemptible=True):
                     await step()
             else:
                 await step()
@@ -165,10 +166,11 @@ class Failsafe:
                 problem = result.problems[0] if result.problems else ""
                 state.emergency(key, f"{purpose}: not flat ({held}) {problem}; retrying until flat")
 
-        async with self.lock.exclusive(self.lock_wait, force=True):
-            report = await self.exits.flatten(
-                purpose, patience=self.kill_patience, on_retry=not_flat
-            )
+        with at(Priority.EXIT):
+            async with self.lock.exclusive(self.lock_wait, force=True, preempt=Preempt.CYCLE):
+                report = await self.exits.flatten(
+                    purpose, patience=self.kill_patience, on_retry=not_flat
+                )
         if report.flat:
             state.clear_emergency(key, f"{purpose}: flat")
         else:
@@ -195,10 +197,13 @@ class Failsafe:
             attempt += 1
             await self.clock.sleep(backoff(attempt))
             try:
-                async with self.lock.exclusive(self.lock_wait, force=True):
-                    if not flattens(state.mode):
-                        return  # paused or resumed while this round waited for the lock
-                    result = await self.exits.flatten_round(purpose)
+                with at(Priority.EXIT):
+                    async with self.lock.exclusive(
+                        self.lock_wait, force=True, preempt=Preempt.CYCLE
+                    ):
+                        if not flattens(state.mode):
+                            return  # paused or resumed while this round waited for the lock
+                        result = await self.exits.flatten_round(purpose)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from trading.errors import Fault
 from trading.events import SymbolBanned
-from trading.lock import TraderBusy
+from trading.lock import Preempt, TraderBusy
 from trading.manual_parts import part_to_sell
 from trading.models import Order, OrderType, Side
 from trading.modes import Mode, Purpose, allows, guards
@@ -181,7 +181,7 @@ class ManualCommands:
         p.store.ban(p.label, symbol, "banned by command", now)
         p.notify(SymbolBanned(account=p.label, at=now, symbol=symbol, reason="by command"))
         try:
-            async with p.lock.exclusive(p.failsafe.lock_wait):
+            async with p.lock.exclusive(p.failsafe.lock_wait, preempt=Preempt.READS):
                 for tracked in p.book.open_orders(symbol=symbol):
                     if tracked.side is Side.BUY:
                         await p.quietly(p.router.cancel(tracked))

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from trading.errors import Fault
+from trading.lock import Preempt
 from trading.models import Side
 from trading.modes import Command, Mode, Purpose, after, flattens
+from trading.pacing import Priority, at
 from trading.parts import Parts
 from trading.results import AbortResult, KillResult, ModeResult
 
@@ -44,9 +46,10 @@ class ModeCommands:
         state.set_mode(new, "hands-off pause command" if hands_off else "pause command")
         await p.failsafe.stop()  # a kill's or failsafe's flattening stops here
         try:
-            async with p.lock.exclusive(p.failsafe.lock_wait, force=True):
-                keep = () if hands_off else (Purpose.GUARD,)  # a plain pause keeps the stops
-                cancelled, failures = await p.router.cancel_all(keep=keep)
+            with at(Priority.EXIT):  # cancels only; what stays is protected by the stops
+                async with p.lock.exclusive(p.failsafe.lock_wait, force=True):
+                    keep = () if hands_off else (Purpose.GUARD,)  # a plain pause keeps stops
+                    cancelled, failures = await p.router.cancel_all(keep=keep)
         except Fault as fault:  # what stays open is cancelled by the next (paused) cycle
             cancelled, failures = 0, [f"{fault.kind}: {fault.message}"]
         except Exception as exc:
@@ -77,11 +80,13 @@ class ModeCommands:
         state.set_mode(new, "stop command")
         await p.failsafe.stop()  # a kill's or failsafe's flattening gives way to the stop
         try:
-            async with p.lock.exclusive(p.failsafe.lock_wait, force=True):
-                for tracked in p.book.open_orders():
-                    if tracked.side is Side.BUY:
-                        await p.quietly(p.router.cancel(tracked))
-                await p.failsafe.guarded(self._stop_cycle)
+            with at(Priority.EXIT):
+                lock = p.lock.exclusive(p.failsafe.lock_wait, force=True, preempt=Preempt.CYCLE)
+                async with lock:
+                    for tracked in p.book.open_orders():
+                        if tracked.side is Side.BUY:
+                            await p.quietly(p.router.cancel(tracked))
+                    await p.failsafe.guarded(self._stop_cycle)
         except Exception as exc:
             return await p.bug(exc, self._refuse)
         return self._result(old, exiting=len(p.book.positions))

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from trading.errors import Fault, RateLimited, Recoverable, Rejected
 from trading.events import Notify, OrderRejected
 from trading.models import Order, OrderRequest, OrderType, Side
 from trading.modes import Purpose
+from trading.pacing import Priority, at
 from trading.risk import OrderIntent, Refused, RiskSnapshot, check, mode_refusal
 from trading.settings import TradingSettings
 from trading.store import ClosedTrade
@@ -104,6 +106,7 @@ class OrderRouter:
         snapshot: Callable[[], RiskSnapshot],
         log: logging.Logger,
         order_rate: float | None = None,
+        steady: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.connector = connector
         self.book = book
@@ -113,6 +116,7 @@ class OrderRouter:
         self.snapshot = snapshot
         self.log = log
         self.pacer = OrderPacer(clock, order_rate)
+        self._steady = steady  # the trader's lock: a pre-emption waits for an order on its way
         # Read-only outcome counters for /metrics: placed, rejected, refused, unknown.
         self.counts: Counter[str] = Counter()
 
@@ -130,8 +134,26 @@ class OrderRouter:
 
         One owner of a position's exits: before the bot sells a position itself, it lifts the
         stop resting at the exchange for it (and applies whatever that stop sold), so the same
-        coins are never sold twice. A `stop_price` makes the order a resting stop sell."""
-        if intent.side is Side.SELL and intent.purpose is not Purpose.GUARD:
+        coins are never sold twice. A `stop_price` makes the order a resting stop sell.
+
+        Every sell (an exit, a resting stop) goes ahead of the account's other requests."""
+        if intent.side is Side.SELL:
+            with at(Priority.EXIT):
+                return await self._place_sell(
+                    intent, limit_price, stop_price, reason, stop_loss, take_profit
+                )
+        return await self._place(intent, limit_price, stop_price, reason, stop_loss, take_profit)
+
+    async def _place_sell(
+        self,
+        intent: OrderIntent,
+        limit_price: float | None,
+        stop_price: float | None,
+        reason: str,
+        stop_loss: float | None,
+        take_profit: float | None,
+    ) -> Placement:
+        if intent.purpose is not Purpose.GUARD:
             # Only an exit the mode lets out may lift the stop, or a refused exit would leave
             # the position unguarded.
             refusal = self._refusal(intent)
@@ -195,7 +217,8 @@ class OrderRouter:
             self.book.not_placed(tracked, refusal)
             return Placement(intent.symbol, intent.side, refused=refusal)
         try:
-            order = await self.connector.place(request)
+            with self._steady():
+                order = await self.connector.place(request)
         except Rejected as fault:
             self.counts["rejected"] += 1
             self.book.not_placed(tracked, fault.message)
@@ -227,7 +250,8 @@ class OrderRouter:
         if not tracked.confirmed:
             return []  # reconciliation finds it by client id first
         await self.pacer.wait()  # a kill's fifty cancels share the exchange's pace with its sells
-        done = await self.connector.cancel(order.id, order.symbol)
+        with self._steady():
+            done = await self.connector.cancel(order.id, order.symbol)
         final = done.order
         if final is None or final.is_open:
             final = await self.connector.fetch_order(order.id, order.symbol)

@@ -28,7 +28,7 @@ from trading.errors import Fault
 from trading.events import Notify
 from trading.failsafe import Failsafe
 from trading.guards import Guards
-from trading.lock import TraderBusy, TraderLock
+from trading.lock import Preempt, TraderBusy, TraderLock
 from trading.orders import OrderRouter
 from trading.settings import TradingSettings
 from trading.state import TraderState
@@ -62,10 +62,11 @@ class Parts:
     async def locked(
         self, body: Callable[[], Awaitable[R]], refuse: Callable[[str], R]
     ) -> R:
-        """Run a command's body under the trader's lock. Busy: a refusal. A bug in order code:
-        the dead switch, as in a cycle, and the user is told."""
+        """Run a command's body under the trader's lock, pre-empting a running cycle (another
+        command is waited for, bounded). Busy: a refusal. A bug in order code: the dead switch,
+        as in a cycle, and the user is told."""
         try:
-            async with self.lock.exclusive(self.failsafe.lock_wait):
+            async with self.lock.exclusive(self.failsafe.lock_wait, preempt=Preempt.READS):
                 return await body()
         except TraderBusy as busy:
             return refuse(str(busy))

@@ -106,6 +106,7 @@ class FakeKraken:
         self.dead_man_at: float | None = None  # the switch's trigger time, when armed
         self.dead_man_fired = 0
         self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
+        self.arrivals: list[tuple[float, str]] = []  # (the clock's monotonic time, path)
         self.failures: dict[str, list[list]] = {}  # path -> [[error, times left], ...]
         self.stalls: dict[str, asyncio.Event] = {}
         self.parked: dict[str, int] = {}
@@ -184,6 +185,7 @@ class FakeKraken:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.requests.append((request.method, path))
+        self.arrivals.append((self.clock.monotonic(), path))
         body = await request.text()
         now = self.clock.time()
         self._fire_dead_man(now)

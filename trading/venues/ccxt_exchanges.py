@@ -20,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import ccxt.async_support as ccxt
 
+from trading.clock import Clock, RealClock
 from trading.models import OrderType
+from trading.pacing import Pacer
 from trading.venues.ccxt_faults import record_answers
 
 # Exchanges whose fetch_order finds an order by our client id (binance: origClientOrderId).
@@ -44,6 +47,9 @@ _NONCE_IN_ORDER = frozenset({"kraken"})
 # Exchanges whose answer to a new order tells nothing of its state (Kraken's AddOrder: an id and
 # a description): a market order is read back by id at once, so the caller sees its fill.
 READ_BACK_MARKET = frozenset({"kraken"})
+# What a candle read and a private read (open orders, the balance) cost in ccxt's limiter where
+# it is not 1 (ccxt's kraken: OHLC 1.2, OpenOrders and BalanceEx 3), to size a cycle's scan.
+_READ_COSTS = {"kraken": (1.2, 3.0)}
 # The resting stop types an exchange's spot API takes through ccxt, best first (see above).
 _SPOT_STOP_TYPES = {
     "binance": (OrderType.STOP_MARKET, OrderType.STOP_LIMIT),
@@ -56,12 +62,22 @@ _wire_log = logging.getLogger("trading.venues.ccxt_venue.wire")
 _wire_log.setLevel(logging.INFO)
 
 
+# A private request of a nonce-ordered exchange already waited its turn before its signing turn.
+_paced: ContextVar[bool] = ContextVar("ccxt_request_paced", default=False)
+
+
 def build(
-    exchange_id: str, credentials: dict, recv_window_ms: int, config: dict, library: Any = ccxt
+    exchange_id: str,
+    credentials: dict,
+    recv_window_ms: int,
+    config: dict,
+    library: Any = ccxt,
+    clock: Clock | None = None,
 ) -> Any:
     """The ccxt client of one account (of `library`: ccxt.async_support, or ccxt.pro for the
-    websocket feed): rate-limited by ccxt, its answers recorded for the fault translation, spot
-    only, and private requests in nonce order where the exchange needs it."""
+    websocket feed): paced at ccxt's rate and costs, exits first (trading/pacing.py), its
+    answers recorded for the fault translation, spot only, and private requests in nonce order
+    where the exchange needs it."""
     settings = ccxt.Exchange.deep_extend(
         {
             **{k: v for k, v in credentials.items() if v},
@@ -73,25 +89,70 @@ def build(
     settings["enableRateLimit"] = True  # always: ccxt's limiter paces each exchange
     exchange = getattr(library, exchange_id)(settings)
     record_answers(exchange)
+    pacer = _priority_pacing(exchange, clock or RealClock())
     if exchange_id in _NONCE_IN_ORDER:
-        _one_private_request_at_a_time(exchange)
+        _one_private_request_at_a_time(exchange, pacer)
     _spot_only(exchange.options, recv_window_ms, config.get("options", {}))
     return exchange
 
 
-def _one_private_request_at_a_time(exchange: Any) -> None:
+def _priority_pacing(exchange: Any, clock: Clock) -> Pacer | None:
+    """ccxt's own pace and costs, but the most urgent request first (ccxt's Throttler serves
+    in arrival order). Where ccxt paces by a rolling window instead, its Throttler stays."""
+    bucket = exchange.tokenBucket or {}
+    if bucket.get("algorithm", "leakyBucket") != "leakyBucket" or not bucket.get("refillRate"):
+        return None
+    pacer = Pacer(
+        clock,
+        per_second=float(bucket["refillRate"]) * 1000.0,  # ccxt refills per millisecond
+        capacity=float(bucket.get("capacity", 1)),
+    )
+
+    async def throttle(cost: float | None = None) -> None:
+        if not _paced.get():
+            await pacer.turn(float(bucket.get("cost", 1) if cost is None else cost))
+
+    exchange.throttle = throttle
+    return pacer
+
+
+def _one_private_request_at_a_time(exchange: Any, pacer: Pacer | None) -> None:
     """Private requests wait for the previous one's answer before they are signed, so they
-    reach the exchange in nonce order; public ones are not held."""
+    reach the exchange in nonce order; public ones are not held. A request waits for its pace
+    before its signing turn, so one queued behind the pace never holds the turn from a more
+    urgent one."""
     fetch2 = exchange.fetch2
     turn = asyncio.Lock()
 
-    async def in_turn(path: str, api: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+    async def in_turn(
+        path: str, api: Any = ("public",), method: str = "GET", params: Any = None,
+        config: Any = None,
+    ) -> Any:  # fmt: skip
+        params, config = params if params is not None else {}, config or {}
         if api[0] != "private":  # ccxt's api section, as its sign() reads it
-            return await fetch2(path, api, *args, **kwargs)
+            return await fetch2(path, api, method, params, config)
+        if pacer is not None:
+            cost = exchange.calculate_rate_limiter_cost(api, method, path, params, config)
+            await pacer.turn(cost)
         async with turn:
-            return await fetch2(path, api, *args, **kwargs)
+            token = _paced.set(True)
+            try:
+                return await fetch2(path, api, method, params, config)
+            finally:
+                _paced.reset(token)
 
     exchange.fetch2 = in_turn
+
+
+def request_pace(exchange_id: str, exchange: Any) -> tuple[float, float] | None:
+    """Seconds a candle read and a private read hold this client's pace, or None when ccxt
+    does not pace it by a leaky bucket."""
+    bucket = exchange.tokenBucket or {}
+    if bucket.get("algorithm", "leakyBucket") != "leakyBucket" or not bucket.get("refillRate"):
+        return None
+    per_second = float(bucket["refillRate"]) * 1000.0
+    read, private = _READ_COSTS.get(exchange_id, (1.0, 1.0))
+    return read / per_second, private / per_second
 
 
 def _spot_only(options: dict, recv_window_ms: int, explicit: Mapping[str, Any]) -> None:

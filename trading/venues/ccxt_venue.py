@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from ccxt.base import errors as ce
 
+from trading.clock import Clock
+from trading.cycle_pace import Pace
 from trading.errors import Closed, Fatal, Fault, Rejected
 from trading.models import (
     Balance,
@@ -39,6 +41,7 @@ from trading.venues.ccxt_exchanges import (
     READ_BACK_MARKET,
     build,
     market_buy_needs_price,
+    request_pace,
     spot_stop_types,
 )
 from trading.venues.ccxt_faults import answering, classify, describe
@@ -72,6 +75,7 @@ class CcxtVenue:
         recv_window_ms: int = 10_000,
         config: dict | None = None,
         feed_silence_limit: float = 60.0,
+        clock: Clock | None = None,
     ) -> None:
         self.name = exchange_id
         self.account = account
@@ -91,7 +95,9 @@ class CcxtVenue:
             "silence_limit": feed_silence_limit,
         }
         try:
-            self._exchange = build(exchange_id, credentials, recv_window_ms, config or {})
+            self._exchange = build(
+                exchange_id, credentials, recv_window_ms, config or {}, clock=clock
+            )
             if sandbox:
                 self._exchange.set_sandbox_mode(True)
         except Exception as e:
@@ -103,6 +109,8 @@ class CcxtVenue:
         self.stop_types = () if self.public_only else spot_stop_types(exchange_id)
         self._echo_prefix = CLIENT_ID_ECHO_PREFIX.get(exchange_id, "")
         self._market_buy_in_quote = market_buy_needs_price(exchange_id)
+        paced = request_pace(exchange_id, self._exchange)
+        self.pace = Pace(*paced) if paced else None  # sizes the cycle (trading/cycle_pace.py)
 
     def __repr__(self) -> str:
         return f"CcxtVenue({self.label})"
