@@ -65,11 +65,12 @@ def parse_period(text: str) -> float | None:
 @command
 async def chart(ctx: Context, args: list[str]) -> Reply:
     """The equity curve of every selected account over PERIOD (default 7d), or daily profit."""
-    traders, rest = pick(ctx, args, max_rest=2, usage=USAGE)
-    if rest and rest[0].lower() == "pnl":
-        return await _daily(ctx, traders, rest[1:])
-    if len(rest) > 1:
-        raise BadInput(f"Too many arguments. Usage: {esc(USAGE)}")
+    words = [a.lower() for a in args]
+    if "pnl" in words[:2]:
+        at = words.index("pnl")
+        traders, _ = pick(ctx, args[:at], max_rest=0, usage=USAGE)
+        return await _daily(ctx, traders, args[at + 1 :])
+    traders, rest = pick(ctx, args, max_rest=1, usage=USAGE)
     period: float | None = DEFAULT_PERIOD
     named = "7d"
     if rest:
@@ -189,8 +190,10 @@ async def _daily(ctx: Context, traders: list[Trader], args: list[str]) -> Reply:
     groups = reports.periods(ctx.desk, traders, Unit.DAY, days)
     if len(groups) > 1:
         quotes = ", ".join(quote for quote, _ in groups)
-        raise BadInput(f"These accounts trade in {esc(quotes)}: name one account, as in "
-                       f"/chart {esc(traders[0].label)} pnl.")
+        raise BadInput(
+            f"These accounts trade in {esc(quotes)}: name one account, as in "
+            f"/chart {esc(traders[0].label)} pnl."
+        )
     quote, results = groups[0]
     window = f"the last {days} days" if days > 1 else "today"
     count = sum(r.trades for r in results)

@@ -82,13 +82,29 @@ def equity_png(lines: Sequence[Line], *, ylabel: str, title: str = "") -> bytes:
             times = [at for at, _ in line.points]
             holes = gaps(times)
             for part in _split(line.points, holes):
-                ax.plot(_dates([at for at, _ in part]), [v for _, v in part], color=color, lw=1.6,
-                        label=line.label if several and part[0] == line.points[0] else None)
+                ax.plot(
+                    _dates([at for at, _ in part]),
+                    [v for _, v in part],
+                    color=color,
+                    lw=1.6,
+                    label=line.label if several and part[0] == line.points[0] else None,
+                )
             for a, b in holes:
-                ax.axvspan(_date(a), _date(b), color=OFFLINE, alpha=0.18, lw=0,
-                           label=None if shaded else "bot not running")
-                ax.plot(_dates([a, b]), [_value_at(line.points, a), _value_at(line.points, b)],
-                        color=color, lw=1, ls=":")
+                ax.axvspan(
+                    _date(a),
+                    _date(b),
+                    color=OFFLINE,
+                    alpha=0.18,
+                    lw=0,
+                    label=None if shaded else "bot not running",
+                )
+                ax.plot(
+                    _dates([a, b]),
+                    [_value_at(line.points, a), _value_at(line.points, b)],
+                    color=color,
+                    lw=1,
+                    ls=":",
+                )
                 shaded = True
             _marks(ax, line)
         if several and ylabel.endswith("%)"):
@@ -110,8 +126,9 @@ def pnl_png(days: Sequence[tuple[float, float]], *, ylabel: str, title: str = ""
         fig, ax = _figure()
         starts = _dates([at for at, _ in days])
         values = [v for _, v in days]
-        ax.bar(starts, values, width=0.8, align="edge",
-               color=[UP if v >= 0 else DOWN for v in values])
+        ax.bar(
+            starts, values, width=0.8, align="edge", color=[UP if v >= 0 else DOWN for v in values]
+        )
         ax.axhline(0.0, color="#50545c", lw=0.8)
         ax.set_ylabel(ylabel)
         _time_axis(ax, "day (UTC)")
@@ -177,8 +194,16 @@ def _marks(ax: Any, line: Line) -> None:
         if not group:
             continue
         colors = [(UP if m.won else DOWN) if exit_ else "#374151" for m in group]
-        ax.scatter(_dates([m.at for m in group]), [_value_at(line.points, m.at) for m in group],
-                   marker=marker, c=colors, s=64, zorder=3, edgecolors="white", linewidths=0.5)
+        ax.scatter(
+            _dates([m.at for m in group]),
+            [_value_at(line.points, m.at) for m in group],
+            marker=marker,
+            c=colors,
+            s=64,
+            zorder=3,
+            edgecolors="white",
+            linewidths=0.5,
+        )
 
 
 def _split(points: Sequence[tuple[float, float]], holes: list[tuple[float, float]]) -> list:
