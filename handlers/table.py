@@ -117,7 +117,12 @@ COMMANDS: tuple[Command, ...] = (
         "[ACCOUNT] SYMBOL [QUOTE_AMOUNT] [sl=PRICE|PCT%] [tp=PRICE|PCT%]",
     ),
     Command("sell", symbols.sell, "sell the bot's position at market", "[ACCOUNT] SYMBOL"),
-    Command("chart", chart.chart, "equity curve as a picture", "[ACCOUNT] [PERIOD]"),
+    Command(
+        "chart",
+        chart.chart,
+        "equity curve or daily profit as a picture",
+        "[ACCOUNT] [PERIOD | pnl [DAYS]]",
+    ),
     Command(
         "balance",
         results.balance,
