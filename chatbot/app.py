@@ -281,7 +281,8 @@ def _start_afresh(trader: Trader, settings: Settings) -> None:
 
 
 async def _console(bot: Bot, inp: TextIO, out: TextIO) -> None:
-    await Console(bot.dispatcher, inp=inp, out=out).run()
+    pictures = bot.settings.data_dir / "charts"
+    await Console(bot.dispatcher, inp=inp, out=out, pictures=pictures).run()
     log.info("end of input: stopping")
     bot.request_stop(0)
 

@@ -1,53 +1,40 @@
-"""/chart: the equity curve of each account as a picture, the numbers in the caption.
+"""/chart: the equity curve of each account as a picture, the numbers in the caption;
+/chart pnl: the profit of each UTC day as bars.
 
 The store keeps the latest equity snapshot of every minute. One account is drawn in its quote
 currency; several are drawn as percent change from their first point on one shared axis, so a
-small account's moves stay visible next to a large one's. `equity_chart()` is usable on its own
-(the daily summary can attach the same picture).
+small account's moves stay visible next to a large one's. Entries and exits of the trades in
+the window are marked on the curve; time the bot was not running is shaded (handlers/plots.py).
 
 /chart must not stall the event loop that /kill, the notifier and the scheduler share: the store
-thins each curve in SQL to MAX_POINTS (about one per pixel column), and the pure-Python drawing
-runs in a worker thread. The caption's count, min and max still cover every snapshot.
+thins each curve in SQL to MAX_POINTS, and matplotlib draws in a worker thread. The caption's
+count, min and max still cover every snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from handlers import plots
 from handlers.context import Context
 from handlers.format import BadInput, command, money, pick, signed
-from handlers.png import Canvas, Color
 from handlers.reply import Reply, esc
+from trading import reports
+from trading.ledger import Unit
 
 if TYPE_CHECKING:
     from trading.engine import Trader
 
 DEFAULT_PERIOD = 7 * 86400.0
-MAX_POINTS = 600  # per account: the plot is 766 pixels wide
+DEFAULT_DAYS, MAX_DAYS = 30, 365
+MAX_POINTS = 600  # per account: about one per pixel column of the plot
 UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-WIDTH, HEIGHT, MARGIN = 800, 400, 16
-BACKGROUND: Color = (255, 255, 255)
-PLOT: Color = (248, 249, 252)
-GRID: Color = (222, 226, 234)
-AXIS: Color = (80, 84, 92)
-BASELINE: Color = (150, 154, 162)
-UP: Color = (22, 163, 74)
-DOWN: Color = (220, 38, 38)
-PALETTE: tuple[tuple[str, Color], ...] = (
-    ("blue", (37, 99, 235)),
-    ("orange", (234, 88, 12)),
-    ("green", (22, 163, 74)),
-    ("purple", (147, 51, 234)),
-    ("red", (220, 38, 38)),
-    ("teal", (13, 148, 136)),
-    ("brown", (146, 64, 14)),
-    ("grey", (75, 85, 99)),
-)
+USAGE = "/chart [ACCOUNT] [PERIOD] or /chart [ACCOUNT] pnl [DAYS]"
 
 
 @dataclass(frozen=True)
@@ -61,12 +48,7 @@ class Series:
     count: int | None = None
     low: float | None = None
     high: float | None = None
-
-
-@dataclass(frozen=True)
-class Chart:
-    png: bytes
-    caption: str  # HTML
+    marks: tuple[plots.Mark, ...] = ()
 
 
 def parse_period(text: str) -> float | None:
@@ -82,8 +64,13 @@ def parse_period(text: str) -> float | None:
 
 @command
 async def chart(ctx: Context, args: list[str]) -> Reply:
-    """The equity curve of every selected account over PERIOD (default 7d)."""
-    traders, rest = pick(ctx, args, max_rest=1, usage="/chart [ACCOUNT] [PERIOD]")
+    """The equity curve of every selected account over PERIOD (default 7d), or daily profit."""
+    words = [a.lower() for a in args]
+    if "pnl" in words[:2]:
+        at = words.index("pnl")
+        traders, _ = pick(ctx, args[:at], max_rest=0, usage=USAGE)
+        return await _daily(ctx, traders, args[at + 1 :])
+    traders, rest = pick(ctx, args, max_rest=1, usage=USAGE)
     period: float | None = DEFAULT_PERIOD
     named = "7d"
     if rest:
@@ -95,34 +82,38 @@ async def chart(ctx: Context, args: list[str]) -> Reply:
                 f"{esc(rest[0])} is neither an account nor a period such as 24h, 7d or all. "
                 f"Known accounts: {esc(', '.join(ctx.desk.labels))}."
             ) from None
-    now = ctx.clock.time()
-    since = 0.0 if period is None else now - period
+    since = 0.0 if period is None else ctx.clock.time() - period
     series = [_series(ctx, t, since) for t in traders]
     window = "all time" if period is None else f"the last {named}"
-    # The drawing is pure Python: in a thread, so the loop keeps serving /kill meanwhile.
-    made = await asyncio.to_thread(
-        equity_chart, series, title=f"📈 <b>Equity</b> over {esc(window)}"
+    drawn = [s for s in series if len({at for at, _ in s.points}) >= 2]
+    if not drawn:
+        return _no_curve(series, traders, window)
+    several = len(drawn) > 1
+    lines = [plots.Line(s.label, _values(s, several), s.marks) for s in drawn]
+    ylabel = "change from first point (%)" if several else f"equity ({drawn[0].quote})"
+    png = await asyncio.to_thread(
+        plots.equity_png, lines, ylabel=ylabel, title=f"Equity over {window}"
     )
-    if made is None:
-        labels = esc(", ".join(t.label for t in traders))
-        known = [s for s in series if s.points]
-        if known:
-            lines = [f"Only one equity point so far over {esc(window)}; no curve yet:"]
-            lines.extend(_single(s) for s in known)
-            return Reply(text="\n".join(lines))
-        return Reply(
-            text=(
-                f"No equity recorded for {labels} over {esc(window)} yet: "
-                "a point is recorded at the end of every completed cycle."
-            )
-        )
-    return Reply(text=made.caption, photo=made.png)
+    caption = [f"📈 <b>Equity</b> over {esc(window)}"]
+    if several:
+        names = ", ".join(f"{esc(s.label)} {plots.color_name(i)}" for i, s in enumerate(drawn))
+        caption.append(f"percent change from each account's first point: {names}")
+    caption.extend(_stats(s) for s in series if s.points)
+    offline = sum(b - a for s in drawn for a, b in plots.gaps([at for at, _ in s.points]))
+    if offline:
+        caption.append(f"shaded: the bot was not running ({_duration(offline)})")
+    return Reply(text="\n".join(caption), photo=png)
 
 
 def _series(ctx: Context, trader: Trader, since: float) -> Series:
     # On the loop, not in the thread: the store's connection belongs to the loop's thread, and
-    # the query is bounded (an index range, MAX_POINTS rows back to Python).
+    # the queries are bounded (an index range, MAX_POINTS rows back to Python).
     curve = ctx.desk.store.equity_curve(trader.label, since, MAX_POINTS)
+    marks = []
+    for trade in ctx.desk.store.trades(trader.label, since):
+        marks.append(plots.Mark(trade.opened_at, exit=False))
+        marks.append(plots.Mark(trade.closed_at, exit=True, won=trade.pnl > 0))
+    marks.extend(plots.Mark(p.opened_at, exit=False) for p in trader.info().positions)
     return Series(
         trader.label,
         trader.settings.quote,
@@ -130,6 +121,22 @@ def _series(ctx: Context, trader: Trader, since: float) -> Series:
         count=curve.count,
         low=curve.low,
         high=curve.high,
+        marks=tuple(m for m in marks if m.at >= since),
+    )
+
+
+def _no_curve(series: list[Series], traders: list[Trader], window: str) -> Reply:
+    known = [s for s in series if s.points]
+    if known:
+        lines = [f"Only one equity point so far over {esc(window)}; no curve yet:"]
+        lines.extend(_single(s) for s in known)
+        return Reply(text="\n".join(lines))
+    labels = esc(", ".join(t.label for t in traders))
+    return Reply(
+        text=(
+            f"No equity recorded for {labels} over {esc(window)} yet: "
+            "a point is recorded at the end of every completed cycle."
+        )
     )
 
 
@@ -139,86 +146,11 @@ def _single(s: Series) -> str:
     return f"{esc(s.label)}: {money(equity)} {esc(s.quote)} at {stamp}"
 
 
-def equity_chart(series: Sequence[Series], *, title: str = "📈 <b>Equity</b>") -> Chart | None:
-    """A PNG of the curves and an HTML caption with first, last, min, max and change per
-    account; None when no account has two points at different times to draw."""
-    drawn = [s for s in series if len({at for at, _ in s.points}) >= 2]
-    if not drawn:
-        return None
-    relative = len(drawn) > 1
-    curves = [_values(s, relative) for s in drawn]
-    t0 = min(at for s in drawn for at, _ in s.points)
-    t1 = max(at for s in drawn for at, _ in s.points)
-    lo = min(v for c in curves for _, v in c)
-    hi = max(v for c in curves for _, v in c)
-    pad = (hi - lo) * 0.06 or max(abs(hi) * 0.01, 1e-9)
-    lo, hi = lo - pad, hi + pad
-    canvas = _frame()
-    x0, y0, x1, y1 = MARGIN, MARGIN, WIDTH - MARGIN - 1, HEIGHT - MARGIN - 1
-
-    def to_px(at: float, value: float) -> tuple[int, int]:
-        x = x0 + round((at - t0) / (t1 - t0) * (x1 - x0))
-        y = y1 - round((value - lo) / (hi - lo) * (y1 - y0))
-        return x, y
-
-    if relative and lo < 0 < hi:
-        canvas.hline(x0, x1, to_px(t0, 0.0)[1], BASELINE)
-    names = []
-    for i, (s, curve) in enumerate(zip(drawn, curves, strict=True)):
-        if relative:
-            name, color = PALETTE[i % len(PALETTE)]
-            names.append(f"{esc(s.label)} {name}")
-        else:
-            color = UP if s.points[-1][1] >= s.points[0][1] else DOWN
-        canvas.polyline(_columns([to_px(at, v) for at, v in curve]), color, width=2)
-    lines = [title]
-    if relative:
-        lines.append("percent change from each account's first point: " + ", ".join(names))
-    lines.extend(_stats(s) for s in series if s.points)
-    return Chart(png=canvas.png(), caption="\n".join(lines))
-
-
 def _values(s: Series, relative: bool) -> list[tuple[float, float]]:
     first = s.points[0][1]
     if not relative or first <= 0:
         return list(s.points)
     return [(at, (v / first - 1.0) * 100.0) for at, v in s.points]
-
-
-def _frame() -> Canvas:
-    canvas = Canvas(WIDTH, HEIGHT, BACKGROUND)
-    x0, y0, x1, y1 = MARGIN, MARGIN, WIDTH - MARGIN - 1, HEIGHT - MARGIN - 1
-    canvas.fill(x0, y0, x1, y1, PLOT)
-    for i in range(1, 5):
-        canvas.hline(x0, x1, y0 + (y1 - y0) * i // 5, GRID)
-    for i in range(1, 8):
-        canvas.vline(x0 + (x1 - x0) * i // 8, y0, y1, GRID)
-    canvas.fill(x0 - 1, y0, x0, y1 + 1, AXIS)  # y axis
-    canvas.fill(x0 - 1, y1, x1, y1 + 1, AXIS)  # x axis
-    return canvas
-
-
-def _columns(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Thousands of points on a few hundred pixel columns: keep each column's first, lowest,
-    highest and last point, which draws the same picture in bounded time."""
-    out: list[tuple[int, int]] = []
-    column: list[int] = []
-    x_now = None
-    for x, y in points:
-        if x != x_now and column:
-            out.extend(_keep(x_now, column))
-            column = []
-        x_now = x
-        column.append(y)
-    if column:
-        out.extend(_keep(x_now, column))
-    return out
-
-
-def _keep(x, ys: list[int]) -> list[tuple[int, int]]:
-    if len(ys) <= 2:
-        return [(x, y) for y in ys]
-    return [(x, ys[0]), (x, min(ys)), (x, max(ys)), (x, ys[-1])]
 
 
 def _stats(s: Series) -> str:
@@ -229,8 +161,62 @@ def _stats(s: Series) -> str:
     count = len(values) if s.count is None else s.count
     change = last - first
     share = f" ({change / first * 100:+.2f} %)" if first > 0 else ""
+    exits = sum(1 for m in s.marks if m.exit)
     return (
         f"<b>{esc(s.label)}</b>: {money(first)} → {money(last)} {esc(s.quote)}, "
         f"change {signed(change)}{share} · min {money(low)} · max {money(high)}"
-        f" · {count} points"
+        f" · {count} points · {exits} trades closed"
     )
+
+
+def _duration(seconds: float) -> str:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days} d" * bool(days), f"{hours} h" * bool(hours), f"{minutes} min" * bool(minutes)]
+    return " ".join(p for p in parts if p) or "under a minute"
+
+
+# ---- /chart pnl ---------------------------------------------------------------------------------
+
+
+async def _daily(ctx: Context, traders: list[Trader], args: list[str]) -> Reply:
+    if len(args) > 1:
+        raise BadInput(f"Too many arguments. Usage: {esc(USAGE)}")
+    days = DEFAULT_DAYS
+    if args:
+        if not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_DAYS:
+            raise BadInput(f"DAYS is a whole number from 1 to {MAX_DAYS}, not {esc(args[0])}.")
+        days = int(args[0])
+    groups = reports.periods(ctx.desk, traders, Unit.DAY, days)
+    if len(groups) > 1:
+        quotes = ", ".join(quote for quote, _ in groups)
+        raise BadInput(
+            f"These accounts trade in {esc(quotes)}: name one account, as in "
+            f"/chart {esc(traders[0].label)} pnl."
+        )
+    quote, results = groups[0]
+    window = f"the last {days} days" if days > 1 else "today"
+    count = sum(r.trades for r in results)
+    if not count:
+        return Reply(text=f"No trade closed over {window} (UTC days): no profit to draw yet.")
+    oldest_first = list(reversed(results))
+    png = await asyncio.to_thread(
+        plots.pnl_png,
+        [(r.start, r.pnl) for r in oldest_first],
+        ylabel=f"profit ({quote})",
+        title=f"Daily profit over {window}",
+    )
+    best = max(results, key=lambda r: r.pnl)
+    worst = min(results, key=lambda r: r.pnl)
+    total = math.fsum(r.pnl for r in results)
+    caption = [
+        f"📊 <b>Daily profit</b> over {esc(window)} (UTC days), after fees",
+        f"total {signed(total)} {esc(quote)} from {count} trades",
+        f"best day {signed(best.pnl)} ({_day(best.start)}) · "
+        f"worst day {signed(worst.pnl)} ({_day(worst.start)})",
+    ]
+    return Reply(text="\n".join(caption), photo=png)
+
+
+def _day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))

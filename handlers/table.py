@@ -142,7 +142,12 @@ COMMANDS: tuple[Command, ...] = (
         check=orders.check,
         ask=orders.question,
     ),
-    Command("chart", chart.chart, "equity curve as a picture", "[ACCOUNT] [PERIOD]"),
+    Command(
+        "chart",
+        chart.chart,
+        "equity curve or daily profit as a picture",
+        "[ACCOUNT] [PERIOD | pnl [DAYS]]",
+    ),
     Command(
         "balance",
         results.balance,
