@@ -1,6 +1,6 @@
 """The strategy contract (trading/strategies/base.py) as the engine keeps it: closed candles
-only, stale signals passed over, parameters checked against the `Params` dataclass, and the
-built-in trend strategy's knobs all in its dataclass."""
+only, parameters checked against the `Params` dataclass, and the built-in trend strategy's
+knobs all in its dataclass."""
 
 from __future__ import annotations
 
@@ -23,14 +23,13 @@ MID_CANDLE = 1_700_000_000.0 + 3 * 3600 + 1234.5  # 20 min 34.5 s into an hour
 
 
 class Recorder:
-    """Signals every market it is shown, at levels it is told, and keeps what it was given."""
+    """Signals every market it is shown and keeps what it was given."""
 
     name = "recorder"
     timeframes = ("5m", "1h")
     candle_limit = 5
 
-    def __init__(self, stop: float = 0.9, target: float = 1.2) -> None:
-        self.stop, self.target = stop, target
+    def __init__(self) -> None:
         self.seen: list[dict[str, list[Candle]]] = []
 
     def prescreen(self, ticker: Ticker) -> float | None:
@@ -39,7 +38,7 @@ class Recorder:
     def entry(self, symbol: str, candles) -> Signal | None:
         self.seen.append(dict(candles))
         price = candles["5m"][-1].close
-        return Signal(1.0, price * self.stop, price * self.target, "recorded")
+        return Signal(1.0, price * 0.9, price * 1.2, "recorded")
 
     def exit(self, position: Position, candles, price: float) -> str | None:
         return None
@@ -71,20 +70,6 @@ async def test_the_scanner_shows_the_strategy_closed_candles_only():
     assert strategy.seen
     for series in [*strategy.seen, for_exit]:
         only_closed(series, MID_CANDLE, Recorder.candle_limit)
-
-
-async def test_a_signal_whose_stop_the_ask_already_fell_through_is_no_candidate():
-    clock = FakeClock(MID_CANDLE)
-    stale = Recorder(stop=1.5, target=2.0)  # stop above the last close: the market fell since
-    scan = await (await scanner_for(stale, clock)).scan(exclude=set(), budget=20)
-    assert stale.seen and scan.candidates == []
-
-
-async def test_a_signal_whose_target_the_ask_already_passed_is_no_candidate():
-    clock = FakeClock(MID_CANDLE)
-    late = Recorder(stop=0.5, target=0.6)
-    scan = await (await scanner_for(late, clock)).scan(exclude=set(), budget=20)
-    assert late.seen and scan.candidates == []
 
 
 def test_a_series_of_closed_candles_only_keeps_them_all():

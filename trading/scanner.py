@@ -187,9 +187,7 @@ class Scanner:
                 skipped += 1
                 continue
             signal = self.strategy.entry(symbol, candles)
-            # Levels drawn from closed candles: the ask may have moved past one since.
-            ask = tickers[symbol].ask
-            if signal is not None and signal.stop_loss < ask < signal.take_profit:
+            if signal is not None:
                 candidates.append(Candidate(symbol, signal, tickers[symbol]))
         candidates.sort(key=lambda c: (-c.signal.score, c.symbol))
         return candidates, spent, skipped

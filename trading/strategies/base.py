@@ -21,9 +21,9 @@ universe from tickers (`prescreen`), and judges the best-ranked markets from the
 
 Candles: for each timeframe it names, the strategy gets the last `candle_limit` CLOSED candles,
 oldest first (the engine drops the candle still forming: its numbers change until it closes,
-and a backtest has no such candle). The last candle's close is the latest settled price;
-the engine buys at the ask, and skips a signal whose stop or target the ask has already
-passed. A series may be shorter than asked (a new market): check lengths.
+and a backtest has no such candle). The last candle's close is the latest settled price; the
+engine buys at the ask, so keep the stop and the target clear of the spread and of a
+candle's move. A series may be shorter than asked (a new market): check lengths.
 
 Stop-loss and take-profit travel with the position and are enforced by the engine (and by a
 stop resting at the exchange); `exit()` is only for the strategy's own reasons to leave early.
