@@ -31,7 +31,8 @@ def read_strategy(r: Reader) -> tuple[str, Path | None, tuple[tuple[str, Any], .
         name = name.lower()
     directory = _directory(r)
     params = _params(r)
-    if params is None or (directory is None and r.raw("STRATEGY_DIR") is not None):
+    unreadable_dir = directory is None and r.raw("STRATEGY_DIR") is not None
+    if params is None or (unreadable_dir and name not in builtin_strategies()):
         return name, directory, ()  # already reported; the strategy cannot be judged
     try:
         load_strategy(name, directory=directory, params=params)

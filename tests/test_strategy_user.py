@@ -186,6 +186,10 @@ def test_unreadable_parameters_are_named(value, expected):
 def test_a_strategy_folder_that_does_not_exist_is_named(tmp_path):
     (problem,) = problems({"STRATEGY_DIR": str(tmp_path / "missing"), "STRATEGY": "channel"})
     assert problem.startswith("STRATEGY_DIR=") and "not a folder" in problem
+    missing, bad = problems(
+        {"STRATEGY_DIR": str(tmp_path / "missing"), "STRATEGY_PARAMS": '{"fast": 0}'}
+    )
+    assert "not a folder" in missing and bad.endswith("fast=0: must be between 2 and 200")
 
 
 def test_built_in_parameters_are_validated_too():
