@@ -54,7 +54,11 @@ class TrendParams:
             raise ValueError(f"rsi_low ({self.rsi_low}) must be below rsi_high ({self.rsi_high})")
         if self.min_stop_pct > self.max_stop_pct:
             raise ValueError("min_stop_pct must not exceed max_stop_pct")
-        needed = max(self.slow + self.rising_lookback + 1, self.breakout_lookback + 1)
+        needed = max(
+            self.slow + self.rising_lookback + 1,
+            self.breakout_lookback + 2,
+            self.rsi_period + 2,
+        )
         if self.history < needed:
             raise ValueError(
                 f"history ({self.history}) must be at least {needed} for these periods"
