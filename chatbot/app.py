@@ -134,7 +134,11 @@ def build(
     notifier = Notifier.from_settings(
         settings.notify, senders, pagers_from_settings(settings.notify, http), clock=clock
     )
-    strategy = load_strategy(settings.trading.strategy)
+    strategy = load_strategy(
+        settings.trading.strategy,
+        directory=settings.trading.strategy_dir,
+        params=dict(settings.trading.strategy_params),
+    )
     traders = [
         Trader(
             Connector(

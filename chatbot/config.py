@@ -31,8 +31,8 @@ from chatbot.config_channels import (
     require_token,
 )
 from chatbot.config_reader import FALSE, ConfigError, Reader, Secret, unknown_variables
+from chatbot.config_strategy import read_strategy
 from trading.settings import PaperSettings, TradingSettings
-from trading.strategies import available_strategies
 from trading.venues.ccxt_exchanges import known_exchange_ids
 
 __all__ = [
@@ -170,6 +170,7 @@ def _trading(r: Reader) -> TradingSettings:
         r.fail("QUOTE_CURRENCY", quote, "expected a currency code such as USDT")
     scan = r.number("SCAN_INTERVAL_SECONDS", 60.0, low=1, high=86_400)
     cancel_after = _cancel_all_after(r, scan)
+    strategy, strategy_dir, strategy_params = read_strategy(r)
     sync = r.number("SYNC_INTERVAL_SECONDS", 120.0, low=1)
     sync_limit = r.number("SYNC_FAILURE_LIMIT_SECONDS", 300.0, low=1)
     gap = min(scan, sync)  # a sync runs in every cycle and in its own job
@@ -189,7 +190,9 @@ def _trading(r: Reader) -> TradingSettings:
         reentry_cooldown_seconds=r.number("REENTRY_COOLDOWN_SECONDS", 1800.0, low=0),
         loop_guard_round_trips=r.int("LOOP_GUARD_ROUND_TRIPS", 3, low=1),
         loop_guard_window_seconds=r.number("LOOP_GUARD_WINDOW_SECONDS", 3600.0, low=1),
-        strategy=_strategy(r),
+        strategy=strategy,
+        strategy_dir=strategy_dir,
+        strategy_params=strategy_params,
         scan_interval_seconds=scan,
         sync_interval_seconds=sync,
         sync_failure_limit_seconds=sync_limit,
@@ -216,15 +219,6 @@ def _cancel_all_after(r: Reader, scan: float) -> float:
             f"SCAN_INTERVAL_SECONDS ({scan:g}), or resting orders die between cycles"
         )
     return value
-
-
-def _strategy(r: Reader) -> str:
-    name = (r.raw("STRATEGY") or "trend").lower()
-    known = available_strategies()
-    if name not in known:
-        r.fail("STRATEGY", name, f"unknown strategy (available: {', '.join(known)})")
-        return "trend"
-    return name
 
 
 def _health_port(r: Reader) -> int | None:

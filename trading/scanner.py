@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from trading.errors import Recoverable
 from trading.models import Candle, Market, Ticker
-from trading.strategies.base import Signal, Strategy
+from trading.strategies.base import Signal, Strategy, closed_candles
 
 if TYPE_CHECKING:
     from trading.connector import Connector
@@ -114,9 +114,15 @@ class Scanner:
         return self._report(replace(result, requests=result.requests + loaded))
 
     async def candles_for(self, symbol: str) -> dict[str, list[Candle]]:
-        """The strategy's candle series for one symbol (faults propagate)."""
-        s = self.strategy
-        return {tf: await self.connector.candles(symbol, tf, s.candle_limit) for tf in s.timeframes}
+        """The strategy's candle series for one symbol, closed candles only (faults
+        propagate)."""
+        return {tf: await self._closed(symbol, tf) for tf in self.strategy.timeframes}
+
+    async def _closed(self, symbol: str, timeframe: str) -> list[Candle]:
+        # One more than the strategy wants: an exchange returns the candle still forming last.
+        limit = self.strategy.candle_limit
+        series = await self.connector.candles(symbol, timeframe, limit + 1)
+        return closed_candles(series, timeframe, self.connector.market_time(), limit)
 
     # -- the two ways to cover the universe
 
@@ -209,9 +215,7 @@ class Scanner:
         series: dict[str, list[Candle]] = {}
         for used, timeframe in enumerate(self.strategy.timeframes, start=1):
             try:
-                series[timeframe] = await self.connector.candles(
-                    symbol, timeframe, self.strategy.candle_limit
-                )
+                series[timeframe] = await self._closed(symbol, timeframe)
             except Recoverable as fault:
                 self.log.info("scan skips %s: %s %s", symbol, fault.kind, fault.message)
                 return None, used

@@ -4,6 +4,7 @@ passes them down; the core never reads the environment."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class TradingSettings:
     loop_guard_round_trips: int = 3
     loop_guard_window_seconds: float = 3600.0
     strategy: str = "trend"
+    strategy_dir: Path | None = None  # the user's strategy modules (STRATEGY_DIR)
+    strategy_params: tuple[tuple[str, object], ...] = ()  # validated STRATEGY_PARAMS
     scan_interval_seconds: float = 60.0
     sync_interval_seconds: float = 120.0
     sync_failure_limit_seconds: float = 300.0

@@ -1,35 +1,28 @@
-"""Strategies, one module each: adding a strategy is adding a module with a `create()` function
-that returns an object following `trading.strategies.base.Strategy`."""
+"""Strategies, one module each: built in here, or the user's own in `STRATEGY_DIR`. A strategy
+module defines a `Params` dataclass and `create(params)`, which returns an object following
+`trading.strategies.base.Strategy` (docs/STRATEGIES.md)."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from trading.strategies.base import Signal, Strategy, param
+from trading.strategies.loader import (
+    StrategyError,
+    StrategyParamsError,
+    UnknownStrategy,
+    available_strategies,
+    load_strategy,
+)
+from trading.strategies.params import ParamsError, parse_params
 
-from trading.strategies.base import Signal, Strategy
-
-__all__ = ["Signal", "Strategy", "UnknownStrategy", "available_strategies", "load_strategy"]
-
-_NOT_STRATEGIES = frozenset({"base"})
-
-
-class UnknownStrategy(ValueError):
-    """No strategy module of that name."""
-
-
-def available_strategies() -> list[str]:
-    """Names accepted by `load_strategy`, for configuration validation."""
-    return sorted(
-        m.name
-        for m in pkgutil.iter_modules(__path__)
-        if not m.name.startswith("_") and m.name not in _NOT_STRATEGIES
-    )
-
-
-def load_strategy(name: str) -> Strategy:
-    """Import trading.strategies.<name> and return its `create()`."""
-    if name not in available_strategies():
-        known = ", ".join(available_strategies())
-        raise UnknownStrategy(f"unknown strategy {name!r}; available: {known}")
-    module = importlib.import_module(f"{__name__}.{name}")
-    return module.create()
+__all__ = [
+    "ParamsError",
+    "Signal",
+    "Strategy",
+    "StrategyError",
+    "StrategyParamsError",
+    "UnknownStrategy",
+    "available_strategies",
+    "load_strategy",
+    "param",
+    "parse_params",
+]
