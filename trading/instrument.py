@@ -104,7 +104,10 @@ class Instrument:
         except Fault as fault:
             return f"no candles now ({describe(fault)})", False
         signal = self.strategy.entry(symbol, candles)
+        explain = getattr(self.strategy, "explain", None)
         if signal is None:
+            if explain is not None:  # the strategy says which of its conditions failed
+                return explain(symbol, candles), False
             return f"no entry signal from {self.strategy.name} now", False
         return (
             f"would enter now: {signal.reason}, stop {signal.stop_loss:.8g}, "
