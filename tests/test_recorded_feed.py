@@ -87,12 +87,12 @@ def test_freqtrade_json_is_read_in_place_and_imported_feather_skipped_without_py
 
 
 async def test_what_a_moment_shows_does_not_depend_on_any_later_candle():
-    """The strategy, the scanner and the exchange see only candles closed by now, and the
-    first trade of the candle opening now: replacing everything after it changes no answer."""
+    """The strategy, the scanner and the exchange see only candles closed by now: replacing
+    every later candle changes no answer."""
     now = T0 + 7 * 3600 + 25 * 60  # 07:25
     honest = rising(24 * 12)
-    future = [c._replace(high=2e6, low=1.0, close=5e5, volume=9e9, open=c.open if c.ts == now
-                         else 1e6) if c.ts >= now else c for c in honest]  # fmt: skip
+    future = [c._replace(open=1e6, high=2e6, low=1.0, close=5e5, volume=9e9) if c.ts >= now
+              else c for c in honest]  # fmt: skip
     answers = []
     for data in (honest, future):
         feed, _ = feed_of({BTC: {"5m": data}}, now)
@@ -104,9 +104,9 @@ async def test_what_a_moment_shows_does_not_depend_on_any_later_candle():
         ))  # fmt: skip
     assert answers[0] == answers[1]
     five, hour, tickers, price = answers[0]
-    assert five[-2].ts + 300 == now  # the last closed candle ends now
-    assert five[-1] == Candle(now, price, price, price, price, 0.0)  # forming: nothing yet
-    assert price == honest[89].open  # the candle starting now: its first trade
+    assert five[-1] == honest[88]  # forming, in its last moment: the candle ending now
+    assert five[-2] == honest[87]
+    assert price == honest[88].close
     assert [c.ts for c in hour] == [T0 + h * 3600 for h in range(8)]
     assert hour[-1].open == honest[84].open and hour[-1].volume == sum(
         c.volume for c in honest[84:89]
@@ -176,7 +176,7 @@ async def test_market_orders_fill_at_the_next_price_with_the_paper_fee_and_slipp
     paper = PaperExchange(clock=clock, feed=feed, rate_limit=0, fee_rate=0.002, slippage=0.001)
     order = await paper.create_order(OrderRequest(BTC, Side.BUY, OrderType.MARKET, 1.0, "e"))
     ticker = (await feed.fetch_tickers([BTC]))[BTC]
-    assert ticker.last == pytest.approx(103.0)  # the candle opening now, not the one before
+    assert ticker.last == pytest.approx(103.0)  # the close of the candle ending now
     assert order.average == pytest.approx(ticker.ask * 1.001)
     assert order.fee_cost == pytest.approx(order.average * 0.002)
 

@@ -92,8 +92,9 @@ class PaperEngine:
             touch = feed.first_touch(order.market.symbol, order.stop_price, since, until)
             if touch is not None:
                 self._book.trigger(order, touch)
-        if isinstance(feed, RangePath):
-            self._sweep_limits(feed, until)
+        ranges = self._market.ranges
+        if ranges is not None:
+            self._sweep_limits(ranges, until)
 
     def _sweep_limits(self, feed: RangePath, until: float) -> None:
         """Fill the resting limits a candle's high (sells) or low (buys) reached since they

@@ -49,6 +49,9 @@ class PaperMarket:
     def __init__(self, feed: MarketFeed, clock: Clock) -> None:
         self.feed = feed
         self._clock = clock
+        # A runtime protocol check is slow, and the feed never changes: look once.
+        self._path = feed if isinstance(feed, PricePath) else None
+        self._range = feed if isinstance(feed, RangePath) else None
         self._tickers: dict[str, Ticker] = {}
         self._seen_at: dict[str, float] = {}  # monotonic time each ticker was read
         self._overlay: dict[str, float] = {}  # shocks on a feed that cannot shock itself
@@ -56,7 +59,12 @@ class PaperMarket:
     @property
     def path(self) -> PricePath | None:
         """The feed whose price path is known (stops trigger on it), if it is one."""
-        return self.feed if isinstance(self.feed, PricePath) else None
+        return self._path
+
+    @property
+    def ranges(self) -> RangePath | None:
+        """The feed whose candles' highs and lows fill resting limits, if it is one."""
+        return self._range
 
     @property
     def synthetic(self) -> SyntheticFeed | None:

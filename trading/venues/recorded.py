@@ -1,17 +1,18 @@
 """Recorded candles as a paper exchange's market (`MarketFeed`), for the backtest: the real
 engine trades them on a clock the replay moves.
 
-What a moment `now` shows, and only that (no answer depends on a candle not closed by `now`):
+A moment `now` shows the market as it stood just before it, and nothing later: no answer
+depends on a candle not closed by `now`.
 
-    price        the open of the finest candle under way at `now` (the first trade of it,
-                 known when it starts), or the last close where the data pauses
+    price        the close of the finest candle closed by `now`
     tickers      bid and ask `half_spread` around that price, on the market's tick; the 24 h
                  quote volume of the candles closed in the last day; the change against the
                  price a day ago
-    candles      the timeframe's candles closed by `now`, then the one forming: merged from the
-                 finest candles closed since it began, its close the price now (as an exchange
-                 returns the forming candle). A timeframe not recorded is merged from a finer
-                 one that divides it
+    candles      the timeframe's candles before the one forming, then the forming one merged
+                 from the finest candles closed since it began (on the grid of the finest
+                 timeframe the candle ending now: an exchange's forming candle in its last
+                 moment, so its close is the price). A timeframe not recorded is merged from a
+                 finer one that divides it
     stops        a resting stop triggers in the first candle closed since it was last looked at
                  whose low reaches it, at its trigger, or at the open when the candle opened
                  below it (a gap); limits alike from the high (sells) and low (buys). The
@@ -37,14 +38,30 @@ DAY = 86_400.0
 MAX_CANDLES = 1000
 MIN_COST = 5.0
 
+Recording = Mapping[str, Mapping[str, Sequence[Candle]]]  # symbol -> timeframe -> oldest first
+
+
+def recorded_span(candles: Recording) -> tuple[float, float]:
+    """The first candle's open and the last candle's close, over every series."""
+    ends = [
+        (series[0].ts, series[-1].ts + TIMEFRAME_SECONDS[tf])
+        for by_tf in candles.values()
+        for tf, series in by_tf.items()
+        if series
+    ]
+    if not ends:
+        raise ValueError("no candles recorded")
+    return min(a for a, _ in ends), max(b for _, b in ends)
+
 
 class _Series:
     """One symbol's candles of one timeframe, as columns (bisect on open times)."""
 
-    __slots__ = ("close", "high", "low", "open", "period", "qv", "ts", "volume")
+    __slots__ = ("candles", "close", "high", "low", "open", "period", "qv", "ts", "volume")
 
     def __init__(self, period: int, candles: Sequence[Candle]) -> None:
         self.period = period
+        self.candles = list(candles)
         self.ts = [c.ts for c in candles]
         self.open = [c.open for c in candles]
         self.high = [c.high for c in candles]
@@ -52,11 +69,6 @@ class _Series:
         self.close = [c.close for c in candles]
         self.volume = [c.volume for c in candles]
         self.qv = [0.0, *accumulate(c.close * c.volume for c in candles)]
-
-    def candle(self, i: int) -> Candle:
-        return Candle(
-            self.ts[i], self.open[i], self.high[i], self.low[i], self.close[i], self.volume[i]
-        )
 
     def closed_by(self, at: float) -> int:
         """How many candles closed at or before `at`."""
@@ -78,7 +90,7 @@ class _Series:
                     last.volume + self.volume[i],
                 )
             else:
-                out.append(Candle(start, *self.candle(i)[1:]))
+                out.append(self.candles[i]._replace(ts=start))
         return _Series(period, out)
 
 
@@ -111,7 +123,7 @@ class RecordedFeed:
 
     def __init__(
         self,
-        candles: Mapping[str, Mapping[str, Sequence[Candle]]],
+        candles: Recording,
         *,
         clock: Clock,
         half_spread: float = 0.0005,
@@ -121,6 +133,8 @@ class RecordedFeed:
         self._series: dict[str, dict[int, _Series]] = {}
         self._finest: dict[str, _Series] = {}
         self._markets: dict[str, Market] = {}
+        self._tickers: dict[str, Ticker | None] = {}  # of the moment `_tickers_at`
+        self._tickers_at = math.nan
         for symbol in sorted(candles):
             by_period = {
                 TIMEFRAME_SECONDS[tf]: _Series(TIMEFRAME_SECONDS[tf], series)
@@ -135,14 +149,6 @@ class RecordedFeed:
 
     # -- what the data covers ---------------------------------------------------------------
 
-    def span(self) -> tuple[float, float]:
-        """The first candle's open and the last candle's close, over every symbol."""
-        if not self._finest:
-            raise ValueError("no candles recorded")
-        first = min(s.ts[0] for s in self._finest.values())
-        last = max(s.ts[-1] + s.period for s in self._finest.values())
-        return first, last
-
     def candle_count(self) -> int:
         """Candles recorded, every symbol and timeframe."""
         return sum(len(s.ts) for by in self._series.values() for s in by.values())
@@ -154,10 +160,14 @@ class RecordedFeed:
 
     async def fetch_tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
         now = self._clock.time()
+        if now != self._tickers_at:  # a cycle asks more than once at one moment
+            self._tickers_at, self._tickers = now, {}
         wanted = self._markets if symbols is None else symbols
         out = {}
         for symbol in wanted:
-            ticker = self._ticker(symbol, now)
+            if symbol not in self._tickers:
+                self._tickers[symbol] = self._ticker(symbol, now)
+            ticker = self._tickers[symbol]
             if ticker is not None:
                 out[symbol] = ticker
         return out
@@ -166,10 +176,11 @@ class RecordedFeed:
         period = TIMEFRAME_SECONDS.get(timeframe)
         series = self._timeframe(symbol, period, timeframe)
         now = self._clock.time()
-        end = series.closed_by(now)
+        forming_start = now - (now % series.period or series.period)
+        end = series.closed_by(forming_start)
         count = max(1, min(int(limit), MAX_CANDLES))
-        out = [series.candle(i) for i in range(max(0, end - count + 1), end)]
-        forming = self._forming(symbol, now - now % series.period, now)
+        out = series.candles[max(0, end - count + 1) : end]
+        forming = self._forming(symbol, forming_start, now)
         if forming is not None:
             out.append(forming)
         return out[-count:]
@@ -227,25 +238,21 @@ class RecordedFeed:
 
     @staticmethod
     def _price(s: _Series, at: float) -> float | None:
-        i = bisect_right(s.ts, at) - 1
-        if i < 0:
-            return None
-        return s.open[i] if at < s.ts[i] + s.period else s.close[i]
+        i = s.closed_by(at) - 1
+        return s.close[i] if i >= 0 else None
 
     def _forming(self, symbol: str, start: float, now: float) -> Candle | None:
         f = self._finest[symbol]
-        price = self._price(f, now)
-        if price is None:
-            return None
         lo, hi = bisect_left(f.ts, start), f.closed_by(now)
-        if lo >= hi:
-            return Candle(start, price, price, price, price, 0.0)
+        if lo >= hi:  # nothing traded since it began: flat at the last price
+            price = self._price(f, now)
+            return None if price is None else Candle(start, price, price, price, price, 0.0)
         return Candle(
             start,
             f.open[lo],
-            max(max(f.high[lo:hi]), price),
-            min(min(f.low[lo:hi]), price),
-            price,
+            max(f.high[lo:hi]),
+            min(f.low[lo:hi]),
+            f.close[hi - 1],
             math.fsum(f.volume[lo:hi]),
         )
 
