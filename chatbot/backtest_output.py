@@ -91,6 +91,7 @@ def equity_png(rep: Report) -> bytes:
     top.plot(days, [p.equity for p in curve], color="tab:blue", linewidth=1)
     top.axhline(rep.result.starting_equity, color="grey", linewidth=0.5)
     top.set_ylabel("equity")
+    top.ticklabel_format(axis="y", useOffset=False, style="plain")
     bottom.fill_between(days, [p.exposure * 100 for p in curve], color="tab:orange", alpha=0.6)
     bottom.set_ylabel("exposure %")
     bottom.set_xlabel(f"days from {_when(rep.result.start)} UTC")
