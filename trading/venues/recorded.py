@@ -147,13 +147,6 @@ class RecordedFeed:
             finest = self._finest[symbol] = by_period[min(by_period)]
             self._markets[symbol] = derived_market(symbol, finest.close[0])
 
-    # -- what the data covers ---------------------------------------------------------------
-
-    def candle_count(self) -> int:
-        """Candles recorded, every symbol and timeframe."""
-        return sum(len(s.ts) for by in self._series.values() for s in by.values())
-
-    # -- the feed interface -----------------------------------------------------------------
 
     async def load_markets(self) -> dict[str, Market]:
         return dict(self._markets)
