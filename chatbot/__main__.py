@@ -1,4 +1,5 @@
-"""`python -m chatbot` runs the bot; `python -m chatbot check` checks every account.
+"""`python -m chatbot` runs the bot; `python -m chatbot check` checks every account;
+`python -m chatbot backtest ...` replays recorded candles through the engine (chatbot/backtest.py).
 
 Exit status 2 is a configuration the bot refuses (nothing started, no exchange touched): a bad
 variable, real orders without a channel that can stop them, or a saved paper account it cannot
@@ -15,13 +16,17 @@ import sys
 from chatbot.config import from_environment, load_settings, print_problems
 from chatbot.logsetup import setup_logging
 
-USAGE = "usage: python -m chatbot [check]"
+USAGE = "usage: python -m chatbot [check | backtest [--help]]"
 
 log = logging.getLogger("chatbot.config")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["backtest"]:
+        from chatbot.backtest import main as backtest
+
+        return backtest(argv[1:])
     if argv not in ([], ["check"]):
         print(USAGE, file=sys.stderr)
         return 2

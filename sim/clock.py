@@ -8,30 +8,15 @@ import selectors
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from trading.replay_clock import ReplayClock
+
 T = TypeVar("T")
 
 
-class FakeClock:
-    """Simulated time for sequential code. `sleep` advances the clock at once instead of
-    waiting, so backoff loops run instantly and deterministically; `advance` moves time by hand.
-    Concurrent sleepers add up rather than overlap: for concurrency use `run_simulated`."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = float(start)
-        self._origin = float(start)
-
-    def time(self) -> float:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._now - self._origin
-
-    def advance(self, seconds: float) -> None:
-        self._now += max(0.0, seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-        await asyncio.sleep(0)
+class FakeClock(ReplayClock):
+    """Simulated time for sequential code: the backtest's ReplayClock (trading/replay_clock.py)
+    under the test bench's name. `sleep` advances the clock at once; for concurrency use
+    `run_simulated`."""
 
 
 class _JumpSelector(selectors.DefaultSelector):

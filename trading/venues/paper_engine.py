@@ -3,8 +3,10 @@ every call and by `PaperExchange.advance()`.
 
 - resting stops are checked against the price path since they were last checked. On a
   SyntheticFeed the path is the feed's exact mid price path, so a dip through a trigger between
-  two calls triggers it, at the price of that moment (a shock's gap included); on another feed
-  (live prices in DRY_RUN) the path is the tickers seen, matched like limits;
+  two calls triggers it, at the price of that moment (a shock's gap included); on recorded
+  candles (trading/venues/recorded.py) it is their lows, and resting limits are checked against
+  their highs and lows after the stops (a stop and a target in one candle: the stop first); on
+  another feed (live prices in DRY_RUN) the path is the tickers seen, matched like limits;
 - the dead man's switch (cancel-all-after) cancels every open order at its deadline, after the
   stops the market reached before it have triggered;
 - resting limit orders are matched against every ticker that passes through, and before an
@@ -18,8 +20,8 @@ import math
 
 from trading.clock import Clock
 from trading.errors import Fault
-from trading.models import Ticker
-from trading.venues.paper_market import REFRESH_SECONDS, PaperMarket
+from trading.models import Side, Ticker
+from trading.venues.paper_market import REFRESH_SECONDS, PaperMarket, RangePath
 from trading.venues.paper_orders import PaperBook
 
 log = logging.getLogger("trading.venues.paper")
@@ -90,3 +92,19 @@ class PaperEngine:
             touch = feed.first_touch(order.market.symbol, order.stop_price, since, until)
             if touch is not None:
                 self._book.trigger(order, touch)
+        ranges = self._market.ranges
+        if ranges is not None:
+            self._sweep_limits(ranges, until)
+
+    def _sweep_limits(self, feed: RangePath, until: float) -> None:
+        """Fill the resting limits a candle's high (sells) or low (buys) reached since they
+        were last looked at."""
+        for order in self._book.open_orders():
+            since = order.watched_until
+            if order.waiting_stop or order.price is None or until < since:
+                continue
+            order.watched_until = until
+            symbol, rising = order.market.symbol, order.request.side is Side.SELL
+            touch = feed.first_reach(symbol, order.price, rising, since, until)
+            if touch is not None:
+                self._book.match({symbol: touch}, stops=False)
