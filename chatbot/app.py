@@ -30,6 +30,7 @@ from typing import TextIO
 import httpx
 
 from chatbot.config import PAPER, Settings
+from chatbot.config_strategy import strategy_of
 from chatbot.console import Console, stdin_is_readable
 from chatbot.health import HealthServer
 from chatbot.logsetup import RECENT
@@ -49,7 +50,6 @@ from trading.models import Venue
 from trading.paper_reset import reset_at_start
 from trading.settings import TradingSettings
 from trading.store import Store
-from trading.strategies import load_strategy
 from trading.venues.paper_state import PaperStateError
 
 log = logging.getLogger("chatbot")
@@ -134,11 +134,7 @@ def build(
     notifier = Notifier.from_settings(
         settings.notify, senders, pagers_from_settings(settings.notify, http), clock=clock
     )
-    strategy = load_strategy(
-        settings.trading.strategy,
-        directory=settings.trading.strategy_dir,
-        params=dict(settings.trading.strategy_params),
-    )
+    strategy = strategy_of(settings.trading)
     traders = [
         Trader(
             Connector(

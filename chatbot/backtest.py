@@ -25,6 +25,7 @@ from pathlib import Path
 
 from chatbot.backtest_output import write_results
 from chatbot.config import Settings, from_environment, load_settings
+from chatbot.config_strategy import strategy_of
 from trading.backtest import (
     SYNTHETIC_END,
     Market,
@@ -34,16 +35,11 @@ from trading.backtest import (
     window,
 )
 from trading.backtest_report import report
-from trading.strategies import Strategy, load_strategy
+from trading.strategies import Strategy
 from trading.venues.market_files import load_folder, series_files
 
 SYNTHETIC_DAYS = 7.0
 SYNTHETIC_MARKETS = 20
-
-
-def strategy_of(settings: Settings) -> Strategy:
-    """The configured strategy: the one lookup the bot makes too (chatbot/app.py)."""
-    return load_strategy(settings.trading.strategy)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -75,7 +71,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.stake is not None:
         settings = replace(settings, trading=replace(settings.trading, stake_amount=args.stake))
-    strategy = strategy_of(settings)
+    strategy = strategy_of(settings.trading)
     folder, exchange = _folder(args, settings)
     if folder is None and args.data is not None:
         print(f"no candles under {args.data}", file=sys.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.config_reader import Reader
+from trading.settings import TradingSettings
 from trading.strategies import (
     StrategyError,
     StrategyParamsError,
@@ -19,6 +20,7 @@ from trading.strategies import (
     available_strategies,
     load_strategy,
 )
+from trading.strategies.base import Strategy
 from trading.strategies.loader import builtin_strategies
 
 DEFAULT = "trend"
@@ -83,3 +85,11 @@ def _params(r: Reader) -> dict[str, Any] | None:
         r.problems.append(f"STRATEGY_PARAMS: {source} must be a JSON object of name: value")
         return None
     return value
+
+
+def strategy_of(trading: TradingSettings) -> Strategy:
+    """The configured strategy, built once its settings were read (read_strategy checked it):
+    the one lookup the bot and the backtest both make."""
+    return load_strategy(
+        trading.strategy, directory=trading.strategy_dir, params=dict(trading.strategy_params)
+    )
