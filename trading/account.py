@@ -84,6 +84,8 @@ class Account:
     async def sync(self) -> list[Difference]:
         """Read the account and reconcile the book with it; every difference found."""
         state = await self.connector.sync()
+        if self.feed is not None:
+            self.feed.settle()  # what was pushed before this answer is the feed's to apply
         self.balance = state.balance
         differences = await self.reconciler.reconcile(state)
         ours = {t.order.id for t in self.book.orders.values()}

@@ -14,7 +14,7 @@ input replays the same trades.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trading.connector import Connector
 from trading.engine import Trader
@@ -108,6 +108,10 @@ async def run_backtest(
 ) -> BacktestResult:
     """Replay [start, end] through a Trader cycling every `cycle_step`."""
     step = cycle_step(market.candles, settings)
+    # REST sync every cycle, as with EVENT_FEED=off: the replay runs cycle after cycle without
+    # the event loop's idle moments in which a feed's pushes arrive, so the sync would find
+    # every fill first and the run would depend on task scheduling instead of the data.
+    settings = replace(settings, event_feed="off")
     clock = ReplayClock(start)
     feed = RecordedFeed(market.candles, clock=clock)
     paper = PaperExchange(

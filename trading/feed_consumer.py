@@ -82,7 +82,10 @@ class FeedConsumer:
         self.applied = 0
         self.missed = 0
         self._started = started
-        self._orders: asyncio.Queue[Order] = asyncio.Queue()
+        # Pushed orders not applied yet. They stay here (not in a task's hands) until applied,
+        # so a sync that takes the lock first applies them before it compares (`settle`).
+        self._orders: list[Order] = []
+        self._pending = asyncio.Event()
         self._applier: asyncio.Task | None = None
         self._pushed: dict[str, Ticker] = {}
         self._seeded_at: float | None = None  # when a REST bulk read seeded the pushed tickers
@@ -148,17 +151,23 @@ class FeedConsumer:
         elif isinstance(item, Balance):
             self.account.balance = item
         else:
-            self._orders.put_nowait(item)
+            self._orders.append(item)
+            self._pending.set()
 
     async def _apply_orders(self) -> None:
         while True:
-            order = await self._orders.get()
+            await self._pending.wait()
             async with self.lock.exclusive():
-                batch = [order]
-                while not self._orders.empty():
-                    batch.append(self._orders.get_nowait())
-                for pushed in batch:
-                    self._apply(pushed)
+                self.settle()
+
+    def settle(self) -> None:
+        """Apply every order pushed so far (the caller holds the trader's lock). The sync does
+        this before it compares, so an event that arrived while a cycle held the lock is the
+        feed's, not something it missed."""
+        batch, self._orders = self._orders, []
+        self._pending.clear()
+        for pushed in batch:
+            self._apply(pushed)
 
     def _apply(self, order: Order) -> None:
         try:
