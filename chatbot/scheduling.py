@@ -103,8 +103,12 @@ def _cycle_seconds(trader: ScheduledTrader, settings: TradingSettings) -> float:
     """The scan interval, or longer where the trader's exchange is paced too slowly for a cycle
     to fit it (trading/cycle_pace.py; the trader said so at start)."""
     plan = getattr(trader, "cycle_plan", None)
-    stretched = plan.interval if plan is not None else 0.0
-    return max(settings.scan_interval_seconds, stretched)
+    own = getattr(getattr(trader, "settings", None), "scan_interval_seconds", None)
+    if plan is None or not plan.stretched or not own:
+        return settings.scan_interval_seconds
+    # The plan is in the trader's own seconds (paper seconds on the offline exchange, which
+    # the cadence here compresses): stretch the cadence by the same ratio.
+    return settings.scan_interval_seconds * max(1.0, plan.interval / own)
 
 
 def _add_interval(

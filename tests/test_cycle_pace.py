@@ -82,6 +82,7 @@ async def test_a_trader_on_kraken_says_once_at_start_that_its_interval_stretches
 def test_the_scheduler_runs_a_stretched_traders_cycle_at_its_stretched_interval():
     class Slow:
         label = "kraken:master"
+        settings = replace(SETTINGS, scan_interval_seconds=3.0)
         cycle_plan = plan(KRAKEN, 3.0, max_budget=20, per_candidate=1)
 
         async def start(self): ...
@@ -92,3 +93,22 @@ def test_the_scheduler_runs_a_stretched_traders_cycle_at_its_stretched_interval(
     schedule_traders(scheduler, [Slow()], replace(SETTINGS, scan_interval_seconds=3.0))
     trigger = scheduler.get_job(cycle_job_id("kraken:master")).trigger
     assert trigger.interval.total_seconds() == 11.0
+
+
+def test_a_paper_trader_whose_cycle_fits_runs_at_the_compressed_paper_cadence():
+    """The offline paper account plans in paper seconds (60 s) while the scheduler runs its
+    cadence compressed by PAPER_SPEED (1 s): a plan that fits must not stretch it back to 60."""
+
+    class Paper:
+        label = "paper:main"
+        settings = replace(SETTINGS, scan_interval_seconds=60.0)
+        cycle_plan = plan(None, 60.0, max_budget=20, per_candidate=2)
+
+        async def start(self): ...
+        async def run_cycle(self): ...
+        async def run_sync(self): ...
+
+    scheduler = new_scheduler()
+    schedule_traders(scheduler, [Paper()], replace(SETTINGS, scan_interval_seconds=1.0))
+    trigger = scheduler.get_job(cycle_job_id("paper:main")).trigger
+    assert trigger.interval.total_seconds() == 1.0
