@@ -8,6 +8,7 @@ import asyncio
 from sim.clock import FakeClock
 from tests.engine_support import make_rig
 from trading.strategies import load_strategy
+from trading.venues.market_sim import SyntheticFeed
 
 
 class _Turns:
@@ -37,3 +38,29 @@ async def test_a_paper_cycle_lets_other_tasks_run_between_its_requests():
     requests = rig.paper.calls.total() - requests_before
     assert requests >= 3  # the sync's reads, the tickers, candles
     assert turns.count - before >= requests
+
+
+async def test_a_whole_universe_ticker_read_lets_other_tasks_run_while_it_draws():
+    feed = SyntheticFeed(markets=200, clock=FakeClock())
+    turns = _Turns()
+    await asyncio.sleep(0)
+    before = turns.count
+    tickers = await feed.fetch_tickers()
+    turns.stop()
+    assert len(tickers) == 200
+    assert turns.count - before >= 200 // 16 - 1
+
+
+async def test_candles_read_again_later_equal_a_fresh_read_even_after_a_shock():
+    clock = FakeClock()
+    warm, fresh = SyntheticFeed(markets=30, clock=clock), SyntheticFeed(markets=30, clock=clock)
+    for timeframe in ("1m", "5m", "1h"):
+        await warm.fetch_ohlcv("ETH/USDT", timeframe, 50)
+    clock.advance(7 * 60 + 13)
+    for feed in (warm, fresh):
+        feed.shock("ETH/USDT", -10.0)
+    clock.advance(2 * 60)
+    for timeframe in ("1m", "5m", "1h"):
+        again = await warm.fetch_ohlcv("ETH/USDT", timeframe, 50)
+        assert again == await fresh.fetch_ohlcv("ETH/USDT", timeframe, 50)
+        assert len(again) == 50
