@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from chatbot.scheduling import (
     _add_interval,
@@ -75,6 +76,22 @@ async def test_stuck_trader_does_not_delay_the_other_and_never_runs_twice_at_onc
     assert healthy.max_running == 1
 
 
+async def test_many_traders_cycles_spread_evenly_over_the_interval_none_at_once():
+    scheduler = new_scheduler()
+    traders = [CountingTrader(f"paper:a{i}") for i in range(100)]
+    schedule_traders(scheduler, traders, TradingSettings())
+    scheduler.start()
+    try:
+        phases = sorted(
+            scheduler.get_job(cycle_job_id(t.label)).next_run_time.timestamp() % 60.0
+            for t in traders
+        )
+    finally:
+        await _stop(scheduler)
+    gaps = [b - a for a, b in pairwise(phases)]
+    assert min(gaps) > 0.5  # 60 s / 100 accounts = 0.6 s between any two cycles
+
+
 async def test_two_traders_each_get_their_own_cycle_and_sync_jobs_staggered():
     scheduler = new_scheduler()
     a, b = CountingTrader("kraken:master"), CountingTrader("binance:master")
@@ -93,7 +110,8 @@ async def test_two_traders_each_get_their_own_cycle_and_sync_jobs_staggered():
         second = scheduler.get_job(cycle_job_id("binance:master")).next_run_time
         assert abs((second - first).total_seconds() - 7.0) < 0.01
         sync = scheduler.get_job(sync_job_id("kraken:master")).next_run_time
-        assert abs((sync - first).total_seconds() - 60.0) < 0.01  # half the sync interval
+        # Half a cycle interval after its first cycle: between its own cycles, never on one.
+        assert abs((sync - first).total_seconds() - 30.0) < 0.01
         job = scheduler.get_job(cycle_job_id("kraken:master"))
         assert job.max_instances == 1 and job.coalesce
     finally:

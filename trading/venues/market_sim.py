@@ -6,14 +6,16 @@ here; each market's price path is trading/venues/price_path.py's. What an exchan
 from the paths:
 
     candles      1m from the path's hour detail, everything larger merged from 1m (completed
-                 hours cached); the last candle is the one forming at clock.time(), interpolated
-                 within the minute so prices move between candle closes
+                 hours cached, and the completed candles of each timeframe's latest request);
+                 the last candle is the one forming at clock.time(), interpolated within the
+                 minute so prices move between candle closes
     tickers      the price at `now` and 24 h ago, bid and ask around it on the tick; the 24 h
                  quote volume summed per hour
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import Sequence
@@ -24,6 +26,10 @@ from trading.clock import Clock
 from trading.errors import Rejected
 from trading.models import TIMEFRAME_SECONDS, Candle, Market, Ticker
 from trading.venues.price_path import Path, PricePaths, Spec
+
+# Markets or candles drawn between two turns of the event loop: a feed shares the loop with the
+# bot, and drawing a fresh market's hours takes about half a millisecond each.
+_CHUNK = 16
 
 
 class MarketFeed(Protocol):
@@ -60,6 +66,8 @@ class _Series:
     hours: dict[int, Candle] = field(default_factory=dict)  # completed hour candles
     # (hour, its quote volume, that of 24 h before, the sum of the 23 hours between)
     window: tuple[int, float, float, float] | None = None
+    # timeframe seconds -> {candle index: completed candle}, what the latest request read
+    spans: dict[int, dict[int, Candle]] = field(default_factory=dict)
 
 
 def _pow10(exponent: int) -> float:
@@ -176,9 +184,14 @@ class SyntheticFeed:
         return dict(self._markets)
 
     async def fetch_tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
-        wanted = self._markets if symbols is None else symbols
+        wanted = list(self._markets if symbols is None else symbols)
         now = self._clock.time()
-        return {symbol: self._ticker(symbol, now) for symbol in wanted}
+        tickers = {}
+        for i, symbol in enumerate(wanted):
+            if i and i % _CHUNK == 0:
+                await asyncio.sleep(0)
+            tickers[symbol] = self._ticker(symbol, now)
+        return tickers
 
     async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int) -> list[Candle]:
         series = self._get(symbol)
@@ -188,9 +201,21 @@ class SyntheticFeed:
         now = self._clock.time()
         current = int(now // period)
         first = current - max(1, min(int(limit), MAX_CANDLES)) + 1
-        return [
-            self._span(series, p * period, (p + 1) * period, now) for p in range(first, current + 1)
-        ]
+        done = series.spans.setdefault(period, {})
+        candles, drawn = [], 0
+        for p in range(first, current + 1):
+            candle = done.get(p)
+            if candle is None:
+                drawn += 1
+                if drawn % _CHUNK == 0:
+                    await asyncio.sleep(0)
+                candle = self._span(series, p * period, (p + 1) * period, now)
+                if (p + 1) * period <= now:  # completed: it never changes again
+                    done[p] = candle
+            candles.append(candle)
+        for p in [p for p in done if p < first]:
+            del done[p]
+        return candles
 
     # -- for tests and the paper exchange ------------------------------------------------------
 

@@ -22,6 +22,7 @@ continues with the same balances, orders and market. Without one it lives in mem
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -317,6 +318,10 @@ class PaperExchange:
     async def _enter(self, call: str) -> Callable[[], None] | None:
         """Admit one call; returns what `_before` asked to run once the call has taken effect.
         The exchange's engine catches up first, whether the call is then refused or not."""
+        # A request is a round trip: the event loop serves everything else meanwhile, as it
+        # does while a real exchange answers. Answered in-line, a cycle of many calls would
+        # be one stretch that holds up every command and account on the loop.
+        await asyncio.sleep(0)
         self._engine.catch_up()
         self._save(call)
         self.calls[call] += 1

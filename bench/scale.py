@@ -1,0 +1,336 @@
+"""How far one process goes: N paper accounts x M markets on one event loop, and whether /ping
+and /kill stay instant while they all cycle.
+
+    python bench/scale.py [--accounts 1,10,50,100] [--markets 500] [--speed 10] [--cycles 2]
+                          [--pings 100] [--stagger SECONDS]
+
+Every account is a real Trader on its own paper exchange account; the accounts share one
+synthetic market (sub-accounts of one exchange see the same prices), which runs `speed` times
+faster than real time as in the paper demo. The real scheduler (chatbot/scheduling.py) runs each
+account's cycle and sync, a cycle every 60/speed real seconds (60 s of market time), staggered
+as the bot staggers them (`--stagger` overrides the spacing). The real python-telegram-bot
+Application polls a loopback fake Bot API (sim/fakes) and every command goes through the real
+Dispatcher. For each N, in a fresh process, over `cycles` cycle intervals:
+
+    cpu/cycle   CPU per account-cycle (the process's CPU beyond the idle run's rate, over
+                `cycles` intervals without pings); loop %: what N accounts take of one core at
+                the real 60 s cadence
+    stall       the longest the event loop was away, over the next `cycles` intervals with
+                pings: a probe task asks to wake every 2 ms and records how late it wakes
+    /ping       round trip from the fake queueing /ping to the bot's reply, p50 p99 max, against
+                the same with no accounts (x idle)
+    /kill       from the fake queueing `/kill paper:a0 now` to account A0's first exit request at
+                its exchange (the cancel of a resting stop), and to its first sell; A0 holds
+                three positions while every account cycles
+    rss/acct    resident memory beyond the idle run's, per account
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Runnable as `python bench/scale.py` from a checkout: the project is not an installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chatbot.config import Secret, TelegramSettings
+from chatbot.scheduling import new_scheduler, schedule_traders
+from chatbot.telegram import TelegramTransport
+from handlers.context import Context
+from handlers.dispatch import Dispatcher
+from sim.fakes.telegram_api import FakeTelegramAPI
+from trading.clock import RealClock, ScaledClock
+from trading.connector import Connector
+from trading.desk import Desk
+from trading.engine import Trader
+from trading.events import discard
+from trading.models import OrderRequest
+from trading.settings import TradingSettings
+from trading.store import Store
+from trading.strategies import load_strategy
+from trading.venues.market_sim import SyntheticFeed
+from trading.venues.paper import PaperExchange
+
+CHAT, OWNER = 4242, 7
+MARKET_INTERVAL = 60.0  # seconds of market time between an account's cycles
+PROBE_PERIOD = 0.002
+KILLED = "A0"
+KILL_POSITIONS = 3
+
+
+class _Watched(PaperExchange):
+    """The paper exchange, noting when the first cancel and the first order after `watch_from`
+    went out (on the event loop's clock)."""
+
+    watch_from: float | None = None
+    first_request_at: float | None = None
+    first_order_at: float | None = None
+
+    async def cancel_order(self, order_id: str, symbol: str):
+        self._seen(order=False)
+        return await super().cancel_order(order_id, symbol)
+
+    async def create_order(self, request: OrderRequest):
+        self._seen(order=True)
+        return await super().create_order(request)
+
+    def _seen(self, *, order: bool) -> None:
+        if self.watch_from is None:
+            return
+        now = time.monotonic()
+        self.first_request_at = self.first_request_at or now
+        if order:
+            self.first_order_at = self.first_order_at or now
+
+
+class _Counted:
+    """A trader as the scheduler sees it, counting its cycles."""
+
+    def __init__(self, trader: Trader, cycles: list[int], first: asyncio.Event) -> None:
+        self.trader, self.cycles, self.first = trader, cycles, first
+        self.label = trader.label
+        self.cycled = False
+
+    async def start(self) -> None:
+        await self.trader.start()
+
+    async def run_cycle(self) -> None:
+        await self.trader.run_cycle()
+        self.cycles[0] += 1
+        if not self.cycled:
+            self.cycled = True
+            self.cycles[1] += 1
+            if self.cycles[1] == self.cycles[2]:
+                self.first.set()
+
+    async def run_sync(self) -> None:
+        await self.trader.run_sync()
+
+
+async def _probe(lags: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + PROBE_PERIOD
+        await asyncio.sleep(PROBE_PERIOD)
+        lags.append(loop.time() - due)
+
+
+async def _ping(api: FakeTelegramAPI) -> float:
+    """The round trip in seconds; infinite when no answer came within a minute."""
+    loop = asyncio.get_running_loop()
+    since = len(api.calls)
+    asked = loop.time()
+    api.queue_command(CHAT, OWNER, "/ping")
+    try:
+        reply = await api.wait_for_message(CHAT, "pong", within=60.0, since=since)
+    except AssertionError:  # the fake's "timed out"
+        return float("inf")
+    return reply.at - asked
+
+
+async def _pings(api: FakeTelegramAPI, count: int, until: float, rng: random.Random) -> list:
+    """At least `count` pings, spread at random until loop time `until`."""
+    loop = asyncio.get_running_loop()
+    seconds: list[float] = []
+    while len(seconds) < count or loop.time() < until:
+        left = max(0.0, until - loop.time())
+        await asyncio.sleep(rng.uniform(0.0, 2 * left / max(1, count - len(seconds))))
+        seconds.append(await _ping(api))
+    return seconds
+
+
+async def _kill(api: FakeTelegramAPI, exchange: _Watched) -> tuple[float, float]:
+    """Seconds from /kill to the exchange's first exit request (a stop's cancel), and to its
+    first sell."""
+    loop = asyncio.get_running_loop()
+    since = len(api.calls)
+    exchange.watch_from = asked = loop.time()
+    api.queue_command(CHAT, OWNER, f"/kill paper:{KILLED.lower()} now")
+    await api.wait_for_message(CHAT, "killed", within=60.0, since=since)
+    if exchange.first_request_at is None or exchange.first_order_at is None:
+        raise SystemExit("the kill sent no order")
+    return exchange.first_request_at - asked, exchange.first_order_at - asked
+
+
+def _rss() -> int:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * 4096
+
+
+async def measure(accounts: int, args: argparse.Namespace) -> dict:
+    """One configuration, in this process: the figures of the module docstring."""
+    interval = MARKET_INTERVAL / args.speed
+    clock = RealClock()
+    market_clock = ScaledClock(args.speed)
+    settings = TradingSettings(
+        min_quote_volume=0.0,
+        scan_interval_seconds=interval,
+        sync_interval_seconds=2 * interval,
+    )
+    feed = SyntheticFeed(seed=1, markets=args.markets, clock=market_clock)
+    store = Store(":memory:")
+    strategy = load_strategy("trend")
+    exchanges = [
+        _Watched(clock=market_clock, account=f"A{i}", feed=feed, balances={"USDT": 100_000.0})
+        for i in range(accounts)
+    ]
+    traders = [
+        Trader(
+            Connector(x, clock=clock),
+            store=store,
+            strategy=strategy,
+            settings=settings,
+            clock=clock,
+            notify=discard,
+        )
+        for x in exchanges
+    ]
+    desk = Desk(traders, store=store, clock=clock)
+    dispatcher = Dispatcher(Context(desk=desk, clock=clock))
+    cycles = [0, 0, accounts]  # cycles run, accounts that cycled, accounts
+    all_cycled = asyncio.Event()
+    lags: list[float] = []
+    loop = asyncio.get_running_loop()
+    scheduler = new_scheduler()
+    probe = asyncio.create_task(_probe(lags))
+    async with FakeTelegramAPI() as api:
+        tg = TelegramSettings(Secret(api.token), CHAT, frozenset(), api.base_url)
+        transport = TelegramTransport(tg, dispatcher, clock=clock, poll_timeout=1.0)
+        await transport.start()
+        try:
+            await asyncio.gather(*(t.start() for t in traders))
+            if traders:
+                await _hold_positions(traders[0])
+            stagger = {} if args.stagger is None else {"stagger_seconds": args.stagger}
+            counted = [_Counted(t, cycles, all_cycled) for t in traders]
+            schedule_traders(scheduler, counted, settings, **stagger)
+            scheduler.start()
+            if traders:  # every account's first (cold) cycle
+                await asyncio.wait_for(all_cycled.wait(), timeout=600)
+            await _pings(api, 5, 0.0, random.Random(0))  # warm-up: connections
+            # CPU without pings (the idle run's rate is PTB polling and the probe)...
+            cycles[0] = 0
+            cpu, wall = time.process_time(), loop.time()
+            await asyncio.sleep(args.cycles * interval)
+            cpu, wall, done = time.process_time() - cpu, loop.time() - wall, cycles[0]
+            # ...then the stalls and pings of the same stretch of cycles.
+            lags.clear()
+            rng = random.Random(1)
+            seconds = await _pings(api, args.pings, loop.time() + args.cycles * interval, rng)
+            stall = max(lags)
+            kill = await _kill(api, exchanges[0]) if traders else None
+            rss = _rss()
+        finally:
+            scheduler.shutdown(wait=False)
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
+            await transport.stop()
+            for trader in traders:
+                await trader.close()
+            store.close()
+    return {
+        "accounts": accounts,
+        "pings": seconds,
+        "cpu": cpu,
+        "wall": wall,
+        "cycles": done,
+        "stall": stall,
+        "kill": kill,
+        "rss": rss,
+    }
+
+
+async def _hold_positions(trader: Trader) -> None:
+    """Positions for the kill to exit: the first markets the account may trade."""
+    markets = await trader.connector.load_markets()
+    symbols = sorted(s for s, m in markets.items() if m.active)[:KILL_POSITIONS]
+    for symbol in symbols:
+        result = await trader.buy(symbol, 50.0)
+        if not result.ok:
+            raise SystemExit(f"setup failed on {symbol}: {result.reason}")
+
+
+# -- the table: each configuration in a fresh process, so CPU and memory are its own ----------
+
+
+def _run(accounts: int, args: argparse.Namespace) -> dict:
+    argv = [sys.executable, __file__, "--one", str(accounts), *_shared_flags(args)]
+    out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _shared_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--markets", str(args.markets), "--speed", str(args.speed)]
+    flags += ["--cycles", str(args.cycles), "--pings", str(args.pings)]
+    return flags + ([] if args.stagger is None else ["--stagger", str(args.stagger)])
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _table(idle: dict, rows: list[dict], args: argparse.Namespace) -> None:
+    idle50, idle99 = _quantile(idle["pings"], 0.5), _quantile(idle["pings"], 0.99)
+    idle_cpu = idle["cpu"] / idle["wall"]
+    print(
+        f"{args.markets} paper markets per account, a cycle every {MARKET_INTERVAL:g} s of market "
+        f"time = {MARKET_INTERVAL / args.speed:g} s real (speed {args.speed:g}), "
+        f"{args.cycles} cycle intervals per row"
+    )
+    print(
+        f"{'accounts':>8} {'cpu/cycle ms':>12} {'loop %':>6} {'stall ms':>8} | "
+        f"{'/ping p50':>9} {'p99':>6} {'x idle':>6} {'max':>6} {'x idle':>6} | "
+        f"{'/kill ms':>8} {'sell':>6} | {'rss/acct MB':>11}"
+    )
+    idle_max = max(idle["pings"])
+    print(
+        f"{'idle':>8} {'':>12} {'':>6} {idle['stall'] * 1e3:>8.1f} | {idle50 * 1e3:>9.1f} "
+        f"{idle99 * 1e3:>6.1f} {'':>6} {idle_max * 1e3:>6.1f} {'':>6} | {'':>8} {'':>6} | {'':>11}"
+    )
+    for row in rows:
+        n, pings = row["accounts"], row["pings"]
+        cpu = (row["cpu"] - idle_cpu * row["wall"]) / max(1, row["cycles"])
+        # The share of the loop N accounts take at the real 60 s cadence.
+        load = n * cpu / MARKET_INTERVAL * 100
+        p99, top = _quantile(pings, 0.99), max(pings)
+        rss = (row["rss"] - idle["rss"]) / n / 1e6
+        request, sell = row["kill"]
+        print(
+            f"{n:>8} {cpu * 1e3:>12.1f} {load:>6.1f} {row['stall'] * 1e3:>8.1f} | "
+            f"{_quantile(pings, 0.5) * 1e3:>9.1f} {p99 * 1e3:>6.1f} {p99 / idle99:>5.2f}x "
+            f"{top * 1e3:>6.1f} {top / idle_max:>5.2f}x | "
+            f"{request * 1e3:>8.1f} {sell * 1e3:>6.1f} | {rss:>11.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", default="1,10,50,100", help="comma-separated")
+    parser.add_argument("--markets", type=int, default=500, help="paper markets per account")
+    parser.add_argument("--speed", type=float, default=10.0, help="market seconds per second")
+    parser.add_argument("--cycles", type=int, default=2, help="cycle intervals measured")
+    parser.add_argument("--pings", type=int, default=100, help="pings per row, at least")
+    parser.add_argument("--stagger", type=float, help="seconds between accounts' first cycles")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # one row, as JSON
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)  # rate limits and kills are the point, not news
+    if args.one is not None:
+        print(json.dumps(asyncio.run(measure(args.one, args))))
+        return
+    idle = _run(0, args)
+    rows = [_run(int(n), args) for n in args.accounts.split(",")]
+    _table(idle, rows, args)
+
+
+if __name__ == "__main__":
+    main()
