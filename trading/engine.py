@@ -30,7 +30,7 @@ from trading.guards import Guards
 from trading.lifecycle import Lifecycle
 from trading.lock import TraderLock
 from trading.manual import ManualCommands
-from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
+from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens, guards
 from trading.operations import ModeCommands
 from trading.orders import OrderRouter
 from trading.paper_reset import reset_paper
@@ -101,6 +101,7 @@ class Trader:
             sync=self.account.sync_any,
             resolve=self.reconciler.resolve_unconfirmed,
             price=self.account.price,
+            guard=self.guards.ensure,
             log=log,
         )
         self.lock = TraderLock(log)
@@ -201,6 +202,8 @@ class Trader:
         self.restore()
         await self.failsafe.guarded(self._start_exchange)
         if self.started and flattens(self.mode) and self.book.positions:
+            # Restored mid-kill: what is held is guarded again before the flattening resumes.
+            await self.failsafe.guarded(lambda: self.guards.ensure(self.book.positions))
             self.failsafe.keep_flattening(self.failsafe.purpose())
 
     def restore(self) -> None:
@@ -304,6 +307,7 @@ class Trader:
                     self.failsafe.keep_flattening(self.failsafe.purpose())
             elif checks_protection(mode):
                 await self.decisions.protect(list(self.book.positions), fresh)
+            if guards(mode):  # between flatten rounds too: each round lifts them one by one
                 await self.guards.ensure(self.book.positions)
         await self.account.guard_dead_man()
         self.account.report_equity()
