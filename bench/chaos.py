@@ -91,6 +91,7 @@ def _protection(reports: list[SeedReport], stats: Counter) -> list[str]:
         "checked",
         "hands-off",
         "venue refused",
+        "died inside one request",
         "replacement gaps",
         "unprotected",
     ):
