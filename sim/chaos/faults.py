@@ -255,7 +255,9 @@ class ChaosVenue:
         self.created += 1
         self.monitor.order_sent(request)
         protection = self.monitor.protection
-        number = protection.request(request.symbol, bares=request.side is Side.BUY)
+        # An entry leaves its position bare until its stop rests, where stops can rest.
+        bares = request.side is Side.BUY and bool(self.stop_types)
+        number = protection.request(request.symbol, bares=bares)
         try:
             if self._refuses_stop(request):
                 self.stops_refused += 1
@@ -264,7 +266,7 @@ class ChaosVenue:
             return await self._run("create_order", lambda: self.paper.create_order(request))
         finally:
             if self.alive():  # a dead process hears no answer
-                protection.answered(request.symbol, number)
+                protection.answered(number)
 
     def _refuses_stop(self, request: OrderRequest) -> bool:
         if client_id_purpose(request.client_order_id) != Purpose.GUARD:
@@ -288,7 +290,7 @@ class ChaosVenue:
             return await self._run("cancel_order", cancel)
         finally:
             if self.alive():
-                self.monitor.protection.answered(symbol, number)
+                self.monitor.protection.answered(number)
 
     async def cancel_all_after(self, timeout_seconds: float):
         if self.alive():

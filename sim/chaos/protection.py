@@ -13,9 +13,9 @@ holds of each base the book had a position in, less the user's own coins) is
                 does not take) and no live trader checks it: counted apart, never a violation
     one request the host died inside the one request a position may go without its stop: after
                 the request that left it bare (its entry filling, its stop lifted for an exit
-                or a replacement) the next one for it (its stop, its exit) had not been
-                answered yet. No venue the bot trades on takes a stop attached to an entry or
-                an exit, so this is the residual risk: counted apart, never a violation
+                or a replacement) no later request of the bot had been answered yet. No
+                venue the bot trades on takes a stop attached to an entry or an exit, so
+                this is the residual risk: counted apart, never a violation
     unprotected anything else, with its cause (CAUSES)
 
 The state seen at one observation is taken to hold until the next one, and position-seconds are
@@ -96,9 +96,10 @@ class Protection:
             self._followed.discard(symbol)
         return self._requests
 
-    def answered(self, symbol: str, number: int) -> None:
-        if number > self._bared.get(symbol, number):
-            self._followed.add(symbol)
+    def answered(self, number: int) -> None:
+        """Request `number` was answered: for every position bared before it was sent, the
+        one request has passed (strict while requests overlap: never lenient)."""
+        self._followed |= {s for s, bared in self._bared.items() if number > bared}
 
     def observe(self, *, alive: bool) -> None:
         """One observation point: integrate what the last one saw up to now, then look again."""
