@@ -17,9 +17,10 @@ bot's process ends now and then (a crash at a store write, a kill at a random mo
 shutdown mid-cycle) and restarts from the store; with --dead-hosts, after some endings only
 once its host has been dead for minutes (the exchange's stops trigger meanwhile). The referee
 also measures protection itself: position-seconds guarded by a resting stop, checked by a live
-bot, or unprotected (sim/chaos/protection.py). Dead hosts are opt-in until the gaps they show
-are closed (issue 18): a position between its entry and its stop, and the modes that lift
-stops to exit (a stop, a kill, a failsafe), are unguarded while the host is dead. The
+bot, or unprotected (sim/chaos/protection.py); a host dying inside the one request a position
+may go without its stop is counted apart. Dead hosts are opt-in until the gaps they still show
+are closed (issue 18): a /stop's limit exit resting at the touch (no stop can rest beside it)
+and a kill's exit of unknown outcome leave positions bare while the host is dead. The
 machinery is sim/chaos/soak.py; the invariants are sim/chaos/referee.py. A seed reproduces its
 run exactly: the digest printed per seed is the same every time (the hash seed is pinned).
 """
@@ -91,6 +92,7 @@ def _protection(reports: list[SeedReport], stats: Counter) -> list[str]:
         "checked",
         "hands-off",
         "venue refused",
+        "died inside one request",
         "replacement gaps",
         "unprotected",
     ):

@@ -59,7 +59,8 @@ async def test_kill_when_exit_fails_twice_then_succeeds_ends_flat():
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]), rate_limit=0)
     await rig.trader.start()
     await rig.trader.run_cycle()
-    rig.paper.inject("create_order", Rejected("exchange busy, try again"), count=2)
+    # Three refusals: the first exit, the stop put back after it, the second exit.
+    rig.paper.inject("create_order", Rejected("exchange busy, try again"), count=3)
     started = rig.clock.monotonic()
 
     result = await rig.trader.kill()

@@ -141,3 +141,7 @@ class Decisions:
         )
         if placement.refused:
             p.log.debug("entry %s refused: %s", symbol, placement.refused)
+        elif placement.ok and symbol in p.book.positions:
+            # Its stop goes out next, before any other request: a host dying after the fill
+            # leaves this position bare for one request, not for the rest of the cycle.
+            await p.guards.ensure([symbol])

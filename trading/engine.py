@@ -32,7 +32,7 @@ from trading.instrument import Instrument
 from trading.lifecycle import Lifecycle
 from trading.lock import TraderLock
 from trading.manual import ManualCommands
-from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens
+from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens, guards
 from trading.operations import ModeCommands
 from trading.order_commands import OrderCommands
 from trading.orders import OrderRouter
@@ -106,6 +106,7 @@ class Trader:
             sync=self.account.sync_any,
             resolve=self.reconciler.resolve_unconfirmed,
             price=self.account.price,
+            guard=self.guards.ensure,
             log=log,
             known=lambda: self.account.last_sync_at is not None,
         )
@@ -215,6 +216,8 @@ class Trader:
         self.restore()
         await self.failsafe.guarded(self._start_exchange)
         if self.started and flattens(self.mode) and self.book.positions:
+            # Restored mid-kill: what is held is guarded again before the flattening resumes.
+            await self.failsafe.guarded(lambda: self.guards.ensure(self.book.positions))
             self.failsafe.keep_flattening(self.failsafe.purpose())
 
     def restore(self) -> None:
@@ -314,18 +317,23 @@ class Trader:
         elif mode is Mode.STOPPING:
             await self._stop_cycle()
         else:
-            if mode in PAUSES and any(t.confirmed for t in self.book.orders.values()):
-                # Adopted by the sync: a pause holds no order but the positions' stops.
-                await self.router.cancel_all(keep=() if mode is Mode.HANDS_OFF else _STOPS)
-            fresh = await self.account.price_positions()
-            if flattens(mode):
-                if self.book.positions:
-                    self.failsafe.keep_flattening(self.failsafe.purpose())
-            elif checks_protection(mode):
-                await self.decisions.protect(list(self.book.positions), fresh)
-                await self.guards.ensure(self.book.positions)
+            await self._hold(mode)
         await self.account.guard_dead_man()
         self.account.report_equity()
+
+    async def _hold(self, mode: Mode) -> None:
+        """A cycle that opens nothing: paused, stopped, killed, failsafe, halted."""
+        if mode in PAUSES and any(t.confirmed for t in self.book.orders.values()):
+            # Adopted by the sync: a pause holds no order but the positions' stops.
+            await self.router.cancel_all(keep=() if mode is Mode.HANDS_OFF else _STOPS)
+        fresh = await self.account.price_positions()
+        if flattens(mode):
+            if self.book.positions:
+                self.failsafe.keep_flattening(self.failsafe.purpose())
+        elif checks_protection(mode):
+            await self.decisions.protect(list(self.book.positions), fresh)
+        if guards(mode):  # between flatten rounds too: each round lifts them one by one
+            await self.guards.ensure(self.book.positions)
 
     async def _protect_blind(self) -> None:
         """The account cannot be read, the prices can: stops act on the last known book."""

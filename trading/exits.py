@@ -1,12 +1,15 @@
 """Getting out: the kill and failsafe flattening, and the gentle exit of a stop.
 
-A flatten round cancels every order of ours, market-exits every position at once (concurrently,
-paced at the venue's request rate, ahead of any other request of the account), and confirms by
-a sync. It reads the account before selling only when the book never has: a read first would
-cost a kill seconds on a slowly paced exchange, and the sync after the sells says what is left.
-Rounds repeat with capped backoff until the book is flat: no position, and no order of unknown
-outcome that could still fill (reconciliation settles those once the exchange can no longer take
-them).
+A flatten round cancels every order of ours but the stops resting for the positions it is about
+to sell, market-exits every position at once (concurrently, paced at the venue's request rate,
+ahead of any other request of the account; the router lifts each position's stop right before
+its own exit), puts a stop back on whatever an exit left held (refused, or not sold), and
+confirms by a sync. So a host that dies mid-kill leaves each position bare for at most the one
+request between its stop's lift and its exit. It reads the account before selling only when the
+book never has: a read first would cost a kill seconds on a slowly paced exchange, and the sync
+after the sells says what is left. Rounds repeat with capped backoff until the book is flat: no
+position, and no order of unknown outcome that could still fill (reconciliation settles those
+once the exchange can no longer take them).
 A stop instead rests a limit sell at the touch (the best ask) for each position, re-prices it
 each cycle, and goes to market after STOP_EXIT_TIMEOUT_SECONDS.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from trading.book import Book, Tracked, is_dust
@@ -88,6 +91,7 @@ class Exits:
         sync: Callable[[], Awaitable[object]],
         resolve: Callable[..., Awaitable[Difference | None]],
         price: Callable[[str], float],
+        guard: Callable[[Iterable[str]], Awaitable[None]],
         log: logging.Logger,
         known: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -98,6 +102,7 @@ class Exits:
         self._resolve = resolve  # Reconciler.resolve_unconfirmed
         self._price = price
         self._known = known  # the book has read the exchange at least once
+        self._guard = guard  # Guards.ensure: a stop back on what an exit left held
         self.log = log
 
     # -- kill and failsafe
@@ -138,7 +143,7 @@ class Exits:
         problems: list[str] = []
         cancelled = 0
         try:
-            cancelled, failures = await self.router.cancel_all()
+            cancelled, failures = await self.router.cancel_all(guarding=self.book.positions)
             problems += failures
         except Exception as exc:  # a Fatal or a bug too: keep trying to get out
             problems.append(f"cancel: {_describe(exc)}")
@@ -165,6 +170,7 @@ class Exits:
                 self._log_bug(f"exit of {symbol}", result)
             elif isinstance(result, BaseException):
                 raise result
+        await self._guard_left(problems)
         confirmed = await self._try_sync(problems)
         unsure = {t.order.symbol for t in self.book.orders.values() if not t.confirmed}
         return FlattenRound(
@@ -185,6 +191,15 @@ class Exits:
         if not placement.ok and placement.refused and self._is_dust(symbol, price):
             self.book.close(symbol, price, f"{purpose} (dust left)")
         return placement
+
+    async def _guard_left(self, problems: list[str]) -> None:
+        """What an exit left held (refused, rejected, not sold yet) gets its stop back until
+        the next round, which lifts it again right before its exit."""
+        try:
+            await self._guard(list(self.book.positions))
+        except Exception as exc:  # a Fatal or a bug too: keep trying to get out
+            problems.append(f"stops: {_describe(exc)}")
+            self._log_bug("stops", exc)
 
     async def _resolve_unsure(self, problems: list[str]) -> None:
         """Without a sync, an order sent with an unknown outcome would hold back the next exit of
@@ -238,6 +253,9 @@ class Exits:
         to_market = elapsed >= market_after
         for symbol in list(self.book.positions):
             await self._stop_one(symbol, tickers.get(symbol), to_market)
+        # A position whose exit was refused (or had no price) keeps a stop meanwhile; one
+        # whose limit exit rests holds its coins there (trading/guards.py leaves it be).
+        await self._guard(list(self.book.positions))
         resting = self.book.open_orders(purpose=Purpose.STOP)
         return not self.book.positions and not resting
 

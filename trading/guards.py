@@ -139,7 +139,7 @@ class Guards:
         refused = self._refused.get(symbol)
         if refused is not None and self._round - refused[0] < RETRY_AFTER_REFUSAL:
             return
-        if current is None and symbol in self._rested:
+        if current is None and symbol in self._rested and symbol not in self.router.lifted:
             # Gone without the bot (cancelled by hand, expired): the sync said so; put it back.
             self.replaced += 1
             self.log.warning("%s: the resting stop went missing; placing it again", symbol)
@@ -168,6 +168,7 @@ class Guards:
         placement = await self.router.place(
             intent, stop_price=trigger, limit_price=limit, reason=GUARD_REASON
         )
+        self.router.lifted.discard(symbol)
         if placement.ok:
             self._refused.pop(symbol, None)
             self.placed += 1

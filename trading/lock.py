@@ -131,6 +131,11 @@ class TraderLock:
             self._cancel_owner()
 
     def _cancel_owner(self) -> None:
+        if self._steady:
+            # The owner went straight on to send another order (an entry's stop right after
+            # its fill) before this callback ran: that one too is answered and recorded first.
+            self._preempting = True
+            return
         owner, self._preempting = self._owner, False
         if owner is None or owner.done() or owner is asyncio.current_task():
             return

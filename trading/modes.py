@@ -9,17 +9,18 @@ chaos referee judges orders by the same `allows()`. Four copies of this knowledg
     RUNNING     yes      yes     yes    yes      yes          -     yes   -
     PAUSED      -        -       yes    yes      yes          -     yes   -
     HANDS_OFF   -        -       -      -        yes          -     yes   -
-    STOPPING    -        -       -      yes      yes          yes   yes   -
+    STOPPING    -        -       yes    yes      yes          yes   yes   -
     STOPPED     -        -       yes    yes      yes          -     yes   -
-    KILLED      -        -       -      yes      yes          -     yes   yes
-    FAILSAFE    -        -       -      yes      yes          -     yes   yes
+    KILLED      -        -       yes    yes      yes          -     yes   yes
+    FAILSAFE    -        -       yes    yes      yes          -     yes   yes
     HALTED      -        -       yes    yes      yes          -     yes   -
 
 "guard" is the stop order resting at the exchange for a position (it outlives the process);
 "protect" is a stop-loss or take-profit exit the bot sends itself. A plain /pause never disarms
 either, nor does a halt (positions are left to their stops); only the owner's explicit
 hands-off pause does. Where the bot exits a position itself (a stop, a kill, a failsafe) it
-lifts the guard first, so no new one is placed there.
+lifts that position's guard right before that position's exit order (one request without it),
+and puts it back when the exit is refused, so a host dying mid-kill leaves nothing bare.
 
 Commands (every mode has a way out; /pause, /stop, /kill and /resume are taken everywhere):
 
@@ -84,10 +85,10 @@ SELLS: dict[Mode, frozenset[Purpose]] = {
     Mode.RUNNING: _GUARDED | {Purpose.EXIT},
     Mode.PAUSED: _GUARDED,
     Mode.HANDS_OFF: _EXITS_EVERYWHERE,
-    Mode.STOPPING: _PROTECTED | {Purpose.STOP},
+    Mode.STOPPING: _GUARDED | {Purpose.STOP},
     Mode.STOPPED: _GUARDED,
-    Mode.KILLED: _PROTECTED | {Purpose.FAILSAFE},
-    Mode.FAILSAFE: _PROTECTED | {Purpose.FAILSAFE},
+    Mode.KILLED: _GUARDED | {Purpose.FAILSAFE},
+    Mode.FAILSAFE: _GUARDED | {Purpose.FAILSAFE},
     Mode.HALTED: _GUARDED,
 }
 # Buys each mode lets out: the strategy's and the owner's, only while running.

@@ -119,6 +119,7 @@ class OrderRouter:
         self._steady = steady  # the trader's lock: a pre-emption waits for an order on its way
         # Read-only outcome counters for /metrics: placed, rejected, refused, unknown.
         self.counts: Counter[str] = Counter()
+        self.lifted: set[str] = set()  # symbols whose stop this router lifted for an exit
 
     async def place(
         self,
@@ -270,13 +271,21 @@ class OrderRouter:
                 return Placement(symbol, Side.SELL, fault=fault)
             if tracked.order.id in self.book.orders:  # still open at the exchange
                 return Placement(symbol, Side.SELL, refused=f"{symbol}: resting stop not lifted")
+            self.lifted.add(symbol)
         return None
 
-    async def cancel_all(self, *, keep: Collection[str] = ()) -> tuple[int, list[str]]:
-        """Cancel every confirmed open order of ours but those whose purpose is in `keep`,
-        concurrently. Returns (cancelled, why some could not be)."""
+    async def cancel_all(
+        self, *, keep: Collection[str] = (), guarding: Collection[str] = ()
+    ) -> tuple[int, list[str]]:
+        """Cancel every confirmed open order of ours but those whose purpose is in `keep`, and
+        the stops resting for the symbols in `guarding` (each is lifted right before its own
+        exit), concurrently. Returns (cancelled, why some could not be)."""
         targets = [
-            t for t in list(self.book.orders.values()) if t.confirmed and t.purpose not in keep
+            t
+            for t in list(self.book.orders.values())
+            if t.confirmed
+            and t.purpose not in keep
+            and not (t.purpose == Purpose.GUARD and t.order.symbol in guarding)
         ]
         results = await asyncio.gather(*(self.cancel(t) for t in targets), return_exceptions=True)
         failures: list[str] = []

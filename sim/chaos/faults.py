@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sim.chaos.actors import ChaosStrategy
+from sim.chaos.books import exchange_order
 from sim.chaos.referee import ChaosBug, Crash, Monitor
 from trading.book import client_id_purpose
 from trading.clock import Clock
@@ -28,7 +29,7 @@ from trading.errors import (
     Rejected,
     Transient,
 )
-from trading.models import OrderRequest, OrderType
+from trading.models import OrderRequest, OrderType, Side
 from trading.modes import Purpose
 from trading.venues.paper import PaperExchange
 
@@ -249,14 +250,23 @@ class ChaosVenue:
         return await self._run("find_order", lambda: self.paper.find_order(client_order_id, symbol))
 
     async def create_order(self, request: OrderRequest):
-        if self.alive():  # a dead process sends nothing
-            self.created += 1
-            self.monitor.order_sent(request)
+        if not self.alive():  # a dead process sends nothing
+            return await self._run("create_order", lambda: self.paper.create_order(request))
+        self.created += 1
+        self.monitor.order_sent(request)
+        protection = self.monitor.protection
+        # An entry leaves its position bare until its stop rests, where stops can rest.
+        bares = request.side is Side.BUY and bool(self.stop_types)
+        number = protection.request(request.symbol, bares=bares)
+        try:
             if self._refuses_stop(request):
                 self.stops_refused += 1
-                self.monitor.protection.refused.add(request.symbol)
+                protection.refused.add(request.symbol)
                 raise _fault(Rejected, self._noise.choice(STOP_REFUSALS))("create_order")
-        return await self._run("create_order", lambda: self.paper.create_order(request))
+            return await self._run("create_order", lambda: self.paper.create_order(request))
+        finally:
+            if self.alive():  # a dead process hears no answer
+                protection.answered(number)
 
     def _refuses_stop(self, request: OrderRequest) -> bool:
         if client_id_purpose(request.client_order_id) != Purpose.GUARD:
@@ -267,9 +277,20 @@ class ChaosVenue:
         return refused
 
     async def cancel_order(self, order_id: str, symbol: str):
-        if self.alive():
-            self.monitor.cancel_sent(order_id)
-        return await self._run("cancel_order", lambda: self.paper.cancel_order(order_id, symbol))
+        def cancel():
+            return self.paper.cancel_order(order_id, symbol)
+
+        if not self.alive():
+            return await self._run("cancel_order", cancel)
+        self.monitor.cancel_sent(order_id)
+        order = exchange_order(self.paper, order_id)
+        lifts = order is not None and client_id_purpose(order.client_order_id) == Purpose.GUARD
+        number = self.monitor.protection.request(symbol, bares=lifts)
+        try:
+            return await self._run("cancel_order", cancel)
+        finally:
+            if self.alive():
+                self.monitor.protection.answered(number)
 
     async def cancel_all_after(self, timeout_seconds: float):
         if self.alive():

@@ -11,6 +11,11 @@ holds of each base the book had a position in, less the user's own coins) is
     hands-off   the owner's explicit choice (HANDS_OFF): counted apart, never a violation
     refused     no stop because the venue refused the last one (a minimum notional, a type it
                 does not take) and no live trader checks it: counted apart, never a violation
+    one request the host died inside the one request a position may go without its stop: after
+                the request that left it bare (its entry filling, its stop lifted for an exit
+                or a replacement) no later request of the bot had been answered yet. No
+                venue the bot trades on takes a stop attached to an entry or an exit, so
+                this is the residual risk: counted apart, never a violation
     unprotected anything else, with its cause (CAUSES)
 
 The state seen at one observation is taken to hold until the next one, and position-seconds are
@@ -38,7 +43,8 @@ NO_STOP_UNCHECKED = "no stop and mode does not check"
 STOP_SMALLER = "stop smaller than the position"
 REPLACING = "replacing"
 REFUSED = "the venue refused the stop"
-CAUSES = (NO_STOP_DEAD, NO_STOP_UNCHECKED, STOP_SMALLER, REPLACING, REFUSED)
+IN_ONE_REQUEST = "the host died inside one request"
+CAUSES = (NO_STOP_DEAD, NO_STOP_UNCHECKED, STOP_SMALLER, REPLACING, REFUSED, IN_ONE_REQUEST)
 
 GUARDED, CHECKED, HANDS_OFF = "guarded", "checked", "hands-off"
 SAFE = (GUARDED, CHECKED, HANDS_OFF)
@@ -76,6 +82,24 @@ class Protection:
         self._gaps: dict[str, _Gap] = {}
         self._last: float | None = None
         self._mode = ""
+        self._requests = 0  # the bot's order requests (creates and cancels), numbered
+        self._bared: dict[str, int] = {}  # symbol -> the request that last left it bare
+        self._followed: set[str] = set()  # ... and a later request for it has been answered
+
+    def request(self, symbol: str, *, bares: bool) -> int:
+        """The bot sends an order request for `symbol`; `bares`: one that leaves the position
+        without its stop until the next (an entry, a stop's cancel). Its number, for
+        `answered`."""
+        self._requests += 1
+        if bares:
+            self._bared[symbol] = self._requests
+            self._followed.discard(symbol)
+        return self._requests
+
+    def answered(self, number: int) -> None:
+        """Request `number` was answered: for every position bared before it was sent, the
+        one request has passed (strict while requests overlap: never lenient)."""
+        self._followed |= {s for s, bared in self._bared.items() if number > bared}
 
     def observe(self, *, alive: bool) -> None:
         """One observation point: integrate what the last one saw up to now, then look again."""
@@ -131,15 +155,21 @@ class Protection:
                 states[symbol] = CHECKED
             elif trader.mode is Mode.HANDS_OFF:
                 states[symbol] = HANDS_OFF
-            elif stops[symbol] > 0:
-                states[symbol] = STOP_SMALLER
-            elif symbol in self.refused:
-                states[symbol] = REFUSED
-            elif self._states.get(symbol) == GUARDED and guards(trader.mode):
-                states[symbol] = REPLACING  # it had one at the last look, and keeps one
             else:
-                states[symbol] = NO_STOP_DEAD if not alive else NO_STOP_UNCHECKED
+                states[symbol] = self._bare(symbol, stops[symbol], trader.mode, alive)
         return states
+
+    def _bare(self, symbol: str, stop: float, mode: Mode, alive: bool) -> str:
+        """Why a position no stop guards and no live bot checks is so."""
+        if stop > 0:
+            return STOP_SMALLER
+        if symbol in self.refused:
+            return REFUSED
+        if not alive and symbol in self._bared and symbol not in self._followed:
+            return IN_ONE_REQUEST
+        if self._states.get(symbol) == GUARDED and guards(mode):
+            return REPLACING  # it had one at the last look, and keeps one
+        return NO_STOP_DEAD if not alive else NO_STOP_UNCHECKED
 
     def _close(self, symbol: str, gap: _Gap) -> None:
         if gap.seconds > self.longest.seconds:
@@ -147,6 +177,9 @@ class Protection:
         if gap.cause == REFUSED:
             # Nothing the bot can rest there; its own check guarded it while it lived.
             self.seconds["venue refused"] += gap.seconds
+            return
+        if gap.cause == IN_ONE_REQUEST:
+            self.seconds["died inside one request"] += gap.seconds
             return
         if gap.seconds <= self.cycle_seconds:
             self.seconds["replacement gaps"] += gap.seconds
