@@ -17,7 +17,10 @@ bot's process ends now and then (a crash at a store write, a kill at a random mo
 shutdown mid-cycle) and restarts from the store; with --dead-hosts, after some endings only
 once its host has been dead for minutes (the exchange's stops trigger meanwhile). The referee
 also measures protection itself: position-seconds guarded by a resting stop, checked by a live
-bot, or unprotected (sim/chaos/protection.py). Dead hosts are opt-in until the gaps they show
+bot, or unprotected (sim/chaos/protection.py). Half the seeds run on the paper exchange's
+event feed (sim/chaos/feeds.py: events lost, repeated, out of order, silences and drops; the
+REST sync only every 2 or 5 cycles while it looks healthy), and the referee wants every fill a
+lost event carried found by the next fair sync. Dead hosts are opt-in until the gaps they show
 are closed (issue 18): a position between its entry and its stop, and the modes that lift
 stops to exit (a stop, a kill, a failsafe), are unguarded while the host is dead. The
 machinery is sim/chaos/soak.py; the invariants are sim/chaos/referee.py. A seed reproduces its

@@ -87,6 +87,7 @@ class FeedConsumer:
         self._pushed: dict[str, Ticker] = {}
         self._seeded_at: float | None = None  # when a REST bulk read seeded the pushed tickers
         self._was_healthy = False
+        self.skipped = False  # the cycle skipped its sync: who else has orders resting is unsure
 
     @classmethod
     def of(
@@ -132,7 +133,7 @@ class FeedConsumer:
         applier, self._applier = self._applier, None
         if applier is not None:
             applier.cancel()
-            await asyncio.wait([applier])
+            await asyncio.gather(applier, return_exceptions=True)
         if self.feed is not None:
             await self.feed.close()
 

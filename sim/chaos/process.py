@@ -95,7 +95,9 @@ class Process:
     dispatcher: Dispatcher | None
 
     async def abandon(self) -> None:
-        """What the ended process still had running (its flattening) is cancelled."""
+        """What the ended process still had running (its flattening, its event feed) is
+        cancelled."""
+        await self.trader.feed.close()
         task = self.trader.failsafe.flattening
         if task is None:
             return
