@@ -49,6 +49,7 @@ class PushedStops:
         task = asyncio.create_task(self._check(symbol), name=f"pushed stop {symbol}")
         self._checks[symbol] = task
         task.add_done_callback(lambda _: self._checks.pop(symbol, None))
+        task.add_done_callback(_retrieve)
 
     async def close(self) -> None:
         tasks = list(self._checks.values())
@@ -95,3 +96,10 @@ def crossed(position: Position, price: float, stop_resting: bool) -> bool:
     if stop is not None and price <= stop and not stop_resting:
         return True
     return position.take_profit is not None and price >= position.take_profit
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    """A check ends by itself: `Failsafe.guarded` has dealt with any Exception; what else ended
+    it (the process dying) has nobody left to tell."""
+    if not task.cancelled():
+        task.exception()
