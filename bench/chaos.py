@@ -18,9 +18,12 @@ shutdown mid-cycle) and restarts from the store; with --dead-hosts, after some e
 once its host has been dead for minutes (the exchange's stops trigger meanwhile). The referee
 also measures protection itself: position-seconds guarded by a resting stop, checked by a live
 bot, or unprotected (sim/chaos/protection.py); a host dying inside the one request a position
-may go without its stop is counted apart. Dead hosts are opt-in until the gaps they still show
-are closed (issue 18): a /stop's limit exit resting at the touch (no stop can rest beside it)
-and a kill's exit of unknown outcome leave positions bare while the host is dead. The
+may go without its stop is counted apart. Half the seeds run on the paper exchange's event feed
+(sim/chaos/feeds.py: events lost, repeated, out of order, silences and drops; the REST sync only
+every 2 or 5 cycles while it looks healthy), and the referee wants every fill a lost event
+carried found by the next fair sync. Dead hosts are opt-in until the gaps they still show are
+closed (issue 18): a /stop's limit exit resting at the touch (no stop can rest beside it) and a
+kill's exit of unknown outcome leave positions bare while the host is dead. The
 machinery is sim/chaos/soak.py; the invariants are sim/chaos/referee.py. A seed reproduces its
 run exactly: the digest printed per seed is the same every time (the hash seed is pinned).
 """

@@ -93,6 +93,7 @@ class Account:
         self.foreign_orders = len(self.foreign)
         self.last_sync_at = self.clock.time()
         if self.feed is not None:
+            self.feed.skipped = False
             self.feed.synced(differences)
         self.on_synced(differences)
         return differences
@@ -122,8 +123,18 @@ class Account:
 
     def sync_due(self) -> bool:
         """Whether a cycle syncs: every cycle, but every sync interval while a healthy event
-        feed keeps the book current."""
-        return self.feed is None or self.feed.sync_due()
+        feed keeps the book current, unless the bot's working orders want the dead man's
+        switch: it cancels every order of the account, so it is armed only on a fresh REST look
+        at who else has orders resting (a feed may have lost the owner's new order)."""
+        if self.feed is None:
+            return True
+        due = self.feed.sync_due() or self._dead_man_wanted()
+        self.feed.skipped = not due
+        return due
+
+    def _dead_man_wanted(self) -> bool:
+        working = (t for t in self.book.orders.values() if t.purpose != Purpose.GUARD)
+        return bool(self.connector.venue.has_cancel_all_after) and any(working)
 
     async def fetch_tickers(self, symbols: list[str]) -> dict[str, Ticker]:
         """Tickers for some symbols (pushed by a healthy feed, else read), or none this cycle
@@ -216,9 +227,10 @@ class Account:
         stop or an order that is not the bot's rests (it would cancel those too)."""
         orders = list(self.book.orders.values())
         stops = any(t.purpose == Purpose.GUARD for t in orders)
+        unsure = self.feed is not None and self.feed.skipped
         await self.connector.guard_dead_man(
             working=any(t.confirmed and t.purpose != Purpose.GUARD for t in orders),
-            others=self.foreign_orders > 0 or stops,
+            others=self.foreign_orders > 0 or stops or unsure,
         )
 
     def report_equity(self) -> None:

@@ -24,7 +24,7 @@ from trading.book_change import Changes
 from trading.client_ids import CLIENT_ID_PREFIX, ClientIds, client_id_purpose
 from trading.clock import Clock
 from trading.events import Notify, TradeClosed, TradeOpened
-from trading.fills import Fill, Fills
+from trading.fills import Fill, Fills, charged
 from trading.models import Market, Order, OrderRequest, OrderStatus, Position, Side
 from trading.modes import Purpose, exit_reason
 from trading.store import ClosedTrade, Store
@@ -211,22 +211,28 @@ class Book:
 
     def update(self, order: Order) -> list[ClosedTrade]:
         """An order as the exchange reports it now; applies what filled since the store last
-        recorded it, in one transaction with the order's new state. A report older than that
-        record (less filled) changes nothing."""
+        recorded it, in one transaction with the order's new state, and the fee it reports
+        beyond the one recorded (a look without it came first). A report older than that record
+        (less filled) changes nothing."""
         tracked = self.orders.get(order.id)
         if tracked is None:
+            self._late_fee(order)
             return []
         with self._changes.change():
-            delta = order.filled - self._recorded_fill(order)
+            stored = self.store.order(self.label, order.id)
+            recorded = stored.order if stored is not None else None
+            delta = order.filled - (recorded.filled if recorded is not None else 0.0)
             if delta < -EPSILON:
                 return []  # an older look at the order than the one recorded: nothing new
             closed: list[ClosedTrade] = []
-            if delta > EPSILON:
-                fill = self._fills.of(order, delta)
-                if tracked.side is Side.BUY:
-                    self._apply_buy(tracked, order, fill)
-                else:
-                    closed += self._apply_sell(tracked, order, fill)
+            fill = self._fills.of(order, max(0.0, delta), recorded)
+            if delta <= EPSILON and fill.fee > EPSILON:
+                self._fills.late_fee(self.free, self.positions, fill, tracked.side)
+            elif delta > EPSILON and tracked.side is Side.BUY:
+                self._apply_buy(tracked, order, fill)
+            elif delta > EPSILON:
+                closed += self._apply_sell(tracked, order, fill)
+            order = charged(order, recorded)
             tracked.order = order
             self.store.save_order(self.label, order, tracked.purpose, at=self.clock.time())
             if not order.is_open:
@@ -236,6 +242,20 @@ class Book:
                 if tracked.side is Side.BUY and order.filled > EPSILON:
                     self._changes.announce(lambda: self._announce_entry(tracked, order))
         return closed
+
+    def _late_fee(self, order: Order) -> None:
+        """A look at an order the book no longer follows (closed by a pushed fill) that adds
+        only the fee the earlier look lacked: charged now."""
+        stored = self.store.order(self.label, order.id)
+        if stored is None or abs(order.filled - stored.order.filled) > EPSILON:
+            return
+        fill = self._fills.of(order, 0.0, stored.order)
+        if fill.fee <= EPSILON:
+            return
+        with self._changes.change():
+            self._fills.late_fee(self.free, self.positions, fill, order.side)
+            order = charged(order, stored.order)
+            self.store.save_order(self.label, order, stored.purpose, at=self.clock.time())
 
     def _recorded_fill(self, order: Order) -> float:
         """How much of `order` the store has applied already (none before its first record)."""

@@ -38,6 +38,7 @@ from trading.order_commands import OrderCommands
 from trading.orders import OrderRouter
 from trading.paper_reset import reset_paper
 from trading.parts import Parts
+from trading.pushed_stops import PushedStops
 from trading.reconcile import Difference
 from trading.risk import RiskSnapshot
 from trading.scanner import Scanner
@@ -154,6 +155,14 @@ class Trader:
         self.order_commands = OrderCommands(self.parts)  # /orders, /cancelorder
         self.instrument = Instrument(self.parts, strategy, self.scanner, self.order_commands)
         self.lifecycle = Lifecycle(log)
+        self.pushed_stops = PushedStops(
+            self.parts,
+            self.decisions.protect,
+            self.failsafe,
+            self.lifecycle,
+            started=lambda: self.started,
+        )
+        self.feed.on_price = self.pushed_stops.price
         self.timing = Timing()
         self._restored = False
         self.entries = EntryHold(connector, label=label, clock=clock, notify=notify, log=log)
@@ -266,6 +275,7 @@ class Trader:
         the caller's."""
         await self.failsafe.stop()
         await self.feed.close()
+        await self.pushed_stops.close()
 
     # ------------------------------------------------------------ the cycle
 

@@ -90,6 +90,8 @@ class FeedConsumer:
         self._pushed: dict[str, Ticker] = {}
         self._seeded_at: float | None = None  # when a REST bulk read seeded the pushed tickers
         self._was_healthy = False
+        self.on_price: Callable[[Ticker], None] = lambda ticker: None  # pushed, between cycles
+        self.skipped = False  # the cycle skipped its sync: who else has orders resting is unsure
 
     @classmethod
     def of(
@@ -135,7 +137,7 @@ class FeedConsumer:
         applier, self._applier = self._applier, None
         if applier is not None:
             applier.cancel()
-            await asyncio.wait([applier])
+            await asyncio.gather(applier, return_exceptions=True)
         if self.feed is not None:
             await self.feed.close()
 
@@ -146,6 +148,7 @@ class FeedConsumer:
         if isinstance(item, Ticker):
             self._pushed[item.symbol] = item
             self.account.tickers[item.symbol] = item
+            self.on_price(item)
         elif not self._started():
             return  # the start's sync reads the account whole
         elif isinstance(item, Balance):

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 
-from trading.models import Market, Order, Position
+from trading.models import Market, Order, Position, Side
 from trading.store import ClosedTrade, Store
 
 
@@ -79,6 +79,20 @@ class Tally:
         return cls(**json.loads(raw)) if raw else cls()
 
 
+def charged(order: Order, recorded: Order | None) -> Order:
+    """`order` with the fee charged for it so far: a look with less of it (a REST read that
+    leaves out what the stream said) does not make the record forget it."""
+    if recorded is None or recorded.fee_cost <= order.fee_cost:
+        return order
+    if not _same_fee_currency(order, recorded):
+        return order
+    return replace(order, fee_cost=recorded.fee_cost, fee_currency=recorded.fee_currency)
+
+
+def _same_fee_currency(order: Order, recorded: Order) -> bool:
+    return order.fee_currency in (None, recorded.fee_currency) or recorded.fee_currency is None
+
+
 class Fills:
     """One account's fills in numbers. `price_of(symbol)` is the last known price of a market
     (None: unknown); it values fees charged in a third currency."""
@@ -101,10 +115,17 @@ class Fills:
         self.log = log
         self._unvalued: set[str] = set()  # fee currencies already reported as not valued
 
-    def of(self, order: Order, delta: float) -> Fill:
-        """The fill of `delta` base, as part of `order` as the exchange reports it now."""
+    def of(self, order: Order, delta: float, recorded: Order | None = None) -> Fill:
+        """The fill of `delta` base (0: only a fee reported late), as part of `order` as the
+        exchange reports it now, `recorded` being the store's last record of it. Its fee is
+        what the order's fee grew by since that record, so a look without the fee (a pushed
+        fill's) is made good by the next that has it; in another currency than the record's,
+        its share of the order's fee."""
         price = order.average or order.price or 0.0
-        fee = order.fee_cost * (delta / order.filled if order.filled else 1.0)
+        if recorded is not None and recorded.fee_cost and not _same_fee_currency(order, recorded):
+            fee = order.fee_cost * (delta / order.filled if order.filled else 1.0)
+        else:
+            fee = max(0.0, order.fee_cost - (recorded.fee_cost if recorded is not None else 0.0))
         currency = order.fee_currency or self.quote
         valued = self._in_quote(order.symbol, currency, fee, price)
         return Fill(order.symbol, delta, price, fee, currency, valued)
@@ -130,6 +151,27 @@ class Fills:
         amount = old.amount + net
         average = (old.cost + net * fill.price) / amount if amount > 0 else fill.price
         return replace(old, amount=amount, entry_price=average)
+
+    def late_fee(
+        self, free: dict[str, float], positions: dict[str, Position], fill: Fill, side: Side
+    ) -> None:
+        """A fee reported after its fill was applied without it: the free balance pays it and
+        the open position counts it (a buy's entry fee, less of the coin where it was charged
+        in it; a sell's exits). A position closed meanwhile keeps its trade as recorded."""
+        free[fill.fee_currency] = free.get(fill.fee_currency, 0.0) - fill.fee
+        position = positions.get(fill.symbol)
+        if position is None:
+            return
+        if side is Side.SELL:
+            self.exited(fill, self._tally(fill.symbol).reason)
+            return
+        fees = self._entry_fee(fill.symbol) + fill.fee_quote
+        self.store.set_meta(self._fee_key(fill.symbol), repr(fees))
+        market = self._markets().get(fill.symbol)
+        if market is not None and fill.fee_currency == market.base:
+            position = replace(position, amount=max(0.0, position.amount - fill.fee))
+            self.store.save_position(position)
+            positions[fill.symbol] = position
 
     def sold(self, free: dict[str, float], fill: Fill, reserved: float) -> None:
         """Move the free balances for a sell, `reserved` of whose base the open order already

@@ -80,6 +80,7 @@ class Reconciler:
         self._misses: dict[str, int] = {}  # client order id -> lookups past the window
         self._short: dict[str, int] = {}  # symbol -> consecutive syncs showing a shortfall
         self._refused: dict[str, int] = {}  # order id -> lookups refused with a generic error
+        self._fee_owed: dict[str, str] = {}  # order id -> symbol: pushed closed without its fee
 
     async def reconcile(self, state: AccountState) -> list[Difference]:
         """Bring the book in line with `state` (a fresh sync). Fatal and bugs propagate."""
@@ -91,6 +92,7 @@ class Reconciler:
             found = await self._resolve(tracked, open_on_exchange, by_client)
             if found is not None:
                 differences.append(found)
+        await self._look_up_fees()
         # The balance already counts every fill above: it replaces the book's running estimate
         # only now, so that applying those fills did not count them twice.
         book.free = dict(state.balance.free)
@@ -123,11 +125,13 @@ class Reconciler:
                 return None
             self._forget(order.client_order_id)
             self.book.placed(tracked, order)
+            self._owe_fee(order)
             return Difference("adopted", order.symbol, f"order {order.client_order_id} pushed")
         if tracked is None or not tracked.confirmed:
             return None
         was = tracked.order.filled
         self.book.update(order)
+        self._owe_fee(order)
         if order.filled > was + EPSILON:
             return Difference("filled", order.symbol, f"{order.filled:g} of {order.amount:g}")
         return None if order.is_open else Difference("gone", order.symbol, str(order.status))
@@ -184,6 +188,21 @@ class Reconciler:
                 "adopted", order.symbol, f"{final.side} {final.filled - was:g} filled while away"
             )
         return Difference("gone", order.symbol, f"order {order.id} {final.status}")
+
+    def _owe_fee(self, order: Order) -> None:
+        """A pushed order closed with fills but no fee: the next sync looks it up once."""
+        if not order.is_open and order.filled > EPSILON and order.fee_currency is None:
+            self._fee_owed[order.id] = order.symbol
+
+    async def _look_up_fees(self) -> None:
+        """One REST look at each order a push closed without saying its fee: the book charges
+        what that look reports (the feed's fill stays applied whatever the answer)."""
+        owed, self._fee_owed = self._fee_owed, {}
+        for order_id, symbol in owed.items():
+            try:
+                self.book.update(await self.connector.fetch_order(order_id, symbol))
+            except Recoverable as fault:
+                self.log.info("reconcile: no fee for order %s (%s)", order_id, fault.kind)
 
     def _gone(self, order: Order, fault: Rejected) -> bool:
         """Whether a refused lookup means the exchange no longer has the order. OrderNotFound

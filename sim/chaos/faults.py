@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sim.chaos.actors import ChaosStrategy
 from sim.chaos.books import exchange_order
@@ -29,9 +29,12 @@ from trading.errors import (
     Rejected,
     Transient,
 )
-from trading.models import OrderRequest, OrderType, Side
+from trading.models import Deliver, OrderRequest, OrderType, Side
 from trading.modes import Purpose
 from trading.venues.paper import PaperExchange
+
+if TYPE_CHECKING:
+    from sim.chaos.feeds import ChaosFeed, ChaosFeeds
 
 READ_CALLS = (
     "fetch_tickers",
@@ -108,6 +111,11 @@ class ChaosVenue:
         self._noise = random.Random(f"{rng.random()}|retryable")
         self.stop_refusal_rate = rng.choice(STOP_REFUSAL_RATES)
         self.stops_refused = 0
+        self.feeds: ChaosFeeds | None = None  # the exchange's event stream, on half the seeds
+
+    def open_feed(self, deliver: Deliver) -> ChaosFeed | None:
+        """The exchange's event stream as the calling process hears it (sim/chaos/feeds.py)."""
+        return self.feeds.open(deliver, self.life) if self.feeds is not None else None
 
     @property
     def has_bulk_tickers(self) -> bool:

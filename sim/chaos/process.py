@@ -95,12 +95,16 @@ class Process:
     dispatcher: Dispatcher | None
 
     async def abandon(self) -> None:
-        """What the ended process still had running (its flattening) is cancelled."""
-        task = self.trader.failsafe.flattening
-        if task is None:
-            return
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        """What the ended process still had running (its flattening, its event feed and the
+        checks of its pushed prices) is cancelled."""
+        flattening = {self.trader.failsafe.flattening}
+        await self.trader.feed.close()
+        await self.trader.pushed_stops.close()
+        flattening.add(self.trader.failsafe.flattening)  # one may have started meanwhile
+        tasks = [task for task in flattening if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass

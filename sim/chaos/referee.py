@@ -41,7 +41,7 @@ import hashlib
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sim.chaos.alarms import Alarms
@@ -153,6 +153,7 @@ class Monitor:
         self.books = Books(settings, paper, self.violation, self.stats)
         self.alarms = Alarms(self.events, self.violation, self.stats)
         self.protection = Protection(paper, clock, settings.scan_interval_seconds, self.violation)
+        self.after_fair_sync: list[Callable[[], None]] = []  # more checks (sim/chaos/feeds.py)
         self._quiet = 0
         self._flat_reported = False
         self._faults = 0
@@ -321,6 +322,8 @@ class Monitor:
             return  # something moved while the sync ran: the comparison would not be fair
         self.stats["exchange checks"] += 1
         self.books.against_exchange(now)
+        for check in self.after_fair_sync:
+            check()
 
     # -- at the end of every cycle (and after commands)
 

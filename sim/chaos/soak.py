@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chatbot.notifier import Notifier
 from chatbot.senders import Message
@@ -45,6 +45,7 @@ from sim.chaos.faults import (
     FaultMaker,
     FaultPlanner,
 )
+from sim.chaos.feeds import ChaosFeeds
 from sim.chaos.process import (
     CrashingStore,
     Ending,
@@ -84,6 +85,7 @@ __all__ = [
 
 SCAN_INTERVAL = 60.0
 MARKETS = 12
+SYNC_INTERVALS = (120.0, 300.0)  # with the event feed: a REST sync every 2 or 5 cycles
 # Seconds an owner command may take to answer: far more than a kill's patience, a lock's wait
 # and the slowest injected latency together; a command still silent then never answers.
 COMMAND_PATIENCE = 900.0
@@ -131,14 +133,21 @@ async def soak(
     retire_at: int | None = None,
     dead_host: tuple[int, float] | None = None,
     dead_hosts: bool = False,
+    feed: bool | None = None,
 ) -> SeedReport:
     """Run one seed for `cycles` cycles on a VirtualTimeLoop and check every invariant.
     `direct`: commands call the trader's operations, not the handlers; `retire_at`: the cycle
     at which fetch_balance starts answering 404 for good (else a rare random draw); `dead_host`:
     (cycle, seconds): the bot is killed early in that cycle and its host stays dead that long;
-    `dead_hosts`: after some of the random endings the host stays dead for minutes."""
+    `dead_hosts`: after some of the random endings the host stays dead for minutes; `feed`:
+    the exchange's event stream on (True), off (False), or on for half the seeds (None)."""
     rng = random.Random(seed)
     settings, balance = seed_settings(rng)
+    feed_rng = random.Random(f"{seed}|feed")
+    feeding = feed_rng.random() < 0.5 if feed is None else feed
+    if feeding:
+        interval = feed_rng.choice(SYNC_INTERVALS)
+        settings = replace(settings, event_feed="auto", sync_interval_seconds=interval)
     feed = SyntheticFeed(seed=seed, markets=MARKETS, quote=settings.quote, clock=clock)
     user = User(random.Random(f"{seed}|user"))
     coins = user.holds(await feed.load_markets(), feed)
@@ -148,6 +157,11 @@ async def soak(
     monitor = Monitor(seed, settings, paper, clock)
     monitor.outsider(user)
     venue = ChaosVenue(paper, monitor, clock, random.Random(f"{seed}|venue"))
+    if feeding:
+        venue.feeds = feeds = ChaosFeeds(paper, clock, feed_rng, monitor.quoted)
+        monitor.after_fair_sync.append(
+            lambda: feeds.check(monitor.trader, venue.denied, monitor.violation)
+        )
     inbox = _Inbox()
     notifier = Notifier([inbox], clock=clock, queue_size=10, emergency_repeat=300.0)
     strategy = ChaosStrategy(random.Random(f"{seed}|strategy"), monitor)
@@ -166,6 +180,10 @@ async def soak(
         for cycle in range(cycles):
             process = await soaking.cycle(cycle, process)
         await monitor.guard("close", process.trader.close())
+    if venue.feeds is not None:
+        await venue.feeds.close()
+        monitor.stats.update(venue.feeds.stats)
+        monitor.stats["seeds with the event feed"] = 1
     monitor.finish(notifier)
     monitor.stats["messages sent"] = inbox.sent
     monitor.stats.update({f"user's orders {what}": n for what, n in user.actions.items()})
@@ -202,6 +220,8 @@ class _Soak:
         if not process.life.alive:  # died between cycles (its flattening, a late command)
             process = await self._restart(process)
         self.planner.before_cycle(cycle)
+        if world.venue.feeds is not None:
+            world.venue.feeds.before_cycle()
         # The dead man's switch armed over the bot's orders: the user's orders and a restart
         # come likelier now, the moment they could meet it.
         armed = process.trader.connector.health.dead_man_armed_until is not None
@@ -279,6 +299,7 @@ def run_seed(
     retire_at: int | None = None,
     dead_host: tuple[int, float] | None = None,
     dead_hosts: bool = False,
+    feed: bool | None = None,
 ) -> SeedReport:
     """One seed, start to finish, on its own VirtualTimeLoop (picklable, for a process pool)."""
     return run_simulated(
@@ -290,5 +311,6 @@ def run_seed(
             retire_at=retire_at,
             dead_host=dead_host,
             dead_hosts=dead_hosts,
+            feed=feed,
         )
     )
