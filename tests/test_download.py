@@ -5,6 +5,7 @@ largest markets, refuses what it cannot download by name, and the result replays
 from __future__ import annotations
 
 import io
+import itertools
 import time
 
 import pytest
@@ -60,15 +61,13 @@ async def test_the_top_markets_are_downloaded_closed_and_paged_past_one_answer(w
     ]  # fmt: skip
     five = _times(folder, "BTC/USDT", "5m")
     assert len(five) >= 4 * 288 - 2  # more than Binance's 1000 a page: a second page was read
-    assert all(b - a == 300_000 for a, b in zip(five, five[1:], strict=False))
+    assert all(b - a == 300_000 for a, b in itertools.pairwise(five))
     assert five[-1] / 1000 + 300 <= time.time()  # the candle still forming is not written
     assert fake.calls(KLINES) >= 2 * (2 + 1)
     assert "1/2 BTC/USDT: 5m +" in out and "2/2 ETH/USDT: 5m +" in out
 
 
-async def test_a_second_run_resumes_after_the_last_stored_candle_without_duplicates(
-    workdir, fake
-):
+async def test_a_second_run_resumes_after_the_last_stored_candle_without_duplicates(workdir, fake):
     assert (await _download(fake, "--days", "2", "--symbols", "SOL/USDT"))[0] == 0
     folder = workdir / "data" / "market" / "binance"
     path = folder / file_name("SOL/USDT", "5m")
