@@ -6,10 +6,15 @@ Application polling the loopback fake Bot API, in front of the engine on paper."
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 
 from chatbot.__main__ import main
+from chatbot.app import build
+from chatbot.config import load_settings
+from chatbot.console import Console
 from sim.clock import FakeClock
+from sim.faults import FaultyPaper
 from tests.engine_support import make_rig
 from tests.handlers_support import make_office
 from tests.telegram_support import api_fixture, polling, say  # noqa: F401 (fixtures)
@@ -126,3 +131,40 @@ async def test_what_was_recorded_replays_through_the_backtest(tmp_path, monkeypa
     assert await asyncio.to_thread(main, args) == 0
     out = capsys.readouterr().out
     assert f"on paper ({len({f.symbol for f in files})} markets, {root / 'paper'})" in out
+
+
+async def _console(bot, text: str) -> str:
+    out = io.StringIO()
+    await Console(bot.dispatcher, inp=io.StringIO(text), out=out).run()
+    return out.getvalue()
+
+
+async def _close(bot) -> None:
+    for trader in bot.traders:
+        await trader.close()
+    await bot.http.aclose()
+    bot.store.close()
+
+
+async def test_the_bot_records_from_the_console_and_a_restart_continues(tmp_path):
+    settings = load_settings({"DATA_DIR": str(tmp_path), "HEALTH_PORT": "off"})
+    clock = FakeClock()
+    bot = build(settings, [FaultyPaper(clock=clock, markets=12)], clock=clock, out=io.StringIO())
+    try:
+        said = await _console(bot, "/record on\n")
+        assert "Recording is on" in said
+        trader = bot.traders[0]
+        await trader.start()
+        for _ in range(3):
+            await trader.run_cycle()
+            clock.advance(300.0)
+    finally:
+        await _close(bot)
+    files, _ = series_files(tmp_path / "market" / "paper")
+    assert files and {f.timeframe for f in files} == set(TrendStrategy.timeframes)
+    again = build(settings, [FaultyPaper(clock=clock, markets=12)], clock=clock, out=io.StringIO())
+    try:
+        said = await _console(again, "/record\n")
+    finally:
+        await _close(again)
+    assert "Recording: on" in said and f"paper: {len({f.symbol for f in files})} symbols" in said
