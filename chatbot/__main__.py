@@ -1,5 +1,6 @@
 """`python -m chatbot` runs the bot; `python -m chatbot check` checks every account;
-`python -m chatbot backtest ...` replays recorded candles through the engine (chatbot/backtest.py).
+`python -m chatbot backtest ...` replays recorded candles through the engine (chatbot/backtest.py);
+`python -m chatbot download ...` fetches candle history for it (chatbot/download.py).
 
 Exit status 2 is a configuration the bot refuses (nothing started, no exchange touched): a bad
 variable, real orders without a channel that can stop them, or a saved paper account it cannot
@@ -16,7 +17,7 @@ import sys
 from chatbot.config import from_environment, load_settings, print_problems
 from chatbot.logsetup import setup_logging
 
-USAGE = "usage: python -m chatbot [check | backtest [--help]]"
+USAGE = "usage: python -m chatbot [check | backtest [--help] | download [--help]]"
 
 log = logging.getLogger("chatbot.config")
 
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from chatbot.backtest import main as backtest
 
         return backtest(argv[1:])
+    if argv[:1] == ["download"]:
+        from chatbot.download import main as download
+
+        return download(argv[1:])
     if argv not in ([], ["check"]):
         print(USAGE, file=sys.stderr)
         return 2

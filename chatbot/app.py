@@ -48,6 +48,7 @@ from trading.desk import Desk
 from trading.engine import Trader
 from trading.models import Venue
 from trading.paper_reset import reset_at_start
+from trading.recorder import MarketRecorder
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.venues.paper_state import PaperStateError
@@ -135,6 +136,7 @@ def build(
         settings.notify, senders, pagers_from_settings(settings.notify, http), clock=clock
     )
     strategy = strategy_of(settings.trading)
+    recorder = MarketRecorder(settings.data_dir / "market", store)
     traders = [
         Trader(
             Connector(
@@ -150,6 +152,7 @@ def build(
             settings=settings.trading,
             clock=clock,
             notify=notifier.notify,
+            tap=recorder.tap(venue.name),
         )
         for venue in venues
     ]
@@ -176,6 +179,7 @@ def build(
         )
     ctx.desk = desk
     ctx.notifier = notifier
+    ctx.recorder = recorder
     ctx.abort = lambda: bot.request_stop(0)
     ctx.logs = RECENT.last
     return bot

@@ -28,3 +28,4 @@ class Context:
     # Drops every confirmation still open, returning their command lines (the dispatcher's).
     drop_confirmations: Callable[[], list[str]] = lambda: []
     logs: Callable[[int], list[str]] | None = None  # the last n log lines, redacted
+    recorder: Any = None  # trading.recorder.MarketRecorder, for /record

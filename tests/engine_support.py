@@ -11,6 +11,7 @@ from trading.connector import Connector
 from trading.engine import Trader
 from trading.events import Event
 from trading.models import Candle, Order, OrderRequest, OrderType, Position, Side, Ticker
+from trading.scanner import ReadTap
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.strategies.base import Signal
@@ -123,6 +124,7 @@ def make_rig(
     paper: PaperExchange | None = None,
     events: list[Event] | None = None,
     markets: int = 12,
+    tap: ReadTap | None = None,
     **paper_options,
 ) -> Rig:
     events = [] if events is None else events
@@ -137,5 +139,6 @@ def make_rig(
         settings=settings,
         clock=clock,
         notify=events.append,
+        tap=tap,
     )
     return Rig(clock, paper, connector, store, strategy, trader, events)

@@ -19,6 +19,7 @@ from tests.engine_support import SETTINGS, Rig, ScriptedStrategy, make_rig
 from trading.clock import Clock
 from trading.desk import Desk
 from trading.events import Event
+from trading.recorder import MarketRecorder
 from trading.settings import TradingSettings
 from trading.store import Store
 from trading.venues.paper import PaperExchange
@@ -92,9 +93,12 @@ def make_office(
     markets: int = 12,
     venue: type[PaperExchange] = FaultyPaper,
     notifier: Notifier | None = None,
+    recorder: Callable[[Store], MarketRecorder] | None = None,
 ) -> Office:
-    """With a `notifier`, the traders' events reach it too (as in the app), not only the list."""
+    """With a `notifier`, the traders' events reach it too (as in the app), not only the list;
+    with a `recorder` (built on the office's store), /record works and the scanners tap it."""
     store = Store(":memory:")
+    market = recorder(store) if recorder is not None else None
     events: list[Event] = _Tee(notifier) if notifier is not None else []
     notifier = notifier or Notifier([ConsoleSender(io.StringIO())], clock=clock)
     rigs = []
@@ -109,6 +113,7 @@ def make_office(
                 store=store,
                 paper=paper,
                 events=events,
+                tap=market.tap(name) if market is not None else None,
             )
         )
     desk = Desk([r.trader for r in rigs], store=store, clock=clock)
@@ -119,6 +124,7 @@ def make_office(
         settings=redacted if redacted is not None else {"telegram": {"token": "***"}},
         jobs=jobs,
         versions=VERSIONS,
+        recorder=market,
     )
     office = Office(clock, store, rigs, desk, ctx, Dispatcher(ctx), notifier, events)
     ctx.abort = lambda: office.aborted.append(True)

@@ -22,6 +22,8 @@ CCXT_HOMES = {
     "trading/venues/ccxt_faults.py",
     "trading/venues/ccxt_exchanges.py",
     "trading/venues/ccxt_parse.py",
+    # a public-only venue that also pages candle history, for `python -m chatbot download`
+    "trading/venues/ccxt_history.py",
     "trading/venues/feed.py",
 }
 TELEGRAM_PREFIX = "chatbot/"

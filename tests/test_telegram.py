@@ -79,6 +79,7 @@ async def test_every_command_in_the_table_acts_and_answers(api, office):
         await say(api, "/sync", "synced")
         await say(api, "/debug", "<b>Debug</b>")
         await say(api, "/ack", "Nothing to acknowledge")
+        await say(api, "/record", "Recording")
         await say(api, "/trades", "SOL/USDT")
         await say(api, "/profit", "realized")
         await say(api, "/daily", "Daily profit")

@@ -41,7 +41,7 @@ from trading.parts import Parts
 from trading.pushed_stops import PushedStops
 from trading.reconcile import Difference
 from trading.risk import RiskSnapshot
-from trading.scanner import Scanner
+from trading.scanner import ReadTap, Scanner
 from trading.settings import TradingSettings
 from trading.state import TraderState
 from trading.status import Timing, TraderStatus, info, status
@@ -69,6 +69,7 @@ class Trader:
         kill_patience: float = 20.0,
         lock_wait: float = 5.0,
         order_rate: float | None = None,
+        tap: ReadTap | None = None,
     ) -> None:
         label = connector.label
         log = logging.getLogger(f"trading.{label.replace(':', '.')}")
@@ -144,6 +145,7 @@ class Trader:
             min_quote_volume=settings.min_quote_volume,
             log=log,
             pushed=self.account.feed,
+            tap=tap,
         )
         self.decisions = Decisions(self.parts, strategy, self.scanner)
         per_candidate = max(1, len(strategy.timeframes))

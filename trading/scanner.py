@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,6 +39,14 @@ class PushedTickers(Protocol):
         """All tickers, or None: read them over REST and `seed` the feed with them."""
 
     def seed(self, tickers: dict[str, Ticker]) -> None: ...
+
+
+class ReadTap(Protocol):
+    """What the scan read, handed over as it arrives (trading/recorder.py: /record)."""
+
+    def candles(self, symbol: str, timeframe: str, closed: Sequence[Candle]) -> None: ...
+
+    def tickers(self, tickers: Mapping[str, Ticker]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -75,9 +83,11 @@ class Scanner:
         min_quote_volume: float,
         log: logging.Logger | None = None,
         pushed: PushedTickers | None = None,
+        tap: ReadTap | None = None,
     ) -> None:
         self.connector = connector
         self.pushed = pushed
+        self.tap = tap
         self.strategy = strategy
         self.quote = quote
         self.min_quote_volume = min_quote_volume
@@ -111,6 +121,8 @@ class Scanner:
             result = await self._scan_bulk(tradable, budget - loaded)
         else:
             result = await self._scan_rotation(tradable, budget - loaded, watch)
+        if self.tap is not None:
+            self.tap.tickers(result.tickers)
         return self._report(replace(result, requests=result.requests + loaded))
 
     async def candles_for(self, symbol: str) -> dict[str, list[Candle]]:
@@ -122,7 +134,10 @@ class Scanner:
         # One more than the strategy wants: an exchange returns the candle still forming last.
         limit = self.strategy.candle_limit
         series = await self.connector.candles(symbol, timeframe, limit + 1)
-        return closed_candles(series, timeframe, self.connector.market_time(), limit)
+        closed = closed_candles(series, timeframe, self.connector.market_time(), limit)
+        if self.tap is not None:
+            self.tap.candles(symbol, timeframe, closed)
+        return closed
 
     # -- the two ways to cover the universe
 

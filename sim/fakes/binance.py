@@ -325,19 +325,30 @@ class FakeBinance:
         }
 
     def _klines(self, params: dict) -> list[list]:
+        """Binance's paging: at most `limit` (default 500, at most 1000) candles from the first
+        whose open is at or after `startTime` (without it: the last ones), none opening after
+        `endTime` or later than now; the last one is the candle still forming."""
         m = self.book.market(params["symbol"])
         step = INTERVAL_SECONDS[params["interval"]] * 1000
-        limit = int(params.get("limit", "500"))
+        limit = min(int(params.get("limit", "500")), 1000)
         last_open = self.server_ms() // step * step
-        rows = []
-        for i in range(limit - 1, -1, -1):
-            t = last_open - i * step
-            wave = 1 + 0.01 * math.sin(t / step / 7)  # deterministic from the open time
-            o, c = m.price * wave, m.price * (1 + 0.01 * math.sin((t + step) / step / 7))
-            hi, lo = max(o, c) * 1.001, min(o, c) * 0.999
-            prices = [f"{x:.8f}" for x in (o, hi, lo, c)]
-            rows.append([t, *prices, "12.5", t + step - 1, "1000.0", 10, "6.0", "500.0", "0"])
-        return rows
+        if "endTime" in params:
+            last_open = min(last_open, int(params["endTime"]) // step * step)
+        if "startTime" in params:
+            first = -(-int(params["startTime"]) // step) * step
+            opens = range(first, min(last_open, first + (limit - 1) * step) + 1, step)
+        else:
+            opens = range(last_open - (limit - 1) * step, last_open + 1, step)
+        return [_kline(m.price, t, step) for t in opens]
+
+
+def _kline(price: float, t: int, step: int) -> list:
+    """One candle of a market, deterministic from its open time."""
+    wave = 1 + 0.01 * math.sin(t / step / 7)
+    o, c = price * wave, price * (1 + 0.01 * math.sin((t + step) / step / 7))
+    hi, lo = max(o, c) * 1.001, min(o, c) * 0.999
+    prices = [f"{x:.8f}" for x in (o, hi, lo, c)]
+    return [t, *prices, "12.5", t + step - 1, "1000.0", 10, "6.0", "500.0", "0"]
 
 
 def loopback_urls(exchange_id: str, base_url: str) -> dict:

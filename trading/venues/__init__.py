@@ -9,4 +9,5 @@
     paper_market, paper_limits,       rate limit and clock, kept on disk
     paper_state)
     market_sim.py (+ price_path)      the synthetic markets the offline paper exchange trades
+    ccxt_history.py                   an exchange's public candle history, for the download
 """
