@@ -33,7 +33,9 @@ from trading.settings import TradingSettings
 # the bot acts on either at once, but an exit first lifts the position's resting stop, and on a
 # slow exchange (injected latency, retried reads) that can take more than a cycle.
 FAULT_WINDOW = 300.0
-BIDS_KEPT = 8  # the latest bids quoted per symbol, any of which a PROTECT exit may be priced at
+# The latest bids quoted per symbol, any of which a PROTECT exit may be priced at: a feed
+# pushes one a second, so a cycle's price may be dozens of pushes old.
+BIDS_KEPT = 64
 
 # The modes each owner command may lead to (an /unpause: back to whatever a pause interrupted).
 LEADS_TO: dict[str, frozenset[Mode]] = {
