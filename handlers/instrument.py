@@ -88,8 +88,12 @@ def _report(quote: str, r) -> list[str]:
     lines.append(f"ban: {esc(r.ban.reason)}" if r.ban else "ban: none")
     cooldown = f"{span(r.cooldown_left)} left" if r.cooldown_left > 0 else "none"
     lines.append(f"cooldown: {cooldown}")
-    mark = "✅" if r.would_enter else "·"
-    lines.append(f"{esc(r.strategy)}: {mark} {esc(r.reading)}")
+    if "\n" in r.reading:  # the strategy's own checklist: one condition a line
+        lines.append(f"{esc(r.strategy)}, condition by condition:")
+        lines.extend(esc(line) for line in r.reading.splitlines())
+    else:
+        mark = "✅" if r.would_enter else "·"
+        lines.append(f"{esc(r.strategy)}: {mark} {esc(r.reading)}")
     return lines
 
 
