@@ -5,6 +5,8 @@ stop before a target touched in the same candle."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 
@@ -135,3 +137,47 @@ async def test_a_stop_and_a_target_touched_in_one_candle_go_the_stop_s_way(low, 
     assert first.reason == reason
     if reason.startswith("stop"):
         assert first.exit_price == pytest.approx(95.0, rel=1e-3)  # at the trigger, not the low
+
+
+def _sawtooth_day() -> dict[str, dict[str, list[Candle]]]:
+    """BTC climbing 1 % a 5m candle for three candles, then back down, all day: a 1 % target
+    is reached on every climb, so an unguarded bot would buy and sell it again and again."""
+    t0 = END - 2 * 86_400.0
+    legs = (100.0, 101.0, 102.0, 103.0, 102.0, 101.0)
+    candles = []
+    for i in range(2 * 288):
+        close, prev = legs[i % 6], legs[(i - 1) % 6]
+        candles.append(Candle(t0 + i * 300, prev, max(prev, close), min(prev, close), close, 50.0))
+    return {BTC: {"5m": candles}}
+
+
+async def _round_trips(settings) -> list:
+    candles = _sawtooth_day()
+    start = candles[BTC]["5m"][288].ts  # a day of history before the first cycle
+    result = await run_backtest(
+        Market(candles, slippage=0.0),
+        strategy=ScriptedStrategy([BTC], stop=0.5, target=0.01),
+        settings=settings,
+        start=start,
+        end=start + 86_400.0 - 300,
+    )
+    return result.trades
+
+
+async def test_the_reentry_cooldown_holds_in_a_backtest_as_live():
+    trades = await _round_trips(replace(SETTINGS, reentry_cooldown_seconds=3600.0))
+    assert len(trades) >= 3
+    gaps = [b.opened_at - a.closed_at for a, b in pairwise(trades)]
+    assert min(gaps) >= 3600.0
+
+
+async def test_the_loop_guard_bans_a_symbol_bought_and_sold_too_often_in_a_backtest():
+    free = await _round_trips(replace(SETTINGS, loop_guard_round_trips=1000))
+    guarded = await _round_trips(
+        replace(SETTINGS, loop_guard_round_trips=3, loop_guard_window_seconds=7200.0)
+    )
+    assert len(free) > 10  # without the guard the sawtooth is traded all day
+    assert 3 <= len(guarded) < len(free)
+    for trade in guarded:  # the trip beyond 3 within two hours bans it, as live
+        within = [t for t in guarded if trade.closed_at - 7200.0 < t.closed_at <= trade.closed_at]
+        assert len(within) <= 4
