@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from trading.book import Book, Tracked, is_dust
@@ -90,11 +90,13 @@ class Exits:
         price: Callable[[str], float],
         log: logging.Logger,
         known: Callable[[], bool] = lambda: False,
+        confirm: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.router = router
         self.book = book
         self.clock = clock
         self._sync = sync
+        self._confirm = confirm or sync  # the round's confirming read (Account.confirm)
         self._resolve = resolve  # Reconciler.resolve_unconfirmed
         self._price = price
         self._known = known  # the book has read the exchange at least once
@@ -137,25 +139,29 @@ class Exits:
     async def flatten_round(self, purpose: Purpose) -> FlattenRound:
         problems: list[str] = []
         cancelled = 0
-        try:
-            cancelled, failures = await self.router.cancel_all()
-            problems += failures
-        except Exception as exc:  # a Fatal or a bug too: keep trying to get out
-            problems.append(f"cancel: {_describe(exc)}")
-            self._log_bug("cancel", exc)
         if not self._known():
+            # Nothing to pair the cancels with yet: cancel everything, then read what is held.
+            cancelled = await self._cancel_all(problems)
             if not await self._try_sync(problems):
                 await self._resolve_unsure(problems)
         elif any(not t.confirmed for t in self.book.orders.values()):
             await self._resolve_unsure(problems)
         symbols = list(self.book.positions)
+        paired = {t.order.id for s in symbols for t in self.book.open_orders(symbol=s)}
+        # Each position's own orders are cancelled by its exit, right before its sell: the
+        # pairs go side by side, so the first sell waits for one cancel, not for every other
+        # position's stop. The orders of symbols not held are cancelled beside them.
         results = await asyncio.gather(
-            *(self._exit(symbol, purpose) for symbol in symbols),
+            self._cancel_all(problems, spare=symbols),
+            *(self._exit(symbol, purpose, problems) for symbol in symbols),
             return_exceptions=True,
         )
+        cancelled += len(paired - set(self.book.orders))
         placements: list[Placement] = []
-        for symbol, result in zip(symbols, results, strict=True):
-            if isinstance(result, Placement):
+        for symbol, result in zip(["", *symbols], results, strict=True):
+            if isinstance(result, int):
+                cancelled += result
+            elif isinstance(result, Placement):
                 placements.append(result)
                 if not result.ok and result.reason:
                     problems.append(f"{symbol}: {result.reason}")
@@ -165,7 +171,7 @@ class Exits:
                 self._log_bug(f"exit of {symbol}", result)
             elif isinstance(result, BaseException):
                 raise result
-        confirmed = await self._try_sync(problems)
+        confirmed = await self._try_sync(problems, self._confirm)
         unsure = {t.order.symbol for t in self.book.orders.values() if not t.confirmed}
         return FlattenRound(
             cancelled=cancelled,
@@ -175,13 +181,37 @@ class Exits:
             problems=tuple(problems),
         )
 
-    async def _exit(self, symbol: str, purpose: Purpose) -> Placement:
+    async def _cancel_all(self, problems: list[str], *, spare: Collection[str] = ()) -> int:
+        try:
+            cancelled, failures = await self.router.cancel_all(spare=spare)
+        except Exception as exc:  # a Fatal or a bug too: keep trying to get out
+            problems.append(f"cancel: {_describe(exc)}")
+            self._log_bug("cancel", exc)
+            return 0
+        problems += failures
+        return cancelled
+
+    async def _exit(self, symbol: str, purpose: Purpose, problems: list[str]) -> Placement | None:
+        """Cancel the position's own orders (a stop's limit sell, a pending buy), then sell it;
+        the router lifts its resting stop right before the sell, never after. None when nothing
+        was left to sell (its stop had sold it)."""
+        for tracked in self.book.open_orders(symbol=symbol):
+            if not tracked.confirmed or tracked.purpose == Purpose.GUARD:
+                continue
+            try:
+                await self.router.cancel(tracked)
+            except Exception as exc:  # a Fatal or a bug too: the sell is tried all the same
+                problems.append(f"{symbol}: {_describe(exc)}")
+                self._log_bug("cancel", exc)
         position = self.book.positions.get(symbol)
         if position is None:
-            return Placement(symbol, Side.SELL, refused=f"{symbol}: already closed")
+            return None
         price = self._price(symbol)
         intent = OrderIntent(symbol, Side.SELL, position.amount, price, purpose)
-        placement = await self.router.place(intent, reason=purpose)
+        # Its fill is read with the round's other sells by the confirming read, not one by one.
+        placement = await self.router.place(intent, reason=purpose, settle_later=True)
+        if not placement.ok and symbol not in self.book.positions:
+            return None  # the stop's cancel found it filled: sold already, once
         if not placement.ok and placement.refused and self._is_dust(symbol, price):
             self.book.close(symbol, price, f"{purpose} (dust left)")
         return placement
@@ -201,9 +231,11 @@ class Exits:
             if found is not None and found.kind == "unresolved":
                 problems.append(f"{found.symbol}: {found.detail}")
 
-    async def _try_sync(self, problems: list[str]) -> bool:
+    async def _try_sync(
+        self, problems: list[str], read: Callable[[], Awaitable[object]] | None = None
+    ) -> bool:
         try:
-            await self._sync()
+            await (read or self._sync)()
         except Exception as exc:
             problems.append(f"sync: {_describe(exc)}")
             self._log_bug("sync", exc)

@@ -350,6 +350,16 @@ class PaperExchange:
         """Requests per second the bucket refills (<= 0: unlimited), so callers can pace."""
         return self._bucket.rate
 
+    @property
+    def burst(self) -> float:
+        """Requests the bucket holds when full."""
+        return self._bucket.burst
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the exchange counts its time and its rate limit in (paper time)."""
+        return self._clock
+
     # -- prices and matching --------------------------------------------------------------------
 
     async def _fresh_ticker(self, symbol: str) -> Ticker:
