@@ -320,15 +320,12 @@ class Connector:
         rate = getattr(self.venue, "rate_limit", None)
         return float(rate) if isinstance(rate, int | float) and rate > 0 else None
 
-    def order_limit(self) -> tuple[float, float, Clock] | None:
-        """(rate per second, burst, the clock they count in) of the venue's own request limit,
-        when it says (the paper exchange's bucket, on paper time in the demo); None where ccxt
-        paces live requests itself."""
-        rate, burst = self.order_rate(), getattr(self.venue, "burst", None)
-        clock = getattr(self.venue, "clock", None)
-        if rate is None or not isinstance(burst, int | float) or clock is None:
-            return None
-        return rate, float(burst), clock
+    def order_limit(self) -> tuple[float, Clock] | None:
+        """(requests per second, the clock they count in) of the venue's own limit, when it
+        says (the paper exchange's bucket, on paper time in the demo); None where ccxt paces
+        live requests itself."""
+        rate, clock = self.order_rate(), getattr(self.venue, "clock", None)
+        return None if rate is None or clock is None else (rate, clock)
 
     def _critical_failed(self, what: str, fault: Fault, started: tuple[float, float]) -> None:
         # A fast-failing circuit says nothing new: name the fault that opened it.

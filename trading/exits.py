@@ -1,9 +1,12 @@
 """Getting out: the kill and failsafe flattening, and the gentle exit of a stop.
 
-A flatten round cancels every order of ours, market-exits every position at once (concurrently,
-paced at the venue's request rate, ahead of any other request of the account), and confirms by
-a sync. It reads the account before selling only when the book never has: a read first would
-cost a kill seconds on a slowly paced exchange, and the sync after the sells says what is left.
+A flatten round market-exits every position at once: each position's own orders are cancelled
+(its resting stop lifted) right before its sell, the pairs concurrent, paced at the venue's
+request rate ahead of any other request of the account, and the orders of symbols not held are
+cancelled beside them. Then it confirms by a read of the account (`Account.confirm`: the
+balance, and the round's sells read together, not one by one). It reads the account before
+selling only when the book never has: a read first would cost a kill seconds on a slowly paced
+exchange, and the read after the sells says what is left.
 Rounds repeat with capped backoff until the book is flat: no position, and no order of unknown
 outcome that could still fill (reconciliation settles those once the exchange can no longer take
 them).

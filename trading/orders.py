@@ -64,30 +64,26 @@ class Placement:
 
 
 class OrderPacer:
-    """Spaces order requests (and cancels) to the venue's own limit, on the clock that limit
+    """Spaces order requests (and cancels) at the venue's own rate, on the clock that rate
     counts in (the paper exchange's bucket runs on paper time in the demo, ten or three hundred
-    times faster than the trader's clock); where the limit is unknown, free-running until the
+    times faster than the trader's clock); where the rate is unknown, free-running until the
     exchange pushes back.
 
     Live exchanges are paced by ccxt's own limiter; this keeps a burst of concurrent exits (a
     kill of fifty positions) from turning into fifty rate-limit faults where the limiter is the
-    exchange itself (the paper exchange's token bucket, an account's order limit).
+    exchange itself (the paper exchange's token bucket, an account's order limit). It spends
+    none of the venue's burst: the reads it does not see (a buy's sync and ticker) may have.
 
-    It mirrors the venue's token bucket at HEADROOM of its rate. Exits may spend BURST_SHARE of
-    its burst at once (the rest is left to the syncs and reads it does not see); anything else
-    waits for a full bucket, so entries keep one venue interval apart. Exits go first, and of
-    those an exit's order before a cancel: a kill's first sell goes as soon as its stop is
-    lifted, not behind every other position's stop cancel."""
+    The most urgent request waiting goes first (trading/pacing.py: exits), and of those an order
+    before a cancel: a kill's first sell goes as soon as its stop is lifted, not behind every
+    other position's stop cancel."""
 
     HEADROOM = 0.9  # of the venue's rate, left to orders; the rest serves syncs and cancels
-    BURST_SHARE = 0.5
 
-    def __init__(self, clock: Clock, rate: float | None = None, burst: float = 1.0) -> None:
+    def __init__(self, clock: Clock, rate: float | None = None) -> None:
         self._clock = clock
         self.interval = 1.0 / (rate * self.HEADROOM) if rate and rate > 0 else 0.0
-        self._capacity = max(1.0, burst * self.BURST_SHARE)
-        self._tokens = self._capacity
-        self._refilled_at = clock.monotonic()
+        self._next = 0.0
         self._queue: list[tuple[int, int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._runner: asyncio.Task[None] | None = None
@@ -96,23 +92,22 @@ class OrderPacer:
     def for_venue(
         cls, connector: Connector, clock: Clock, rate: float | None = None
     ) -> OrderPacer:
-        """Paced by the venue's own limit and clock where it says them, else at `rate` on
+        """Paced by the venue's own rate and clock where it says them, else at `rate` on
         `clock` (None: free-running)."""
         limit = connector.order_limit()
         if limit is None:
             return cls(clock, rate)
-        venue_rate, burst, venue_clock = limit
-        return cls(venue_clock, rate or venue_rate, burst)
+        venue_rate, venue_clock = limit
+        return cls(venue_clock, rate or venue_rate)
 
     async def wait(self, *, order: bool = False) -> None:
         """Wait for this request's turn; `order`: an order, which goes before cancels."""
         if self.interval <= 0:
             return
-        urgency = int(current())
-        if not self._queue and self._take(urgency):
+        if not self._queue and self._take():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._queue, (urgency, 0 if order else 1, next(self._order), future))
+        heapq.heappush(self._queue, (int(current()), 0 if order else 1, next(self._order), future))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._run())
         await future  # cancelled while waiting: the runner skips it
@@ -120,36 +115,26 @@ class OrderPacer:
     def pushed_back(self, fault: RateLimited) -> None:
         retry_after = fault.retry_after or 0.0
         self.interval = max(self.interval, retry_after, MIN_PACE_SECONDS)
-        self._tokens = min(self._tokens, 0.0)  # the mirror was wrong: start again from empty
 
     async def _run(self) -> None:
         while self._queue:
-            urgency, _, _, future = self._queue[0]
+            future = self._queue[0][-1]
             if future.done():
                 heapq.heappop(self._queue)
                 continue
-            if not self._take(urgency):
-                await self._clock.sleep(self._missing(urgency) * self.interval)
+            if not self._take():
+                await self._clock.sleep(self._next - self._clock.monotonic())
                 continue
             heapq.heappop(self._queue)
             future.set_result(None)
             await asyncio.sleep(0)  # let it leave before the next one is weighed
 
-    def _take(self, urgency: int) -> bool:
-        if self._missing(urgency) > 1e-9:
-            return False
-        self._tokens -= 1.0
-        return True
-
-    def _missing(self, urgency: int) -> float:
-        """Tokens short of what a request of `urgency` needs: one for an exit, a full bucket
-        for anything else."""
+    def _take(self) -> bool:
         now = self._clock.monotonic()
-        elapsed = max(0.0, now - self._refilled_at)
-        self._refilled_at = now
-        self._tokens = min(self._capacity, self._tokens + elapsed / self.interval)
-        needed = 1.0 if urgency <= Priority.EXIT else self._capacity
-        return max(0.0, needed - self._tokens)
+        if self._next > now + 1e-9:
+            return False
+        self._next = max(now, self._next) + self.interval
+        return True
 
 
 class OrderRouter:

@@ -1,9 +1,10 @@
 """Reconciliation: make the book agree with the exchange, which is the source of truth.
 
 On start and on every sync: orders sent with an unknown outcome are looked up by client order
-id; orders of ours that left the exchange's open list are fetched and their fills applied
-(fills that happened while the bot was down are adopted this way); positions whose coins are
-no longer in the balance are closed or shrunk. Orders that are not the bot's are never touched.
+id; orders of ours that left the exchange's open list are fetched (together, where the exchange
+reads many by id in one request) and their fills applied (fills that happened while the bot was
+down are adopted this way); positions whose coins are no longer in the balance are closed or
+shrunk. Orders that are not the bot's are never touched.
 Every difference found is returned as data, for /sync to show.
 
 Two conclusions are never drawn from one look, because a look can be too early:

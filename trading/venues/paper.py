@@ -351,11 +351,6 @@ class PaperExchange:
         return self._bucket.rate
 
     @property
-    def burst(self) -> float:
-        """Requests the bucket holds when full."""
-        return self._bucket.burst
-
-    @property
     def clock(self) -> Clock:
         """The clock the exchange counts its time and its rate limit in (paper time)."""
         return self._clock

@@ -32,10 +32,6 @@ class TokenBucket:
     def rate(self) -> float:
         return self._rate
 
-    @property
-    def burst(self) -> float:
-        return self._burst
-
     def take(self, call: str, venue: str) -> None:
         """Spend one token, or raise RateLimited saying when the next one will be there."""
         if self._rate <= 0:
