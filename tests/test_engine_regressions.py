@@ -28,7 +28,7 @@ def test_resume_while_the_flattening_waits_for_a_stuck_cycle_leaves_the_lock_fre
         trader = rig.trader
         await trader.start()
         assert (await trader.buy("ETH/USDT", 100.0)).ok
-        rig.paper.inject("fetch_open_orders", Transient, count=-1)  # flat cannot be confirmed
+        rig.paper.inject("fetch_balance", Transient, count=-1)  # flat cannot be confirmed
         kill = await trader.kill()
         assert not kill.flat and trader.book.positions == {}  # sold, not confirmed: retrying
         rig.paper.clear_faults()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from sim.clock import run_simulated
-from sim.fakes.kraken import ADD_ORDER, BALANCE_EX, OHLC, OPEN_ORDERS, QUERY_ORDERS, FakeKraken
+from sim.fakes.kraken import ADD_ORDER, BALANCE_EX, OHLC, QUERY_ORDERS, FakeKraken
 from tests.engine_support import SETTINGS, ScriptedStrategy
 from trading.connector import Connector
 from trading.engine import Trader
@@ -83,10 +83,37 @@ def test_a_kill_on_kraken_sells_within_a_second_while_the_scan_reads_and_never_r
     assert OHLC not in [path for _, path in after]  # the scan gave way, queued reads dropped
     assert kill.flat and trader.mode is Mode.KILLED and trader.book.positions == {}
     assert fake.balances["XETH"] == 0.0 and fake.balances["XXDG"] == 0.0
-    # Then it confirms: the sells' read-backs, then the sync, at Kraken's private pace.
+    # Then it confirms with two private reads, not a read-back per sell and a whole sync: the
+    # balance, then every sell's fill in one QueryOrders (both at Kraken's private pace).
     confirm = [path for _, path in after if path != ADD_ORDER]
-    assert confirm == [QUERY_ORDERS, QUERY_ORDERS, OPEN_ORDERS, BALANCE_EX]
-    assert returned < 15.0
+    assert confirm == [BALANCE_EX, QUERY_ORDERS]
+    assert returned <= 1.0 + 1.0 * 2 + 3.0  # a second, an order pace a position, a private read
+
+
+def test_a_kill_on_kraken_whose_sells_cannot_be_read_back_claims_flat_only_once_read():
+    """The kill's sells are not read back one by one; when the confirming read cannot say what
+    they filled, the round is not flat (the book still holds the positions), and the next round
+    cancels each unsettled sell first, which finds it filled: nothing is sold twice."""
+
+    async def main(clock):
+        async with _fake(clock) as fake:
+            trader = await _kraken_bot(clock, fake)
+            for symbol in ("ETH/USDT", "DOGE/USDT"):
+                assert (await trader.buy(symbol, 300.0)).ok
+            await clock.sleep(10.0)
+            # The batched read, then each sell's own: refused, so the fills stay unknown.
+            fake.fail_error(QUERY_ORDERS, "EOrder:Invalid order", times=3)
+            killed_at = clock.monotonic()
+            kill = await trader.kill()
+            after = [path for t, path in fake.arrivals if t >= killed_at]
+            await trader.connector.close()
+            return trader, fake, kill, after
+
+    trader, fake, kill, after = run_simulated(main)
+    assert after.count(ADD_ORDER) == 2  # one sell a position, never a second
+    assert kill.flat and kill.rounds == 2 and trader.book.positions == {}
+    assert sorted(t.reason for t in kill.closed) == ["kill", "kill"]
+    assert fake.balances["XETH"] == 0.0 and fake.balances["XXDG"] == 0.0
 
 
 def test_a_buy_on_kraken_preempts_the_scan_instead_of_being_refused():

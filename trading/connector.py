@@ -168,6 +168,17 @@ class Connector:
         fetch = functools.partial(self.venue.fetch_order, order_id, symbol)
         return await self._calls.read("fetch_order", fetch, signed=True, gated=gated)
 
+    def orders_per_read(self) -> int:
+        """How many orders `fetch_orders` reads by id in one request (1: it is not offered)."""
+        per_read = getattr(self.venue, "orders_per_read", 1)
+        return per_read if isinstance(per_read, int) and per_read > 1 else 1
+
+    async def fetch_orders(self, order_ids: Sequence[str], *, gated: bool = True) -> list[Order]:
+        """Up to `orders_per_read()` orders by id in one read (for the sync settling the book,
+        `gated=False` as there)."""
+        fetch = functools.partial(self.venue.fetch_orders, order_ids)
+        return await self._calls.read("fetch_orders", fetch, signed=True, gated=gated)
+
     async def find_order(
         self, client_order_id: str, symbol: str, *, gated: bool = True
     ) -> Order | None:
@@ -180,6 +191,14 @@ class Connector:
         """Open orders, then the balance: the source of truth. Any Recoverable failure (a
         clock still rejected after a resync, a BadRequest after an API change, a timeout, an
         unrecognized answer) counts toward the escalation to Fatal."""
+        return await self._read_account(listing=True)
+
+    async def sync_balance(self) -> AccountState:
+        """The sync without the open-order list (`open_orders` empty), for a caller that reads
+        its own orders by id instead (trading/account.py `confirm`); escalates as the sync."""
+        return await self._read_account(listing=False)
+
+    async def _read_account(self, *, listing: bool) -> AccountState:
         started = (self._clock.monotonic(), self._clock.time())
         try:
             await self._calls.refresh_time_if_due()
@@ -188,9 +207,11 @@ class Connector:
             # breaker_max_cooldown) must never run out the clock of SYNC_FAILURE_LIMIT_SECONDS.
             # Orders first: a fill between the two reads then shows in the (newer) balance, so
             # a position it opened is never compared with a balance from before it.
-            orders = await self._calls.read(
-                "fetch_open_orders", self.venue.fetch_open_orders, signed=True, gated=False
-            )
+            orders = []
+            if listing:
+                orders = await self._calls.read(
+                    "fetch_open_orders", self.venue.fetch_open_orders, signed=True, gated=False
+                )
             balance = await self._calls.read(
                 "fetch_balance", self.venue.fetch_balance, signed=True, gated=False
             )
@@ -298,6 +319,13 @@ class Connector:
         ccxt paces live requests itself."""
         rate = getattr(self.venue, "rate_limit", None)
         return float(rate) if isinstance(rate, int | float) and rate > 0 else None
+
+    def order_limit(self) -> tuple[float, Clock] | None:
+        """(requests per second, the clock they count in) of the venue's own limit, when it
+        says (the paper exchange's bucket, on paper time in the demo); None where ccxt paces
+        live requests itself."""
+        rate, clock = self.order_rate(), getattr(self.venue, "clock", None)
+        return None if rate is None or clock is None else (rate, clock)
 
     def _critical_failed(self, what: str, fault: Fault, started: tuple[float, float]) -> None:
         # A fast-failing circuit says nothing new: name the fault that opened it.

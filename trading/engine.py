@@ -35,7 +35,7 @@ from trading.manual import ManualCommands
 from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens, guards
 from trading.operations import ModeCommands
 from trading.order_commands import OrderCommands
-from trading.orders import OrderRouter
+from trading.orders import OrderPacer, OrderRouter
 from trading.paper_reset import reset_paper
 from trading.parts import Parts
 from trading.pushed_stops import PushedStops
@@ -97,7 +97,7 @@ class Trader:
             settings=settings,
             snapshot=self.snapshot,
             log=log,
-            order_rate=order_rate or connector.order_rate(),
+            pacer=OrderPacer.for_venue(connector, clock, order_rate),
             steady=self.lock.steady,
         )
         self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
@@ -111,6 +111,7 @@ class Trader:
             guard=self.guards.ensure,
             log=log,
             known=lambda: self.account.last_sync_at is not None,
+            confirm=self.account.confirm,
         )
         self.feed = FeedConsumer.of(self.account, self.lock, settings, lambda: self.started)
         self.failsafe = Failsafe(

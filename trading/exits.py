@@ -1,15 +1,16 @@
 """Getting out: the kill and failsafe flattening, and the gentle exit of a stop.
 
-A flatten round cancels every order of ours but the stops resting for the positions it is about
-to sell, market-exits every position at once (concurrently, paced at the venue's request rate,
-ahead of any other request of the account; the router lifts each position's stop right before
-its own exit), puts a stop back on whatever an exit left held (refused, or not sold), and
-confirms by a sync. So a host that dies mid-kill leaves each position bare for at most the one
-request between its stop's lift and its exit. It reads the account before selling only when the
-book never has: a read first would cost a kill seconds on a slowly paced exchange, and the sync
-after the sells says what is left. Rounds repeat with capped backoff until the book is flat: no
-position, and no order of unknown outcome that could still fill (reconciliation settles those
-once the exchange can no longer take them).
+A flatten round market-exits every position at once: each position's own orders are cancelled
+(its resting stop lifted) right before its sell, the pairs concurrent, paced at the venue's
+request rate ahead of any other request of the account, and the orders of symbols not held are
+cancelled beside them. Whatever an exit left held (refused, or not sold) gets its stop back, so
+a host that dies mid-kill leaves each position bare for at most the one request between its
+stop's lift and its sell. Then it confirms by a read of the account (`Account.confirm`: the
+balance, and the round's sells read together, not one by one). It reads the account before
+selling only when the book never has: a read first would cost a kill seconds on a slowly paced
+exchange, and the read after the sells says what is left. Rounds repeat with capped backoff
+until the book is flat: no position, and no order of unknown outcome that could still fill
+(reconciliation settles those once the exchange can no longer take them).
 A stop instead rests a limit sell at the touch (the best ask) for each position, re-prices it
 each cycle, and goes to market after STOP_EXIT_TIMEOUT_SECONDS.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from trading.book import Book, Tracked, is_dust
@@ -94,11 +95,13 @@ class Exits:
         guard: Callable[[Iterable[str]], Awaitable[None]],
         log: logging.Logger,
         known: Callable[[], bool] = lambda: False,
+        confirm: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.router = router
         self.book = book
         self.clock = clock
         self._sync = sync
+        self._confirm = confirm or sync  # the round's confirming read (Account.confirm)
         self._resolve = resolve  # Reconciler.resolve_unconfirmed
         self._price = price
         self._known = known  # the book has read the exchange at least once
@@ -142,25 +145,30 @@ class Exits:
     async def flatten_round(self, purpose: Purpose) -> FlattenRound:
         problems: list[str] = []
         cancelled = 0
-        try:
-            cancelled, failures = await self.router.cancel_all(guarding=self.book.positions)
-            problems += failures
-        except Exception as exc:  # a Fatal or a bug too: keep trying to get out
-            problems.append(f"cancel: {_describe(exc)}")
-            self._log_bug("cancel", exc)
         if not self._known():
+            # Nothing to pair the cancels with yet: cancel everything but the positions' stops,
+            # then read what is held.
+            cancelled = await self._cancel_all(problems, guarding=self.book.positions)
             if not await self._try_sync(problems):
                 await self._resolve_unsure(problems)
         elif any(not t.confirmed for t in self.book.orders.values()):
             await self._resolve_unsure(problems)
         symbols = list(self.book.positions)
+        paired = {t.order.id for s in symbols for t in self.book.open_orders(symbol=s)}
+        # Each position's own orders are cancelled by its exit, right before its sell: the
+        # pairs go side by side, so the first sell waits for one cancel, not for every other
+        # position's stop. The orders of symbols not held are cancelled beside them.
         results = await asyncio.gather(
-            *(self._exit(symbol, purpose) for symbol in symbols),
+            self._cancel_all(problems, spare=symbols),
+            *(self._exit(symbol, purpose, problems) for symbol in symbols),
             return_exceptions=True,
         )
+        cancelled += len(paired - set(self.book.orders))
         placements: list[Placement] = []
-        for symbol, result in zip(symbols, results, strict=True):
-            if isinstance(result, Placement):
+        for symbol, result in zip(["", *symbols], results, strict=True):
+            if isinstance(result, int):
+                cancelled += result
+            elif isinstance(result, Placement):
                 placements.append(result)
                 if not result.ok and result.reason:
                     problems.append(f"{symbol}: {result.reason}")
@@ -171,7 +179,7 @@ class Exits:
             elif isinstance(result, BaseException):
                 raise result
         await self._guard_left(problems)
-        confirmed = await self._try_sync(problems)
+        confirmed = await self._try_sync(problems, self._confirm)
         unsure = {t.order.symbol for t in self.book.orders.values() if not t.confirmed}
         return FlattenRound(
             cancelled=cancelled,
@@ -181,13 +189,39 @@ class Exits:
             problems=tuple(problems),
         )
 
-    async def _exit(self, symbol: str, purpose: Purpose) -> Placement:
+    async def _cancel_all(
+        self, problems: list[str], *, spare: Collection[str] = (), guarding: Collection[str] = ()
+    ) -> int:
+        try:
+            cancelled, failures = await self.router.cancel_all(spare=spare, guarding=guarding)
+        except Exception as exc:  # a Fatal or a bug too: keep trying to get out
+            problems.append(f"cancel: {_describe(exc)}")
+            self._log_bug("cancel", exc)
+            return 0
+        problems += failures
+        return cancelled
+
+    async def _exit(self, symbol: str, purpose: Purpose, problems: list[str]) -> Placement | None:
+        """Cancel the position's own orders (a stop's limit sell, a pending buy), then sell it;
+        the router lifts its resting stop right before the sell, never after. None when nothing
+        was left to sell (its stop had sold it)."""
+        for tracked in self.book.open_orders(symbol=symbol):
+            if not tracked.confirmed or tracked.purpose == Purpose.GUARD:
+                continue
+            try:
+                await self.router.cancel(tracked)
+            except Exception as exc:  # a Fatal or a bug too: the sell is tried all the same
+                problems.append(f"{symbol}: {_describe(exc)}")
+                self._log_bug("cancel", exc)
         position = self.book.positions.get(symbol)
         if position is None:
-            return Placement(symbol, Side.SELL, refused=f"{symbol}: already closed")
+            return None
         price = self._price(symbol)
         intent = OrderIntent(symbol, Side.SELL, position.amount, price, purpose)
-        placement = await self.router.place(intent, reason=purpose)
+        # Its fill is read with the round's other sells by the confirming read, not one by one.
+        placement = await self.router.place(intent, reason=purpose, settle_later=True)
+        if not placement.ok and symbol not in self.book.positions:
+            return None  # the stop's cancel found it filled: sold already, once
         if not placement.ok and placement.refused and self._is_dust(symbol, price):
             self.book.close(symbol, price, f"{purpose} (dust left)")
         return placement
@@ -216,9 +250,11 @@ class Exits:
             if found is not None and found.kind == "unresolved":
                 problems.append(f"{found.symbol}: {found.detail}")
 
-    async def _try_sync(self, problems: list[str]) -> bool:
+    async def _try_sync(
+        self, problems: list[str], read: Callable[[], Awaitable[object]] | None = None
+    ) -> bool:
         try:
-            await self._sync()
+            await (read or self._sync)()
         except Exception as exc:
             problems.append(f"sync: {_describe(exc)}")
             self._log_bug("sync", exc)

@@ -98,6 +98,9 @@ class OrderRequest:
     # in quote (Coinbase, Gate, Bitget, HTX) spend amount * reference_price.
     reference_price: float | None = None
     stop_price: float | None = None  # the trigger of a STOP_MARKET / STOP_LIMIT
+    # The caller reads the order's fill itself soon (a flatten round's confirming read, which
+    # reads all its sells at once): a venue whose answer tells no fill need not read it back.
+    settle_later: bool = False
 
 
 @dataclass(frozen=True, slots=True)

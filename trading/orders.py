@@ -13,6 +13,8 @@ to the exchange's pace as soon as it says "too many requests".
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -26,7 +28,7 @@ from trading.errors import Fault, RateLimited, Recoverable, Rejected
 from trading.events import Notify, OrderRejected
 from trading.models import Order, OrderRequest, OrderType, Side
 from trading.modes import Purpose
-from trading.pacing import Priority, at
+from trading.pacing import Priority, at, current
 from trading.risk import OrderIntent, Refused, RiskSnapshot, check, mode_refusal
 from trading.settings import TradingSettings
 from trading.store import ClosedTrade
@@ -62,12 +64,19 @@ class Placement:
 
 
 class OrderPacer:
-    """Spaces order requests: at the venue's known rate (with some headroom for the syncs
-    around them), or, when the rate is unknown, free-running until the exchange pushes back.
+    """Spaces order requests (and cancels) at the venue's own rate, on the clock that rate
+    counts in (the paper exchange's bucket runs on paper time in the demo, ten or three hundred
+    times faster than the trader's clock); where the rate is unknown, free-running until the
+    exchange pushes back.
 
     Live exchanges are paced by ccxt's own limiter; this keeps a burst of concurrent exits (a
     kill of fifty positions) from turning into fifty rate-limit faults where the limiter is the
-    exchange itself (the paper exchange's token bucket, an account's order limit)."""
+    exchange itself (the paper exchange's token bucket, an account's order limit). It spends
+    none of the venue's burst: the reads it does not see (a buy's sync and ticker) may have.
+
+    The most urgent request waiting goes first (trading/pacing.py: exits), and of those an order
+    before a cancel: a kill's first sell goes as soon as its stop is lifted, not behind every
+    other position's stop cancel."""
 
     HEADROOM = 0.9  # of the venue's rate, left to orders; the rest serves syncs and cancels
 
@@ -75,21 +84,57 @@ class OrderPacer:
         self._clock = clock
         self.interval = 1.0 / (rate * self.HEADROOM) if rate and rate > 0 else 0.0
         self._next = 0.0
-        self._lock = asyncio.Lock()
+        self._queue: list[tuple[int, int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._runner: asyncio.Task[None] | None = None
 
-    async def wait(self) -> None:
+    @classmethod
+    def for_venue(
+        cls, connector: Connector, clock: Clock, rate: float | None = None
+    ) -> OrderPacer:
+        """Paced by the venue's own rate and clock where it says them, else at `rate` on
+        `clock` (None: free-running)."""
+        limit = connector.order_limit()
+        if limit is None:
+            return cls(clock, rate)
+        venue_rate, venue_clock = limit
+        return cls(venue_clock, rate or venue_rate)
+
+    async def wait(self, *, order: bool = False) -> None:
+        """Wait for this request's turn; `order`: an order, which goes before cancels."""
         if self.interval <= 0:
             return
-        async with self._lock:
-            now = self._clock.monotonic()
-            if self._next > now:
-                await self._clock.sleep(self._next - now)
-                now = self._clock.monotonic()
-            self._next = max(now, self._next) + self.interval
+        if not self._queue and self._take():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (int(current()), 0 if order else 1, next(self._order), future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+        await future  # cancelled while waiting: the runner skips it
 
     def pushed_back(self, fault: RateLimited) -> None:
         retry_after = fault.retry_after or 0.0
         self.interval = max(self.interval, retry_after, MIN_PACE_SECONDS)
+
+    async def _run(self) -> None:
+        while self._queue:
+            future = self._queue[0][-1]
+            if future.done():
+                heapq.heappop(self._queue)
+                continue
+            if not self._take():
+                await self._clock.sleep(self._next - self._clock.monotonic())
+                continue
+            heapq.heappop(self._queue)
+            future.set_result(None)
+            await asyncio.sleep(0)  # let it leave before the next one is weighed
+
+    def _take(self) -> bool:
+        now = self._clock.monotonic()
+        if self._next > now + 1e-9:
+            return False
+        self._next = max(now, self._next) + self.interval
+        return True
 
 
 class OrderRouter:
@@ -105,7 +150,7 @@ class OrderRouter:
         settings: TradingSettings,
         snapshot: Callable[[], RiskSnapshot],
         log: logging.Logger,
-        order_rate: float | None = None,
+        pacer: OrderPacer | None = None,
         steady: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.connector = connector
@@ -115,7 +160,7 @@ class OrderRouter:
         self.settings = settings
         self.snapshot = snapshot
         self.log = log
-        self.pacer = OrderPacer(clock, order_rate)
+        self.pacer = pacer or OrderPacer(clock)
         self._steady = steady  # the trader's lock: a pre-emption waits for an order on its way
         # Read-only outcome counters for /metrics: placed, rejected, refused, unknown.
         self.counts: Counter[str] = Counter()
@@ -130,6 +175,7 @@ class OrderRouter:
         reason: str = "",
         stop_loss: float | None = None,
         take_profit: float | None = None,
+        settle_later: bool = False,
     ) -> Placement:
         """Gate, record, send, record. Fatal and bugs propagate; other faults are results.
 
@@ -137,13 +183,13 @@ class OrderRouter:
         stop resting at the exchange for it (and applies whatever that stop sold), so the same
         coins are never sold twice. A `stop_price` makes the order a resting stop sell.
 
-        Every sell (an exit, a resting stop) goes ahead of the account's other requests."""
+        Every sell (an exit, a resting stop) goes ahead of the account's other requests.
+        `settle_later`: the caller reads the fill itself (`OrderRequest.settle_later`)."""
+        terms = (limit_price, stop_price, reason, stop_loss, take_profit, settle_later)
         if intent.side is Side.SELL:
             with at(Priority.EXIT):
-                return await self._place_sell(
-                    intent, limit_price, stop_price, reason, stop_loss, take_profit
-                )
-        return await self._place(intent, limit_price, stop_price, reason, stop_loss, take_profit)
+                return await self._place_sell(intent, *terms)
+        return await self._place(intent, *terms)
 
     async def _place_sell(
         self,
@@ -153,6 +199,7 @@ class OrderRouter:
         reason: str,
         stop_loss: float | None,
         take_profit: float | None,
+        settle_later: bool,
     ) -> Placement:
         if intent.purpose is not Purpose.GUARD:
             # Only an exit the mode lets out may lift the stop, or a refused exit would leave
@@ -168,7 +215,9 @@ class OrderRouter:
                 self.book.sending(intent.symbol, False)
             if lifted is not None:
                 return lifted
-        return await self._place(intent, limit_price, stop_price, reason, stop_loss, take_profit)
+        return await self._place(
+            intent, limit_price, stop_price, reason, stop_loss, take_profit, settle_later
+        )
 
     async def _place(
         self,
@@ -178,6 +227,7 @@ class OrderRouter:
         reason: str,
         stop_loss: float | None,
         take_profit: float | None,
+        settle_later: bool,
     ) -> Placement:
         purpose = intent.purpose
         decision = check(intent, self.snapshot(), self.settings)
@@ -194,6 +244,7 @@ class OrderRouter:
             # Some exchanges buy at market by cost, so ccxt needs the price decided on.
             reference_price=intent.price,
             stop_price=stop_price,
+            settle_later=settle_later,
         )
         tracked = self.book.pending(
             request, purpose, reason=reason, stop_loss=stop_loss, take_profit=take_profit
@@ -209,7 +260,7 @@ class OrderRouter:
     async def _send(
         self, intent: OrderIntent, request: OrderRequest, tracked: Tracked, purpose: Purpose
     ) -> Placement:
-        await self.pacer.wait()
+        await self.pacer.wait(order=True)
         # The gate was asked before the wait; a command may have paused, stopped, killed or
         # banned since. Asked again here, with no await between it and the send.
         refusal = self._refusal(intent)
@@ -275,16 +326,22 @@ class OrderRouter:
         return None
 
     async def cancel_all(
-        self, *, keep: Collection[str] = (), guarding: Collection[str] = ()
+        self,
+        *,
+        keep: Collection[str] = (),
+        guarding: Collection[str] = (),
+        spare: Collection[str] = (),
     ) -> tuple[int, list[str]]:
-        """Cancel every confirmed open order of ours but those whose purpose is in `keep`, and
-        the stops resting for the symbols in `guarding` (each is lifted right before its own
-        exit), concurrently. Returns (cancelled, why some could not be)."""
+        """Cancel every confirmed open order of ours but those whose purpose is in `keep`, the
+        stops resting for the symbols in `guarding` (each is lifted right before its own exit),
+        and every order of the symbols in `spare` (their exits cancel them), concurrently.
+        Returns (cancelled, why some could not be)."""
         targets = [
             t
             for t in list(self.book.orders.values())
             if t.confirmed
             and t.purpose not in keep
+            and t.order.symbol not in spare
             and not (t.purpose == Purpose.GUARD and t.order.symbol in guarding)
         ]
         results = await asyncio.gather(*(self.cancel(t) for t in targets), return_exceptions=True)

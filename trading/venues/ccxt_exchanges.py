@@ -47,6 +47,9 @@ _NONCE_IN_ORDER = frozenset({"kraken"})
 # Exchanges whose answer to a new order tells nothing of its state (Kraken's AddOrder: an id and
 # a description): a market order is read back by id at once, so the caller sees its fill.
 READ_BACK_MARKET = frozenset({"kraken"})
+# Exchanges that read many orders by id in one request, and how many at most (Kraken's
+# QueryOrders: 20 txids), so orders that left the open list are settled by one read, not each.
+ORDERS_PER_READ = {"kraken": 20}
 # What a candle read and a private read (open orders, the balance) cost in ccxt's limiter where
 # it is not 1 (ccxt's kraken: OHLC 1.2, OpenOrders and BalanceEx 3), to size a cycle's scan.
 _READ_COSTS = {"kraken": (1.2, 3.0)}

@@ -38,6 +38,7 @@ from trading.venues.ccxt_exchanges import (
     CLIENT_ID_ECHO_PREFIX,
     CLIENT_ID_PARAM,
     FETCH_BY_CLIENT_ID,
+    ORDERS_PER_READ,
     READ_BACK_MARKET,
     build,
     market_buy_needs_price,
@@ -111,6 +112,7 @@ class CcxtVenue:
         self._market_buy_in_quote = market_buy_needs_price(exchange_id)
         paced = request_pace(exchange_id, self._exchange)
         self.pace = Pace(*paced) if paced else None  # sizes the cycle (trading/cycle_pace.py)
+        self.orders_per_read = ORDERS_PER_READ.get(exchange_id, 1)  # by id, with fetch_orders
 
     def __repr__(self) -> str:
         return f"CcxtVenue({self.label})"
@@ -192,6 +194,15 @@ class CcxtVenue:
 
         return await self._call("fetch_order", run)
 
+    async def fetch_orders(self, order_ids: Sequence[str]) -> list[Order]:
+        """Up to `orders_per_read` orders by id, in one request."""
+
+        async def run() -> list[Order]:
+            raw = await self._exchange.fetch_orders_by_ids(list(order_ids))
+            return [self._parse(o) for o in raw]
+
+        return await self._call("fetch_orders", run)
+
     async def find_order(self, client_order_id: str, symbol: str) -> Order | None:
         async def run() -> Order | None:
             ex = self._exchange
@@ -228,7 +239,11 @@ class CcxtVenue:
                 price,
                 params,
             )
-            if request.type is OrderType.MARKET and self.name in READ_BACK_MARKET:
+            if (
+                request.type is OrderType.MARKET
+                and self.name in READ_BACK_MARKET
+                and not request.settle_later
+            ):
                 raw = await self._read_back(raw)
             return self._parse(raw, request)
 

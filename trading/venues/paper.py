@@ -350,6 +350,11 @@ class PaperExchange:
         """Requests per second the bucket refills (<= 0: unlimited), so callers can pace."""
         return self._bucket.rate
 
+    @property
+    def clock(self) -> Clock:
+        """The clock the exchange counts its time and its rate limit in (paper time)."""
+        return self._clock
+
     # -- prices and matching --------------------------------------------------------------------
 
     async def _fresh_ticker(self, symbol: str) -> Ticker:
