@@ -8,36 +8,19 @@ from collections.abc import Sequence
 import pytest
 
 from sim.clock import FakeClock
+from tests.paper_support import (  # noqa: F401 (fixtures)
+    BTC,
+    ETH,
+    clock_fixture,
+    limit,
+    market,
+    paper_fixture,
+    ticker,
+)
 from trading.errors import DuplicateOrder, Rejected, Transient
 from trading.models import Candle, Market, OrderRequest, OrderStatus, OrderType, Side, Ticker
 from trading.venues.market_sim import SyntheticFeed
 from trading.venues.paper import PaperExchange
-
-BTC = "BTC/USDT"
-ETH = "ETH/USDT"
-
-
-def market(symbol: str, side: Side, amount: float, cid: str) -> OrderRequest:
-    return OrderRequest(symbol, side, OrderType.MARKET, amount, cid)
-
-
-def limit(symbol: str, side: Side, amount: float, price: float, cid: str) -> OrderRequest:
-    return OrderRequest(symbol, side, OrderType.LIMIT, amount, cid, price=price)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def paper(clock: FakeClock) -> PaperExchange:
-    return PaperExchange(clock=clock, balances={"USDT": 10_000.0, "ETH": 2.0})
-
-
-async def ticker(paper: PaperExchange, symbol: str) -> Ticker:
-    return (await paper.fetch_tickers([symbol]))[symbol]
-
 
 # -- fills, fees and balances ---------------------------------------------------------------
 

@@ -6,21 +6,17 @@ from __future__ import annotations
 import pytest
 
 from sim.clock import FakeClock
-from tests.test_paper import BTC, limit, market, ticker
+from tests.paper_support import (  # noqa: F401 (fixtures)
+    BTC,
+    clock_fixture,
+    limit,
+    market,
+    paper_fixture,
+    ticker,
+)
 from trading.errors import ClockRejected, RateLimited
 from trading.models import OrderStatus, Side
 from trading.venues.paper import PaperExchange
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def paper(clock: FakeClock) -> PaperExchange:
-    return PaperExchange(clock=clock, balances={"USDT": 10_000.0, "ETH": 2.0})
-
 
 # -- rate limit and exchange clock -----------------------------------------------------------
 

@@ -64,8 +64,8 @@ def trade(closed_at: float, account: str = ACCOUNT, pnl: float = 5.0) -> ClosedT
     )
 
 
-@pytest.fixture
-def store():
+@pytest.fixture(name="store")
+def store_fixture():
     s = Store()
     yield s
     s.close()

@@ -7,17 +7,10 @@ import time
 
 import pytest
 
-from tests.test_store import ACCOUNT, T0
+from tests.test_store import ACCOUNT, T0, store_fixture  # noqa: F401 (fixture)
 from trading.store import EquityCurve, EquityPoint, Store
 
 MINUTE0 = T0 - T0 % 60  # the start of a clock minute
-
-
-@pytest.fixture
-def store():
-    s = Store()
-    yield s
-    s.close()
 
 
 def test_equity_filters_by_account_and_since(store):
