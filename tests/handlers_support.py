@@ -138,3 +138,12 @@ async def office_fixture():
     await o.start()
     yield o
     await o.close()
+
+
+@pytest.fixture(name="pair")
+async def pair_fixture():
+    """Two accounts on two exchanges: paper:main and kraken:master (both paper underneath)."""
+    o = make_office(FakeClock(), ("MAIN", "MASTER"), names=("paper", "kraken"))
+    await o.start()
+    yield o
+    await o.close()

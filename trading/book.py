@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from trading.book_change import Changes
+from trading.book_news import BookNews
 from trading.client_ids import CLIENT_ID_PREFIX, ClientIds, client_id_purpose
 from trading.clock import Clock
-from trading.events import Notify, TradeClosed, TradeOpened
+from trading.events import Notify
 from trading.fills import Fill, Fills, charged
 from trading.models import Market, Order, OrderRequest, OrderStatus, Position, Side
 from trading.modes import Purpose, exit_reason
@@ -84,7 +85,6 @@ class Book:
         self.label = label
         self.store = store
         self.clock = clock
-        self.notify = notify
         self.quote = quote
         self._markets = markets
         self.log = log or logging.getLogger(f"trading.{label}")
@@ -115,6 +115,7 @@ class Book:
             ),
         )
         self._ids = ClientIds(clock)
+        self._news = BookNews(label, clock=clock, notify=notify, log=self.log)
 
     # -- loading
 
@@ -367,50 +368,14 @@ class Book:
     def pending_entries(self) -> frozenset[str]:
         return frozenset(t.order.symbol for t in self.orders.values() if t.side is Side.BUY)
 
-    # -- announcements and small persistence helpers
+    # -- announcements (trading/book_news.py) and small persistence helpers
 
     def _announce_entry(self, tracked: Tracked, order: Order) -> None:
         position = self.positions.get(order.symbol)
-        price = order.average or order.price or 0.0
-        self.notify(
-            TradeOpened(
-                account=self.label,
-                at=self.clock.time(),
-                symbol=order.symbol,
-                amount=position.amount if position else order.filled,
-                price=price,
-                cost=order.filled * price,
-                reason=tracked.reason or tracked.purpose,
-                stop_loss=position.stop_loss if position else None,
-                take_profit=position.take_profit if position else None,
-            )
-        )
-        self.log.info(
-            "opened %s %.8g at %.8g (%s)", order.symbol, order.filled, price, tracked.reason
-        )
+        self._news.opened(order, position, tracked.reason, tracked.purpose)
 
     def _announce_close(self, trade: ClosedTrade) -> None:
-        cost = trade.entry_price * trade.amount
-        self.notify(
-            TradeClosed(
-                account=self.label,
-                at=trade.closed_at,
-                symbol=trade.symbol,
-                amount=trade.amount,
-                price=trade.exit_price,
-                pnl=trade.pnl,
-                pnl_pct=100.0 * trade.pnl / cost if cost > 0 else 0.0,
-                reason=trade.reason,
-            )
-        )
-        self.log.info(
-            "closed %s %.8g at %.8g: pnl %.2f (%s)",
-            trade.symbol,
-            trade.amount,
-            trade.exit_price,
-            trade.pnl,
-            trade.reason,
-        )
+        self._news.closed(trade)
         self.on_close(trade)
 
     def _intent(self, client_id: str | None) -> dict:

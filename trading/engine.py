@@ -1,4 +1,5 @@
-"""The Trader: one exchange account's cycle and lifecycle, composed of parts it owns.
+"""The Trader: one exchange account's lifecycle, composed of parts it owns (its cycle is
+trading/cycle.py).
 
 What each mode lets out and where each command leads is the mode table (trading/modes.py); the
 parts are listed in trading/parts.py. Besides the commands: a bug in a cycle leads to FAILSAFE
@@ -20,9 +21,9 @@ import logging
 from trading.account import Account
 from trading.clock import Clock
 from trading.connector import Connector
+from trading.cycle import Cycle
 from trading.decisions import Decisions
 from trading.entry_hold import EntryHold
-from trading.errors import Recoverable
 from trading.events import Notify
 from trading.exits import Exits
 from trading.failsafe import Failsafe
@@ -32,7 +33,7 @@ from trading.instrument import Instrument
 from trading.lifecycle import Lifecycle
 from trading.lock import TraderLock
 from trading.manual import ManualCommands
-from trading.modes import PAUSES, Mode, Purpose, checks_protection, flattens, guards
+from trading.modes import Mode, flattens
 from trading.operations import ModeCommands
 from trading.order_commands import OrderCommands
 from trading.orders import OrderPacer, OrderRouter
@@ -49,9 +50,6 @@ from trading.store import ClosedTrade, Store
 from trading.strategies.base import Strategy
 
 __all__ = ["Mode", "Trader"]
-
-_STOPS = (Purpose.GUARD,)  # what a plain pause leaves resting
-
 
 class Trader:
     """One exchange account: its cycle, its sync, and the operations commands call."""
@@ -151,13 +149,24 @@ class Trader:
         self.decisions = Decisions(self.parts, strategy, self.scanner)
         per_candidate = max(1, len(strategy.timeframes))
         self.cycle_plan = connector.fit_cycles(settings.scan_interval_seconds, per_candidate)
-        self.modes = ModeCommands(self.parts, stop_cycle=self._stop_cycle, caution=self.caution)
+        self.lifecycle = Lifecycle(log)
+        self.timing = Timing()
+        self.entries = EntryHold(connector, label=label, clock=clock, notify=notify, log=log)
+        self.cycle = Cycle(
+            self.parts,
+            decisions=self.decisions,
+            exits=self.exits,
+            lifecycle=self.lifecycle,
+            timing=self.timing,
+            entries=self.entries,
+            start=self._start_exchange,
+        )
+        self.modes = ModeCommands(self.parts, stop_cycle=self.cycle.stop_step, caution=self.caution)
         self.manual = ManualCommands(
             self.parts, start=self._start_exchange, started=lambda: self.started
         )
         self.order_commands = OrderCommands(self.parts)  # /orders, /cancelorder
         self.instrument = Instrument(self.parts, strategy, self.scanner, self.order_commands)
-        self.lifecycle = Lifecycle(log)
         self.pushed_stops = PushedStops(
             self.parts,
             self.decisions.protect,
@@ -166,9 +175,7 @@ class Trader:
             started=lambda: self.started,
         )
         self.feed.on_price = self.pushed_stops.price
-        self.timing = Timing()
         self._restored = False
-        self.entries = EntryHold(connector, label=label, clock=clock, notify=notify, log=log)
 
     # ------------------------------------------------------------- what it is
 
@@ -284,87 +291,11 @@ class Trader:
 
     async def run_cycle(self) -> None:
         """One scheduled cycle: sync -> scan -> decide -> execute. Never raises."""
-        if self.aborted or self.lifecycle.closing:
-            return
-        started = self.clock.monotonic()
-        try:
-            async with self.lifecycle.run():
-                await self.failsafe.guarded(self._cycle, exclusive=True)
-        finally:
-            self.timing.last_cycle_at = self.clock.time()
-            self.timing.last_cycle_seconds = self.clock.monotonic() - started
-        self.entries.announce()
+        await self.cycle.run()
 
     async def run_sync(self) -> None:
         """The scheduled sync job. Never raises; skipped while a cycle or a command runs."""
-        if self.aborted or self.lifecycle.closing or self.lock.locked():
-            return
-        async with self.lifecycle.run():
-            await self.failsafe.guarded(self._sync_only, exclusive=True)
-
-    async def _sync_only(self) -> None:
-        if not self.started:
-            await self._start_exchange()
-            return
-        with self.lock.reading():
-            await self.account.sync()
-
-    async def _cycle(self) -> None:
-        try:
-            if not self.started:
-                await self._start_exchange()
-            elif self.account.sync_due():
-                with self.lock.reading():
-                    await self.account.sync()
-        except Exception as exc:  # not a shutdown's cancellation: that ends the run quietly
-            if not self.started and flattens(self.mode) and self.book.positions:
-                # Restored killed or in failsafe: the flattening gets out past a failing start
-                # (it sells without a sync); the next cycles keep trying the start.
-                self.failsafe.keep_flattening(self.failsafe.purpose())
-            if isinstance(exc, Recoverable):
-                await self._protect_blind()
-            raise
-        mode = self.mode
-        if mode is Mode.RUNNING:
-            await self.decisions.trade()
-        elif mode is Mode.STOPPING:
-            await self._stop_cycle()
-        else:
-            await self._hold(mode)
-        await self.account.guard_dead_man()
-        self.account.report_equity()
-
-    async def _hold(self, mode: Mode) -> None:
-        """A cycle that opens nothing: paused, stopped, killed, failsafe, halted."""
-        if mode in PAUSES and any(t.confirmed for t in self.book.orders.values()):
-            # Adopted by the sync: a pause holds no order but the positions' stops.
-            await self.router.cancel_all(keep=() if mode is Mode.HANDS_OFF else _STOPS)
-        fresh = await self.account.price_positions()
-        if flattens(mode):
-            if self.book.positions:
-                self.failsafe.keep_flattening(self.failsafe.purpose())
-        elif checks_protection(mode):
-            await self.decisions.protect(list(self.book.positions), fresh)
-        if guards(mode):  # between flatten rounds too: each round lifts them one by one
-            await self.guards.ensure(self.book.positions)
-
-    async def _protect_blind(self) -> None:
-        """The account cannot be read, the prices can: stops act on the last known book."""
-        if not self.started or not checks_protection(self.mode) or flattens(self.mode):
-            return
-        fresh = await self.account.price_positions()
-        await self.decisions.protect(list(self.book.positions), fresh)
-
-    async def _stop_cycle(self) -> None:
-        await self.account.price_positions()
-        elapsed = self.clock.time() - self.state.stop_started()
-        done = await self.exits.stop_step(
-            self.account.tickers,
-            elapsed=elapsed,
-            market_after=self.settings.stop_exit_timeout_seconds,
-        )
-        if done:
-            self.state.set_mode(Mode.STOPPED, "every position exited")
+        await self.cycle.run_sync()
 
     # ------------------------------------------------------ what the gate sees
 

@@ -1,7 +1,8 @@
 """What a trader's collaborators share: handed to each explicitly, so none of them reaches
 back into the Trader (no mixins, no import cycle).
 
-    Trader (engine.py)      the cycle, the lifecycle; builds the parts and delegates commands
+    Trader (engine.py)      the lifecycle; builds the parts and delegates commands
+    ├── cycle.py            the scheduled cycle and sync job
     ├── state.py            mode, emergencies, last error
     ├── lock.py             one operation at a time
     ├── account.py          book, balance, prices, the sync
