@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.errors import Rejected
+from trading.errors import OrderNotFound, Rejected
 from trading.models import Side
 from trading.modes import Mode
 from trading.store import Store
@@ -73,3 +73,19 @@ async def test_a_restart_mid_kill_puts_the_stops_back_before_the_flattening_resu
     assert [o.symbol for o in again.stops()] == ["ETH/USDT"]  # before any flatten round
     await _host_dies_and_the_price_slides(again, "ETH/USDT")
     assert again.held("ETH/USDT") == 0
+
+
+async def test_a_kills_confirming_read_does_not_drop_the_stop_it_just_put_back():
+    """Chaos seed 74: the exit was refused, its stop went back on, and the kill's lighter
+    confirming read (no open-order list, orders read by id) met 'order not found' for that
+    fresh stop, as exchanges answer for a moment after placing: the book dropped it while it
+    rested, and no later kill round lifted it before selling."""
+    rig = await _entered(FakeClock(), "ETH/USDT")
+    rig.trader.failsafe.kill_patience = 0.0
+    rig.paper.inject("create_order", Rejected("exit refused"))
+    rig.paper.inject("fetch_order", OrderNotFound("order does not exist"), count=-1)
+
+    await rig.trader.kill()
+
+    [stop] = rig.stops()
+    assert stop.id in rig.trader.book.orders  # still the book's, to lift before the next sell

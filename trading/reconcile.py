@@ -82,11 +82,13 @@ class Reconciler:
         self._short: dict[str, int] = {}  # symbol -> consecutive syncs showing a shortfall
         self._refused: dict[str, int] = {}  # order id -> lookups refused with a generic error
         self._fee_owed: dict[str, str] = {}  # order id -> symbol: pushed closed without its fee
+        self._listed = True  # the sync under way read the open-order list
 
     async def reconcile(self, state: AccountState, *, listed: bool = True) -> list[Difference]:
         """Bring the book in line with `state` (a fresh sync; `listed=False`: one without the
         open-order list, so every order of ours is read by id). Fatal and bugs propagate."""
         book = self.book
+        self._listed = listed
         differences: list[Difference] = []
         open_on_exchange = {o.id: o for o in state.open_orders}
         by_client = {o.client_order_id: o for o in state.open_orders if o.client_order_id}
@@ -239,7 +241,11 @@ class Reconciler:
         says so; a generic refusal might be about the request, and taking it for "gone, nothing
         more filled" would lose track of a resting order that fills later. It is believed only
         when it repeats over `misses` syncs, so an exchange that answers unknown orders that way
-        cannot hold up exits for ever."""
+        cannot hold up exits for ever. Without the open-order list beside it (a kill's
+        confirming read) nothing is believed: an exchange answers "not found" for a moment
+        after it took an order (a stop just put back), and the list is what would show it."""
+        if not self._listed:
+            return False
         if isinstance(fault, OrderNotFound):
             return True
         if isinstance(fault, ClockRejected):
