@@ -33,6 +33,7 @@ from chatbot.config import PAPER, Settings
 from chatbot.config_strategy import strategy_of
 from chatbot.console import Console, stdin_is_readable
 from chatbot.health import HealthServer
+from chatbot.heap import settle, settle_later
 from chatbot.logsetup import RECENT
 from chatbot.notifier import Notifier
 from chatbot.pagers import pagers_from_settings
@@ -58,6 +59,7 @@ log = logging.getLogger("chatbot")
 # its answer recorded) before it is cancelled. Railway kills the process `drainingSeconds`
 # (railway.toml) after SIGTERM; the grace, the notifier's flush and closing fit well inside.
 SHUTDOWN_GRACE_SECONDS = 10.0
+FIRST_CYCLE_DELAY = 0.5  # seconds from start to the first account's first cycle
 
 
 def versions() -> dict[str, str]:
@@ -191,7 +193,7 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     if not venues:
         log.error("no account can trade (see the lines above); nothing to do")
         return 1
-    return await serve(build(settings, venues, out=out), inp=inp, out=out)
+    return await serve(build(settings, venues, out=out), inp=inp, out=out, settle_heap=True)
 
 
 async def serve(
@@ -200,9 +202,12 @@ async def serve(
     inp: TextIO | None = None,
     out: TextIO | None = None,
     grace: float = SHUTDOWN_GRACE_SECONDS,
+    settle_heap: bool = False,
 ) -> int:
     """Run a built bot until it is told to stop, then shut it down (`grace`: seconds the work
-    in flight gets to finish); returns the process exit status."""
+    in flight gets to finish); returns the process exit status. `settle_heap`: exclude what
+    start-up built from the collector's work (chatbot/heap.py; the process's whole heap, so
+    not in a test)."""
     settings = bot.settings
     scheduler = new_scheduler()
     bot.dispatcher.ctx.jobs = lambda: [
@@ -224,9 +229,15 @@ async def serve(
                 log.error("Telegram is unreachable or refused the token (%s): not trading", exc)
                 bot.exit_code = 1
                 return 1
-        for group, cadence in _cadences(bot.traders, settings):
-            schedule_traders(scheduler, group, cadence, first_delay=0.5)
+        cadences = _cadences(bot.traders, settings)
+        for group, cadence in cadences:
+            schedule_traders(scheduler, group, cadence, first_delay=FIRST_CYCLE_DELAY)
         add_daily_job(scheduler, *settings.notify.daily_summary_time, bot.notifier.daily_summary)
+        if settle_heap:
+            settle()
+            # The staggered first cycles (which load the markets) are done within an interval.
+            longest = max((c.scan_interval_seconds for _, c in cadences), default=0.0)
+            settle_later(scheduler, FIRST_CYCLE_DELAY + 2 * longest)
         scheduler.start()
         if bot.health is not None:
             await bot.health.start()
