@@ -50,6 +50,7 @@ from trading.engine import Trader
 from trading.models import Venue
 from trading.paper_reset import reset_at_start
 from trading.settings import TradingSettings
+from trading.shared_tickers import SharedTickers
 from trading.store import Store
 from trading.venues.paper_state import PaperStateError
 
@@ -60,6 +61,9 @@ log = logging.getLogger("chatbot")
 # (railway.toml) after SIGTERM; the grace, the notifier's flush and closing fit well inside.
 SHUTDOWN_GRACE_SECONDS = 10.0
 FIRST_CYCLE_DELAY = 0.5  # seconds from start to the first account's first cycle
+# How old a whole-universe ticker read the accounts of one exchange share may be: 100 accounts
+# cycling each minute read Binance's tickers 12 times a minute instead of 100.
+SHARED_TICKERS_MAX_AGE = 5.0
 
 
 def versions() -> dict[str, str]:
@@ -137,6 +141,7 @@ def build(
         settings.notify, senders, pagers_from_settings(settings.notify, http), clock=clock
     )
     strategy = strategy_of(settings.trading)
+    shared = _shared_ticker_reads(venues, clock)
     traders = [
         Trader(
             Connector(
@@ -146,6 +151,7 @@ def build(
                 sync_failure_limit=settings.trading.sync_failure_limit_seconds,
                 unrecognized_limit=settings.trading.sync_failure_limit_seconds,
                 cancel_all_after_seconds=settings.trading.cancel_all_after_seconds,
+                shared_tickers=shared.get(id(venue)),
             ),
             store=store,
             strategy=strategy,
@@ -273,6 +279,23 @@ def _cadences(
     on_paper = [t for t in traders if t.connector.venue.name == PAPER]
     on_live = [t for t in traders if t.connector.venue.name != PAPER]
     return [(group, cadence) for group, cadence in ((on_paper, paper), (on_live, live)) if group]
+
+
+def _shared_ticker_reads(venues: list[Venue], clock: Clock) -> dict[int, SharedTickers]:
+    """One shared whole-universe ticker read per live exchange (and sandbox) with several
+    accounts, by id of venue (trading/shared_tickers.py). Offline paper accounts draw their own
+    market: nothing to share."""
+    groups: dict[tuple[str, bool], list[Venue]] = {}
+    for venue in venues:
+        if venue.name != PAPER:
+            key = (venue.name, bool(getattr(venue, "sandbox", False)))
+            groups.setdefault(key, []).append(venue)
+    shared: dict[int, SharedTickers] = {}
+    for group in groups.values():
+        if len(group) > 1:
+            reads = SharedTickers(clock=clock, max_age=SHARED_TICKERS_MAX_AGE)
+            shared.update((id(venue), reads) for venue in group)
+    return shared
 
 
 def _start_afresh(trader: Trader, settings: Settings) -> None:
