@@ -2,21 +2,27 @@
 and /kill stay instant while they all cycle.
 
     python bench/scale.py [--accounts 1,10,50,100] [--markets 500] [--speed 10] [--cycles 2]
-                          [--pings 100] [--stagger SECONDS]
+                          [--pings 100] [--stagger SECONDS] [--no-settle] [--own-tickers]
 
 Every account is a real Trader on its own paper exchange account; the accounts share one
 synthetic market (sub-accounts of one exchange see the same prices), which runs `speed` times
 faster than real time as in the paper demo. The real scheduler (chatbot/scheduling.py) runs each
 account's cycle and sync, a cycle every 60/speed real seconds (60 s of market time), staggered
-as the bot staggers them (`--stagger` overrides the spacing). The real python-telegram-bot
-Application polls a loopback fake Bot API (sim/fakes) and every command goes through the real
-Dispatcher. For each N, in a fresh process, over `cycles` cycle intervals:
+as the bot staggers them (`--stagger` overrides the spacing), and the heap is settled as the
+bot settles it (chatbot/heap.py; `--no-settle`: the collector's defaults). Like the accounts of
+one live exchange, they share one whole-universe ticker read up to 5 s of market time old
+(trading/shared_tickers.py; `--own-tickers`: each account reads its own). The real
+python-telegram-bot Application polls a loopback fake Bot API (sim/fakes) and every command
+goes through the real Dispatcher. For each N, in a fresh process, over `cycles` cycle intervals:
 
     cpu/cycle   CPU per account-cycle (the process's CPU beyond the idle run's rate, over
                 `cycles` intervals without pings); loop %: what N accounts take of one core at
                 the real 60 s cadence
     stall       the longest the event loop was away, over the next `cycles` intervals with
                 pings: a probe task asks to wake every 2 ms and records how late it wakes
+    busy        the most CPU the loop's thread spent between asking to wake and waking: the
+                stall (plus the 2 ms asked) without the time the OS gave other processes; on a
+                loaded machine, the part that is ours
     /ping       round trip from the fake queueing /ping to the bot's reply, p50 p99 max, against
                 the same with no accounts (x idle)
     /kill       from the fake queueing `/kill paper:a0 now` to account A0's first exit request at
@@ -41,7 +47,9 @@ from pathlib import Path
 # Runnable as `python bench/scale.py` from a checkout: the project is not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from chatbot.app import SHARED_TICKERS_MAX_AGE
 from chatbot.config import Secret, TelegramSettings
+from chatbot.heap import settle, settle_later
 from chatbot.scheduling import new_scheduler, schedule_traders
 from chatbot.telegram import TelegramTransport
 from handlers.context import Context
@@ -54,6 +62,7 @@ from trading.engine import Trader
 from trading.events import discard
 from trading.models import OrderRequest
 from trading.settings import TradingSettings
+from trading.shared_tickers import SharedTickers
 from trading.store import Store
 from trading.strategies import load_strategy
 from trading.venues.market_sim import SyntheticFeed
@@ -115,12 +124,13 @@ class _Counted:
         await self.trader.run_sync()
 
 
-async def _probe(lags: list[float]) -> None:
+async def _probe(lags: list[tuple[float, float]]) -> None:
+    """(how late, the loop thread's CPU seconds meanwhile) of every wake-up."""
     loop = asyncio.get_running_loop()
     while True:
-        due = loop.time() + PROBE_PERIOD
+        due, cpu = loop.time() + PROBE_PERIOD, time.thread_time()
         await asyncio.sleep(PROBE_PERIOD)
-        lags.append(loop.time() - due)
+        lags.append((loop.time() - due, time.thread_time() - cpu))
 
 
 async def _ping(api: FakeTelegramAPI) -> float:
@@ -182,9 +192,10 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
         _Watched(clock=market_clock, account=f"A{i}", feed=feed, balances={"USDT": 100_000.0})
         for i in range(accounts)
     ]
+    shared = SharedTickers(clock=clock, max_age=SHARED_TICKERS_MAX_AGE / args.speed)
     traders = [
         Trader(
-            Connector(x, clock=clock),
+            Connector(x, clock=clock, shared_tickers=None if args.own_tickers else shared),
             store=store,
             strategy=strategy,
             settings=settings,
@@ -197,7 +208,7 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
     dispatcher = Dispatcher(Context(desk=desk, clock=clock))
     cycles = [0, 0, accounts]  # cycles run, accounts that cycled, accounts
     all_cycled = asyncio.Event()
-    lags: list[float] = []
+    lags: list[tuple[float, float]] = []
     loop = asyncio.get_running_loop()
     scheduler = new_scheduler()
     probe = asyncio.create_task(_probe(lags))
@@ -212,6 +223,9 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
             stagger = {} if args.stagger is None else {"stagger_seconds": args.stagger}
             counted = [_Counted(t, cycles, all_cycled) for t in traders]
             schedule_traders(scheduler, counted, settings, **stagger)
+            if not args.no_settle:
+                settle()
+                settle_later(scheduler, 2 * interval)
             scheduler.start()
             if traders:  # every account's first (cold) cycle
                 await asyncio.wait_for(all_cycled.wait(), timeout=600)
@@ -225,7 +239,7 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
             lags.clear()
             rng = random.Random(1)
             seconds = await _pings(api, args.pings, loop.time() + args.cycles * interval, rng)
-            stall = max(lags)
+            stall, busy = max(lag for lag, _ in lags), max(cpu for _, cpu in lags)
             kill = await _kill(api, exchanges[0]) if traders else None
             rss = _rss()
         finally:
@@ -244,6 +258,7 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
         "wall": wall,
         "cycles": done,
         "stall": stall,
+        "busy": busy,
         "kill": kill,
         "rss": rss,
     }
@@ -271,6 +286,8 @@ def _run(accounts: int, args: argparse.Namespace) -> dict:
 def _shared_flags(args: argparse.Namespace) -> list[str]:
     flags = ["--markets", str(args.markets), "--speed", str(args.speed)]
     flags += ["--cycles", str(args.cycles), "--pings", str(args.pings)]
+    flags += ["--no-settle"] if args.no_settle else []
+    flags += ["--own-tickers"] if args.own_tickers else []
     return flags + ([] if args.stagger is None else ["--stagger", str(args.stagger)])
 
 
@@ -288,13 +305,14 @@ def _table(idle: dict, rows: list[dict], args: argparse.Namespace) -> None:
         f"{args.cycles} cycle intervals per row"
     )
     print(
-        f"{'accounts':>8} {'cpu/cycle ms':>12} {'loop %':>6} {'stall ms':>8} | "
+        f"{'accounts':>8} {'cpu/cycle ms':>12} {'loop %':>6} {'stall ms':>8} {'busy':>5} | "
         f"{'/ping p50':>9} {'p99':>6} {'x idle':>6} {'max':>6} {'x idle':>6} | "
         f"{'/kill ms':>8} {'sell':>6} | {'rss/acct MB':>11}"
     )
     idle_max = max(idle["pings"])
     print(
-        f"{'idle':>8} {'':>12} {'':>6} {idle['stall'] * 1e3:>8.1f} | {idle50 * 1e3:>9.1f} "
+        f"{'idle':>8} {'':>12} {'':>6} {idle['stall'] * 1e3:>8.1f} {idle['busy'] * 1e3:>5.1f} | "
+        f"{idle50 * 1e3:>9.1f} "
         f"{idle99 * 1e3:>6.1f} {'':>6} {idle_max * 1e3:>6.1f} {'':>6} | {'':>8} {'':>6} | {'':>11}"
     )
     for row in rows:
@@ -306,7 +324,8 @@ def _table(idle: dict, rows: list[dict], args: argparse.Namespace) -> None:
         rss = (row["rss"] - idle["rss"]) / n / 1e6
         request, sell = row["kill"]
         print(
-            f"{n:>8} {cpu * 1e3:>12.1f} {load:>6.1f} {row['stall'] * 1e3:>8.1f} | "
+            f"{n:>8} {cpu * 1e3:>12.1f} {load:>6.1f} {row['stall'] * 1e3:>8.1f} "
+            f"{row['busy'] * 1e3:>5.1f} | "
             f"{_quantile(pings, 0.5) * 1e3:>9.1f} {p99 * 1e3:>6.1f} {p99 / idle99:>5.2f}x "
             f"{top * 1e3:>6.1f} {top / idle_max:>5.2f}x | "
             f"{request * 1e3:>8.1f} {sell * 1e3:>6.1f} | {rss:>11.2f}"
@@ -321,6 +340,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2, help="cycle intervals measured")
     parser.add_argument("--pings", type=int, default=100, help="pings per row, at least")
     parser.add_argument("--stagger", type=float, help="seconds between accounts' first cycles")
+    parser.add_argument("--no-settle", action="store_true", help="leave the collector as it is")
+    parser.add_argument("--own-tickers", action="store_true", help="no shared ticker read")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # one row, as JSON
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)  # rate limits and kills are the point, not news

@@ -33,6 +33,7 @@ from chatbot.config import PAPER, Settings
 from chatbot.config_strategy import strategy_of
 from chatbot.console import Console, stdin_is_readable
 from chatbot.health import HealthServer
+from chatbot.heap import settle, settle_later
 from chatbot.logsetup import RECENT
 from chatbot.notifier import Notifier
 from chatbot.pagers import pagers_from_settings
@@ -50,6 +51,7 @@ from trading.models import Venue
 from trading.paper_reset import reset_at_start
 from trading.recorder import MarketRecorder
 from trading.settings import TradingSettings
+from trading.shared_tickers import SharedTickers
 from trading.store import Store
 from trading.venues.paper_state import PaperStateError
 
@@ -59,6 +61,10 @@ log = logging.getLogger("chatbot")
 # its answer recorded) before it is cancelled. Railway kills the process `drainingSeconds`
 # (railway.toml) after SIGTERM; the grace, the notifier's flush and closing fit well inside.
 SHUTDOWN_GRACE_SECONDS = 10.0
+FIRST_CYCLE_DELAY = 0.5  # seconds from start to the first account's first cycle
+# How old a whole-universe ticker read the accounts of one exchange share may be: 100 accounts
+# cycling each minute read Binance's tickers 12 times a minute instead of 100.
+SHARED_TICKERS_MAX_AGE = 5.0
 
 
 def versions() -> dict[str, str]:
@@ -137,6 +143,7 @@ def build(
     )
     strategy = strategy_of(settings.trading)
     recorder = MarketRecorder(settings.data_dir / "market", store)
+    shared = _shared_ticker_reads(venues, clock)
     traders = [
         Trader(
             Connector(
@@ -146,6 +153,7 @@ def build(
                 sync_failure_limit=settings.trading.sync_failure_limit_seconds,
                 unrecognized_limit=settings.trading.sync_failure_limit_seconds,
                 cancel_all_after_seconds=settings.trading.cancel_all_after_seconds,
+                shared_tickers=shared.get(id(venue)),
             ),
             store=store,
             strategy=strategy,
@@ -195,7 +203,7 @@ async def run(settings: Settings, *, inp: TextIO | None = None, out: TextIO | No
     if not venues:
         log.error("no account can trade (see the lines above); nothing to do")
         return 1
-    return await serve(build(settings, venues, out=out), inp=inp, out=out)
+    return await serve(build(settings, venues, out=out), inp=inp, out=out, settle_heap=True)
 
 
 async def serve(
@@ -204,9 +212,12 @@ async def serve(
     inp: TextIO | None = None,
     out: TextIO | None = None,
     grace: float = SHUTDOWN_GRACE_SECONDS,
+    settle_heap: bool = False,
 ) -> int:
     """Run a built bot until it is told to stop, then shut it down (`grace`: seconds the work
-    in flight gets to finish); returns the process exit status."""
+    in flight gets to finish); returns the process exit status. `settle_heap`: exclude what
+    start-up built from the collector's work (chatbot/heap.py; the process's whole heap, so
+    not in a test)."""
     settings = bot.settings
     scheduler = new_scheduler()
     bot.dispatcher.ctx.jobs = lambda: [
@@ -228,9 +239,15 @@ async def serve(
                 log.error("Telegram is unreachable or refused the token (%s): not trading", exc)
                 bot.exit_code = 1
                 return 1
-        for group, cadence in _cadences(bot.traders, settings):
-            schedule_traders(scheduler, group, cadence, first_delay=0.5)
+        cadences = _cadences(bot.traders, settings)
+        for group, cadence in cadences:
+            schedule_traders(scheduler, group, cadence, first_delay=FIRST_CYCLE_DELAY)
         add_daily_job(scheduler, *settings.notify.daily_summary_time, bot.notifier.daily_summary)
+        if settle_heap:
+            settle()
+            # The staggered first cycles (which load the markets) are done within an interval.
+            longest = max((c.scan_interval_seconds for _, c in cadences), default=0.0)
+            settle_later(scheduler, FIRST_CYCLE_DELAY + 2 * longest)
         scheduler.start()
         if bot.health is not None:
             await bot.health.start()
@@ -266,6 +283,23 @@ def _cadences(
     on_paper = [t for t in traders if t.connector.venue.name == PAPER]
     on_live = [t for t in traders if t.connector.venue.name != PAPER]
     return [(group, cadence) for group, cadence in ((on_paper, paper), (on_live, live)) if group]
+
+
+def _shared_ticker_reads(venues: list[Venue], clock: Clock) -> dict[int, SharedTickers]:
+    """One shared whole-universe ticker read per live exchange (and sandbox) with several
+    accounts, by id of venue (trading/shared_tickers.py). Offline paper accounts draw their own
+    market: nothing to share."""
+    groups: dict[tuple[str, bool], list[Venue]] = {}
+    for venue in venues:
+        if venue.name != PAPER:
+            key = (venue.name, bool(getattr(venue, "sandbox", False)))
+            groups.setdefault(key, []).append(venue)
+    shared: dict[int, SharedTickers] = {}
+    for group in groups.values():
+        if len(group) > 1:
+            reads = SharedTickers(clock=clock, max_age=SHARED_TICKERS_MAX_AGE)
+            shared.update((id(venue), reads) for venue in group)
+    return shared
 
 
 def _start_afresh(trader: Trader, settings: Settings) -> None:

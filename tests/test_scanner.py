@@ -1,3 +1,4 @@
+import asyncio
 import logging
 import math
 
@@ -241,3 +242,47 @@ async def test_candles_for_returns_every_series_the_strategy_needs(paper, clock)
     assert all(len(series) == strategy.candle_limit for series in candles.values())
     assert all(isinstance(c, Candle) for c in candles["1h"])
     assert candles["1h"][-1].ts - candles["1h"][-2].ts == 3600
+
+
+class LoopWatcher(Everything):
+    """Everything, noting how often the event loop had turned when each ticker was ranked."""
+
+    def __init__(self, turns: list[int]) -> None:
+        super().__init__()
+        self.turns = turns
+        self.seen: list[int] = []
+
+    def prescreen(self, ticker: Ticker) -> float | None:
+        self.seen.append(self.turns[0])
+        return super().prescreen(ticker)
+
+
+async def test_ranking_hands_the_loop_back_between_chunks_and_ranks_the_same(paper, clock):
+    turns = [0]
+
+    async def turn() -> None:
+        for _ in range(100_000):  # bounded; cancelled long before
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    connector = await connected(paper, clock)
+    chunked = LoopWatcher(turns)
+    whole = Everything()
+    kw = {"quote": "USDT", "min_quote_volume": MIN_VOLUME}
+    turning = asyncio.create_task(turn())
+    try:
+        result = await Scanner(connector, chunked, rank_chunk=10, **kw).scan(
+            exclude=set(), budget=200
+        )
+    finally:
+        turning.cancel()
+    reference = await Scanner(connector, whole, **kw).scan(exclude=set(), budget=200)
+    ranked = len(chunked.seen)
+    assert ranked > 30
+    # The loop turned between every chunk of 10 and never within one.
+    assert [len(set(chunked.seen[i : i + 10])) for i in range(0, ranked, 10)] == [1] * math.ceil(
+        ranked / 10
+    )
+    assert len(set(chunked.seen)) == math.ceil(ranked / 10)
+    assert chunked.asked == whole.asked
+    assert [c.symbol for c in result.candidates] == [c.symbol for c in reference.candidates]

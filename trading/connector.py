@@ -53,6 +53,7 @@ from trading.models import (
     account_label,
 )
 from trading.sending import Cancelled, OrderSender
+from trading.shared_tickers import SharedTickers
 from trading.venue_calls import CircuitOpen, VenueCalls
 
 
@@ -95,8 +96,10 @@ class Connector:
         time_resync_seconds: float = 600.0,
         cancel_all_after_seconds: float = 60.0,
         breaker_max_cooldown: float = 300.0,
+        shared_tickers: SharedTickers | None = None,
     ) -> None:
         self.venue = venue
+        self.shared_tickers = shared_tickers  # the exchange's whole-universe read, if shared
         self.label = account_label(venue.name, venue.account)
         self.markets: dict[str, Market] = {}
         self._clock = clock
@@ -155,7 +158,13 @@ class Connector:
         return markets
 
     async def tickers(self, symbols: Sequence[str] | None = None) -> dict[str, Ticker]:
+        """The named markets' tickers, or every market's (shared with the exchange's other
+        accounts where `shared_tickers` is set: trading/shared_tickers.py)."""
         fetch = functools.partial(self.venue.fetch_tickers, symbols)
+        if symbols is None and self.shared_tickers is not None:
+            return await self.shared_tickers.read(
+                functools.partial(self._calls.read, "fetch_tickers", fetch)
+            )
         return await self._calls.read("fetch_tickers", fetch)
 
     async def candles(self, symbol: str, timeframe: str, limit: int) -> list[Candle]:

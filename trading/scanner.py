@@ -15,6 +15,7 @@ connector's own budget drops to 0 (its circuit opened mid-scan) the scanner stop
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 from collections.abc import Collection, Mapping, Sequence
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 BULK = "bulk"
 ROTATION = "rotation"
+# Tickers the strategy's prescreen ranks between two turns of the event loop: a universe of
+# 12,000 markets ranks in 13-25 ms, longer than a command may wait; 1,000 take 1-2 ms.
+RANK_CHUNK = 1_000
 
 
 class PushedTickers(Protocol):
@@ -84,8 +88,10 @@ class Scanner:
         log: logging.Logger | None = None,
         pushed: PushedTickers | None = None,
         tap: ReadTap | None = None,
+        rank_chunk: int = RANK_CHUNK,
     ) -> None:
         self.connector = connector
+        self.rank_chunk = rank_chunk
         self.pushed = pushed
         self.tap = tap
         self.strategy = strategy
@@ -150,7 +156,7 @@ class Scanner:
                 self.pushed.seed(tickers)
         liquid = [s for s in tradable if self._liquid(tickers.get(s))]
         unknown = [s for s in tradable if s not in tickers]  # no ticker: volume unknown
-        ranked = self._rank(liquid, tickers)
+        ranked = await self._rank(liquid, tickers)
         candidates, spent, skipped = await self._signals(ranked, tickers, budget - read)
         universe = len(liquid) + len(unknown)
         return ScanResult(candidates, tickers, universe, len(liquid), read + spent, BULK, skipped)
@@ -170,7 +176,7 @@ class Scanner:
         if batch:
             self._cursor = batch[-1]
         liquid = [s for s in batch if self._liquid(tickers.get(s))]
-        ranked = self._rank(liquid, tickers)
+        ranked = await self._rank(liquid, tickers)
         candidates, candle_requests, skipped = await self._signals(ranked, tickers, budget - spent)
         spent += candle_requests
         return ScanResult(candidates, tickers, len(tradable), len(batch), spent, ROTATION, skipped)
@@ -195,12 +201,17 @@ class Scanner:
     def _liquid(self, ticker: Ticker | None) -> bool:
         return ticker is not None and ticker.quote_volume >= self.min_quote_volume
 
-    def _rank(self, symbols: Sequence[str], tickers: dict[str, Ticker]) -> list[str]:
+    async def _rank(self, symbols: Sequence[str], tickers: dict[str, Ticker]) -> list[str]:
+        """Best first by the strategy's prescreen, handing the loop back between chunks."""
         scored = []
-        for symbol in symbols:
-            score = self.strategy.prescreen(tickers[symbol])
-            if score is not None:
-                scored.append((-score, symbol))
+        prescreen = self.strategy.prescreen
+        for start in range(0, len(symbols), self.rank_chunk):
+            if start:
+                await asyncio.sleep(0)
+            for symbol in symbols[start : start + self.rank_chunk]:
+                score = prescreen(tickers[symbol])
+                if score is not None:
+                    scored.append((-score, symbol))
         scored.sort()
         return [symbol for _, symbol in scored]
 
