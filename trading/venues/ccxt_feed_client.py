@@ -120,6 +120,17 @@ def _subscription_throttle(
     return throttle
 
 
+def on_message(client: Any, heard: Callable[[], None]) -> None:
+    """Call `heard` at every message a socket of `client` receives (an answer, an event)."""
+    handle = client.handle_message
+
+    def handle_message(ws: Any, message: Any) -> Any:
+        heard()
+        return handle(ws, message)
+
+    client.handle_message = handle_message
+
+
 def refused_for_a_limit(error: BaseException) -> bool:
     """Whether the exchange (or ccxt on its behalf) refused the session for a limit: too many
     connections, requests or subscriptions."""

@@ -175,18 +175,31 @@ class VenueFeed:
             client, self._counted, label=self.label, secrets=self._secrets, failed=self._failed
         )
         sessions.count_subscriptions(client, self._pacer, self._subscribed)
+        heard = asyncio.Event()
+        sessions.on_message(client, heard.set)
         self._client, self._session_start = client, time.time()
         self._rest_failure = None
         try:
             await client.load_markets()
+            first, *others = self._watches(client)
             async with asyncio.TaskGroup() as group:
-                for watch in self._watches(client):
-                    group.create_task(self._watch(*watch))
+                group.create_task(self._watch(*first))
+                group.create_task(self._once_heard(heard, others, group))
                 group.create_task(self._monitor())
         finally:
             self._client = None
             self._asked_wait = sessions.dial_delay(client)
             await sessions.close(client)
+
+    async def _once_heard(
+        self, heard: asyncio.Event, watches: list[Watch], group: asyncio.TaskGroup
+    ) -> None:
+        """Start the other watches once the first one's socket has answered: a watch_balance
+        asks for its REST snapshot before any socket is up, so a server that speaks no
+        websocket would be asked for one at every attempt."""
+        await heard.wait()
+        for watch in watches:
+            group.create_task(self._watch(*watch))
 
     async def _counted(self, call: str, request: Callable[[], Awaitable[Any]]) -> Any:
         self.requests += 1
