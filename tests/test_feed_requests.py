@@ -137,6 +137,8 @@ async def test_a_failed_balance_snapshot_ends_the_session_and_the_next_one_pushe
 
 
 async def test_every_market_s_ticker_comes_by_one_subscription(bot, ws):
+    await eventually(lambda: ws.market_subscriptions, 1.0, "the tickers subscribed")
+    await asyncio.sleep(0.1)  # any other subscription would have gone out by now
     assert ws.market_subscriptions == [["!ticker@arr"]]
     assert feed_of(bot).subscriptions == 2  # the user data stream, the tickers
 
