@@ -111,6 +111,26 @@ def _protection(reports: list[SeedReport], stats: Counter) -> list[str]:
     return lines
 
 
+# The event feed's figures the soak counts (sim/chaos/feeds.py), in the order they are printed.
+_FEED_FIGURES = (
+    "seeds with the event feed",
+    "feed events lost",
+    "fills the feed lost, found by the sync",
+    "feed events delivered twice",
+    "feed events delivered out of order",
+    "feed silences",
+    "feed drops",
+)
+
+
+def _feed(stats: Counter) -> list[str]:
+    """What the seeds on the event feed went through, and what the sync found that it lost.
+    Fill-to-book latency is bench/feed.py's: the soak's time is simulated."""
+    lines = ["event feed:"]
+    lines += [f"  {name:<40} {stats[name]:>9,}" for name in _FEED_FIGURES]
+    return lines
+
+
 def summarize(reports: list[SeedReport], wall: float, jobs: int) -> str:
     """The soak's printout: what ran, what was thrown at it, and every violation."""
     planned, injected, natural, commands, via, stats, kinds = (Counter() for _ in range(7))
@@ -165,6 +185,7 @@ def summarize(reports: list[SeedReport], wall: float, jobs: int) -> str:
         ),
     ]
     lines += _protection(reports, stats)
+    lines += _feed(stats)
     combined = hashlib.sha256("".join(r.digest for r in reports).encode()).hexdigest()[:16]
     lines.append(f"runs digest: {combined} (the same seeds and cycles always give the same one)")
     total = sum(kinds.values())

@@ -8,7 +8,9 @@ exchange, moves the price through it (the exchange fills it), waits until the bo
 the position, puts the price back and does it again: fill-to-book is the time from the
 exchange's fill to the close announced (the book has applied it by then); a /buy syncs first
 (both sides alike), so the driver trades every --fill-every seconds, not faster. REST
-requests and their weight (Binance's documented weights) are counted by the fake.
+requests and their weight (Binance's documented weights) are counted by the fake, the feed's
+own (its sessions' balance snapshots) included; beside them the feed's figures: items pushed,
+fills the sync found that the feed missed, reconnections.
 
     python bench/feed.py [--seconds 60] [--cycle 3] [--sync 120] [--fill-every 15]
 
@@ -62,6 +64,9 @@ class Side:
     requests: int = 0
     weight: int = 0
     latencies: list[float] = field(default_factory=list)
+    events: int = 0  # items the feed pushed
+    missed: int = 0  # what the REST sync found that the feed did not say
+    reconnects: int = 0
 
     def pct(self, q: float) -> float:
         if not self.latencies:
@@ -121,6 +126,8 @@ async def run_side(feed: bool, args: argparse.Namespace) -> Side:
         for method, path in rest.requests[counted:]:
             side.requests += 1
             side.weight += weight(method, path)
+        fed = trader.status().feed
+        side.events, side.missed, side.reconnects = fed.events, fed.missed, fed.reconnects
         await trader.close()
         await connector.close()
         return side
@@ -163,11 +170,15 @@ def report(sides: list[Side], args: argparse.Namespace) -> None:
         f"{args.seconds:g} s per side, a cycle every {args.cycle:g} s, sync job {args.sync:g} s,"
         f" a stop filled every {args.fill_every:g} s"
     )
-    print(f"{'':12} {'req/min':>8} {'weight/min':>11} {'fills':>6} {'p50 s':>7} {'p99 s':>7}")
+    print(
+        f"{'':12} {'req/min':>8} {'weight/min':>11} {'fills':>6} {'p50 s':>7} {'p99 s':>7}"
+        f" {'events':>7} {'missed':>7} {'reconnects':>10}"
+    )
     for s in sides:
         print(
             f"{s.name:12} {s.requests / s.minutes:8.0f} {s.weight / s.minutes:11.0f} "
             f"{len(s.latencies):6d} {s.pct(0.5):7.3f} {s.pct(0.99):7.3f}"
+            f" {s.events:7d} {s.missed:7d} {s.reconnects:10d}"
         )
     feed, rest = sides
     ratio = (feed.weight / feed.minutes) / max(1.0, rest.weight / rest.minutes)

@@ -146,6 +146,11 @@ class _Families:
             "Differences the REST sync corrected that the event feed did not say",
             labels=acc,
         )
+        self.feed_reconnects = CounterMetricFamily(
+            "chatbot_event_feed_reconnects",
+            "Event feed sessions that failed and were opened again",
+            labels=acc,
+        )
 
     def add_trader(self, trader: Trader, now: float) -> None:
         s = trader.status()
@@ -177,6 +182,7 @@ class _Families:
             self.feed.add_metric([label, state], float(s.feed.state == state))
         self.feed_events.add_metric([label], float(s.feed.events))
         self.feed_missed.add_metric([label], float(s.feed.missed))
+        self.feed_reconnects.add_metric([label], float(s.feed.reconnects))
 
     def all(self) -> Iterator[Metric]:
         yield self.mode
@@ -184,7 +190,7 @@ class _Families:
         yield from (self.faults, self.requests, self.score, self.circuit, self.offset)
         yield from (self.cycle, self.cycle_age, self.sync_age)
         yield from (self.positions, self.open_orders, self.equity, self.exposure)
-        yield from (self.feed, self.feed_events, self.feed_missed)
+        yield from (self.feed, self.feed_events, self.feed_missed, self.feed_reconnects)
 
 
 def _notifier_metrics(notifier: Notifier) -> Iterator[Metric]:

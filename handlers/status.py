@@ -181,7 +181,10 @@ def _account_debug(trader, now: float) -> str:
     parts.append(f"last sync {ago_at(now, s.last_sync_at)}")
     if s.feed.state != "off":
         feed = s.feed
-        parts.append(f"event feed {feed.state}, {feed.events} events, {feed.missed} missed")
+        parts.append(
+            f"event feed {feed.state}, {feed.events} events, {feed.missed} missed, "
+            f"{feed.reconnects} reconnects"
+        )
     if s.emergencies:
         parts.append("emergencies " + ", ".join(s.emergencies))
     if s.caution:

@@ -25,6 +25,8 @@ CCXT_HOMES = {
     # a public-only venue that also pages candle history, for `python -m chatbot download`
     "trading/venues/ccxt_history.py",
     "trading/venues/feed.py",
+    # the feed session's ccxt.pro client on the account's pace and connector
+    "trading/venues/ccxt_feed_client.py",
 }
 TELEGRAM_PREFIX = "chatbot/"
 

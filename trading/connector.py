@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from trading.breaker import ApiHealth, Circuit
 from trading.clock import Clock
@@ -45,6 +46,8 @@ from trading.events import Notify, discard
 from trading.models import (
     AccountState,
     Candle,
+    Deliver,
+    Feed,
     Market,
     Order,
     OrderRequest,
@@ -76,6 +79,10 @@ class HealthSnapshot:
     exchange: str = ""  # the venue's name: "binance", "paper"
     budget: int = 0
     unrecognized: tuple[str, float, str] | None = None  # see Connector.unrecognized()
+
+
+def _always(fault: Fault) -> bool:
+    return True
 
 
 class Connector:
@@ -256,6 +263,25 @@ class Connector:
 
     async def close(self) -> None:
         await self.venue.close()
+
+    # ---------------------------------------------------------------- the event feed
+
+    def open_feed(self, deliver: Deliver) -> Feed | None:
+        """The venue's event stream (not started), or None where it has none (a wrapper of a
+        venue may not). Its REST requests of its own are this account's (`feed_request`)."""
+        open_feed = getattr(self.venue, "open_feed", None)
+        feed = open_feed(deliver) if open_feed is not None else None
+        route = getattr(feed, "route_requests", None)
+        if route is not None:
+            route(self.feed_request)
+        return feed
+
+    async def feed_request(self, call: str, request: Callable[[], Awaitable[Any]]) -> Any:
+        """A REST request the event feed makes of its own (a session's balance snapshot):
+        counted and scored like the account's others, never past an open circuit (the feed
+        then waits to reconnect), and quiet: the feed says its troubles itself, and a feed
+        problem alone is never the owner's."""
+        return await self._calls.call(call, request, signed=True, gated=True, quiet=_always)
 
     # ---------------------------------------------------------------- health
 

@@ -32,6 +32,7 @@ from trading.settings import TradingSettings
 
 if TYPE_CHECKING:
     from trading.account import Account
+    from trading.connector import Connector
     from trading.reconcile import Difference
 
 # What a sync finds that a healthy feed should have said first.
@@ -53,6 +54,7 @@ class FeedStatus:
     events: int = 0  # items received
     applied: int = 0  # order changes that moved the book
     missed: int = 0  # differences the REST sync found that the feed did not say
+    reconnects: int = 0  # sessions that failed and were opened again
 
 
 NO_FEED = FeedStatus(OFF)
@@ -112,15 +114,14 @@ class FeedConsumer:
         )
         if settings.event_feed != OFF:
             account.feed = consumer
-            consumer.attach(account.connector.venue)
+            consumer.attach(account.connector)
         return consumer
 
     # -- lifecycle
 
-    def attach(self, venue: object) -> None:
-        """Open the venue's feed, where it has one (a wrapper of a venue may not)."""
-        open_feed = getattr(venue, "open_feed", None)
-        feed = open_feed(self.receive) if open_feed is not None else None
+    def attach(self, connector: Connector) -> None:
+        """Open the account's feed, where its venue has one."""
+        feed = connector.open_feed(self.receive)
         if feed is None:
             self.state = UNAVAILABLE
             self.log.info("no event feed for this exchange: REST polling only")
@@ -246,7 +247,9 @@ class FeedConsumer:
 
     def status(self) -> FeedStatus:
         self._refresh()
-        return FeedStatus(self.state, self.events, self.applied, self.missed)
+        # A feed without sessions (the paper exchange's, in process) never reconnects.
+        reconnects = getattr(self.feed, "reconnects", 0)
+        return FeedStatus(self.state, self.events, self.applied, self.missed, reconnects)
 
 
 def _parts(d: Difference) -> tuple[str, str, str]:

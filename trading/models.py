@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class Side(StrEnum):
@@ -142,6 +142,9 @@ class AccountState:
 # account's balance after a change, a market's ticker.
 FeedItem = Order | Balance | Ticker
 Deliver = Callable[[FeedItem], Awaitable[None]]
+# How a feed makes a REST request of its own (a balance snapshot): `through(call, request)`,
+# the account's connector counting it with the account's other requests.
+Through = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class Feed(Protocol):

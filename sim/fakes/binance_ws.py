@@ -22,6 +22,8 @@ Knobs, for the faults a feed must survive:
         ws.resume()                 # ...until now: what was held goes out
         ws.lose(1)                  # the next execution report is never sent
         ws.refuse_upgrades = True   # upgrades get a 404 page: a server that only speaks REST
+        ws.limit_connections(2.0)   # upgrades get a 429 with Retry-After: 2, until cleared (None)
+        ws.max_streams = 1024       # a SUBSCRIBE past it closes the connection, as Binance does
 
 Each host of ccxt's websocket urls becomes a path prefix of this server (wss://stream.binance.com
 :9443/ws -> ws://127.0.0.1:<port>/stream/ws), so ccxt still sees the `/stream` it checks for.
@@ -80,9 +82,14 @@ class FakeBinanceWs(LoopbackServer):
         super().__init__()
         self.rest = rest
         self.refuse_upgrades = False
+        self.max_streams = 1024  # market streams one connection may listen to (Binance: 1024)
         self.sockets: list[_Socket] = []
-        self.refused = 0  # upgrades answered with a 404 page
+        self.refused = 0  # upgrades answered with a 404 page, or a 429
+        self.upgrades = 0  # websocket upgrades asked for, refused or not
         self.subscribed = 0  # user data stream subscriptions answered
+        self.market_subscriptions: list[list[str]] = []  # every SUBSCRIBE's streams, in order
+        self.closed_for_streams = 0  # connections closed for listening to too many streams
+        self._connection_retry_after: float | None = None
         self._voice = asyncio.Event()
         self._voice.set()
         self._subscription_ids = itertools.count()
@@ -120,6 +127,11 @@ class FakeBinanceWs(LoopbackServer):
     def resume(self) -> None:
         self._voice.set()
 
+    def limit_connections(self, retry_after: float | None) -> None:
+        """Refuse every upgrade with a 429 and this Retry-After, as Binance does past its
+        connections per IP (None: accept them again)."""
+        self._connection_retry_after = retry_after
+
     def lose(self, reports: int = 1) -> None:
         """Never send the next `reports` execution reports (nor their balances): events a
         connection lost without noticing."""
@@ -136,6 +148,13 @@ class FakeBinanceWs(LoopbackServer):
     async def _serve(
         self, request: web.Request, answer: Callable[[_Socket, dict], None]
     ) -> web.StreamResponse:
+        self.upgrades += 1
+        if self._connection_retry_after is not None:
+            self.refused += 1
+            self.changed()
+            error = {"code": -1003, "msg": "Too many connection attempts."}
+            headers = {"Retry-After": f"{self._connection_retry_after:g}"}
+            return web.json_response(error, status=429, headers=headers)
         if self.refuse_upgrades:
             self.refused += 1
             self.changed()
@@ -209,6 +228,12 @@ class FakeBinanceWs(LoopbackServer):
         if request.get("method") != "SUBSCRIBE" or not set(streams) <= known:
             error = {"code": 2, "msg": "Invalid request: invalid stream"}
             socket.send({"id": request_id, "error": error})
+            return
+        self.market_subscriptions.append(list(streams))
+        self.changed()
+        if len(socket.streams | set(streams)) > self.max_streams:
+            self.closed_for_streams += 1
+            socket.cut()
             return
         socket.streams.update(streams)
         socket.send({"result": None, "id": request_id})

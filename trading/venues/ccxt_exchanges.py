@@ -76,11 +76,13 @@ def build(
     config: dict,
     library: Any = ccxt,
     clock: Clock | None = None,
+    pacer: Pacer | None = None,
 ) -> Any:
     """The ccxt client of one account (of `library`: ccxt.async_support, or ccxt.pro for the
     websocket feed): paced at ccxt's rate and costs, exits first (trading/pacing.py), its
     answers recorded for the fault translation, spot only, and private requests in nonce order
-    where the exchange needs it."""
+    where the exchange needs it. `pacer`: an account's pace it shares with another client of
+    the same account (the feed's with the venue's; see `pacer_of`)."""
     settings = ccxt.Exchange.deep_extend(
         {
             **{k: v for k, v in credentials.items() if v},
@@ -92,31 +94,44 @@ def build(
     settings["enableRateLimit"] = True  # always: ccxt's limiter paces each exchange
     exchange = getattr(library, exchange_id)(settings)
     record_answers(exchange)
-    pacer = _priority_pacing(exchange, clock or RealClock())
+    pacer = _priority_pacing(exchange, clock or RealClock(), pacer)
     if exchange_id in _NONCE_IN_ORDER:
         _one_private_request_at_a_time(exchange, pacer)
     _spot_only(exchange.options, recv_window_ms, config.get("options", {}))
     return exchange
 
 
-def _priority_pacing(exchange: Any, clock: Clock) -> Pacer | None:
+def _priority_pacing(exchange: Any, clock: Clock, shared: Pacer | None) -> Pacer | None:
     """ccxt's own pace and costs, but the most urgent request first (ccxt's Throttler serves
     in arrival order). Where ccxt paces by a rolling window instead, its Throttler stays."""
     bucket = exchange.tokenBucket or {}
     if bucket.get("algorithm", "leakyBucket") != "leakyBucket" or not bucket.get("refillRate"):
         return None
-    pacer = Pacer(
+    pacer = shared or Pacer(
         clock,
         per_second=float(bucket["refillRate"]) * 1000.0,  # ccxt refills per millisecond
         capacity=float(bucket.get("capacity", 1)),
     )
-
-    async def throttle(cost: float | None = None) -> None:
-        if not _paced.get():
-            await pacer.turn(float(bucket.get("cost", 1) if cost is None else cost))
-
-    exchange.throttle = throttle
+    exchange.throttle = _Throttle(pacer, float(bucket.get("cost", 1)))
     return pacer
+
+
+class _Throttle:
+    """ccxt's `throttle(cost)` on our Pacer."""
+
+    def __init__(self, pacer: Pacer, default_cost: float) -> None:
+        self.pacer = pacer
+        self._default_cost = default_cost
+
+    async def __call__(self, cost: float | None = None) -> None:
+        if not _paced.get():
+            await self.pacer.turn(self._default_cost if cost is None else float(cost))
+
+
+def pacer_of(exchange: Any) -> Pacer | None:
+    """The pace a client built here keeps, to share with another client of the account."""
+    throttle = getattr(exchange, "throttle", None)
+    return throttle.pacer if isinstance(throttle, _Throttle) else None
 
 
 def _one_private_request_at_a_time(exchange: Any, pacer: Pacer | None) -> None:

@@ -42,6 +42,7 @@ from trading.venues.ccxt_exchanges import (
     READ_BACK_MARKET,
     build,
     market_buy_needs_price,
+    pacer_of,
     request_pace,
     spot_stop_types,
 )
@@ -118,10 +119,12 @@ class CcxtVenue:
         return f"CcxtVenue({self.label})"
 
     def open_feed(self, deliver: Deliver) -> VenueFeed | None:
-        """The account's websockets where ccxt.pro has them (trading/venues/feed.py)."""
+        """The account's websockets where ccxt.pro has them (trading/venues/feed.py), on this
+        client's pace and markets."""
         if self.public_only:
             return None
-        return open_venue_feed(self.name, self.account, deliver, **self._feed_settings)
+        shared = {"pacer": pacer_of(self._exchange), "source": self._exchange}
+        return open_venue_feed(self.name, self.account, deliver, **self._feed_settings, **shared)
 
     async def _call(self, call: str, action: Callable[[], Awaitable[T]]) -> T:
         """Every ccxt call goes through here: the one place faults are translated."""

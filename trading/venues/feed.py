@@ -1,5 +1,5 @@
 """The push side of a ccxt venue: one account's websockets through ccxt.pro. With
-trading/venues/ccxt_venue.py and trading/exchange_faults.py, the only ccxt code.
+trading/venues/ccxt_venue.py and trading/venues/ccxt_*.py, the only ccxt code.
 
 A `VenueFeed` hands what the exchange pushes to an async callback as the dataclasses of
 trading/models.py: an `Order` for every change of an order (placed, filled, triggered,
@@ -8,12 +8,20 @@ symbols it was given. ccxt.pro may fold several changes of one order that arrive
 the latest: an `Order` is the order's state, not a delta. The REST sync stays the source of
 truth; the feed only lets the bot hear sooner.
 
-Its one task runs sessions: a fresh ccxt.pro client, built like `CcxtVenue`'s from the same
-credentials and config, loads the markets, then watch_orders, watch_balance and watch_tickers
-run side by side. Whichever of them fails ends the session: the client is closed and a new one
-connects after a capped exponential backoff, so nothing of a dead connection (subscriptions,
-cached orders, a balance snapshot gone stale) is carried over. Without credentials only the
-tickers are watched.
+Its one task runs sessions: a fresh ccxt.pro client (trading/venues/ccxt_feed_client.py: on
+the account's pace, its REST requests through the account's connector, with the venue's
+markets) runs watch_orders, watch_balance and watch_tickers side by side. Whichever of them
+fails ends the session (so does a REST request of its own that failed: ccxt would wait for its
+answer forever): the client is closed and a new one connects after a capped exponential
+backoff, so nothing of a dead connection (subscriptions, cached orders, a balance snapshot gone
+stale) is carried over. A session the exchange refused for a limit (too many connections,
+requests or subscriptions) waits the longest backoff, or the Retry-After it was sent. Without
+credentials only the tickers are watched.
+
+Tickers come by the exchange's stream of every market where it has one (binance's
+`!ticker@arr`: one subscription, whatever the universe). Watched symbol by symbol, they are
+capped at ccxt's limit of subscriptions per stream (binance 200, under the 1024 streams Binance
+lets one connection listen to), said once in the log: the others' prices stay REST's.
 
 A feed problem never reaches the caller as an exception, only as a state: `healthy` is True
 while a socket of the session is open and something (an event, a subscription's answer, a pong)
@@ -32,9 +40,10 @@ from typing import Any
 
 import ccxt.pro
 
-from trading.models import Deliver, FeedItem, Ticker, account_label
+from trading.models import Deliver, FeedItem, Through, Ticker, account_label
+from trading.pacing import Pacer
 from trading.retry import backoff_delay
-from trading.venues.ccxt_exchanges import build
+from trading.venues import ccxt_feed_client as sessions
 from trading.venues.ccxt_faults import describe
 from trading.venues.ccxt_parse import to_balance, to_order, to_ticker
 
@@ -43,6 +52,8 @@ Watch = tuple[Callable[[], Awaitable[Any]], Callable[[Any], Iterable[FeedItem]]]
 
 # The ticker stream to watch where ccxt's default carries no bid and ask (binance: miniTicker).
 _TICKER_STREAM = {"binance": "ticker", "binanceus": "ticker"}
+# Symbols watched one by one where ccxt states no limit of subscriptions per stream.
+_SUBSCRIPTIONS_WITHOUT_A_LIMIT = 100
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +78,15 @@ class VenueFeed:
         silence_limit: float = 60.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        pacer: Pacer | None = None,
+        source: Any = None,
     ) -> None:
+        """`pacer`: the account's pace, shared with its venue; `source`: the venue's ccxt
+        client, whose markets and clock offset each session takes instead of asking."""
         self.name = exchange_id
         self.label = account_label(exchange_id, account)
         self.public_only = not (api_key or secret)
-        self.symbols = tuple(symbols)
+        self.symbols = self._capped(tuple(symbols), config or {})
         # Every market's ticker (binance's !ticker@arr): the scan reads them instead of REST.
         self.pushes_tickers = all_tickers
         self.silence_limit = silence_limit
@@ -84,7 +99,15 @@ class VenueFeed:
         settings = _feed_settings(exchange_id, silence_limit)
         self._config = ccxt.Exchange.deep_extend(config or {}, settings)
         self._backoff = (backoff_base, backoff_cap)
+        self._pacer = pacer
+        self._source = source
+        self._through: Through | None = None
+        self.reconnects = 0  # sessions that failed and were opened again
+        self.subscriptions = 0  # subscription messages sent
+        self.requests = 0  # REST requests of the sessions' own (balance snapshots)
         self._client: Any = None  # the session's ccxt.pro client
+        self._rest_failure: BaseException | None = None  # the session's, ending it
+        self._asked_wait = 0.0  # seconds ccxt would still wait before dialling again
         self._session_start = 0.0
         self._reported: bool | None = None  # the health the log last stated
         self._inbox: asyncio.Queue[FeedItem] = asyncio.Queue()
@@ -97,6 +120,10 @@ class VenueFeed:
     def healthy(self) -> bool:
         heard = self._last_heard()
         return heard is not None and time.time() - heard <= self.silence_limit
+
+    def route_requests(self, through: Through) -> None:
+        """Make the sessions' REST requests through `through` (the account's connector)."""
+        self._through = through
 
     def start(self) -> None:
         wanted = self.symbols or self.pushes_tickers or not self.public_only
@@ -123,25 +150,66 @@ class VenueFeed:
                 await self._session()
             except Exception as e:
                 failures = 1 if self._reported else failures + 1
-                self._report(False, f"websocket feed down ({self._reason(e)}); reconnecting")
+                self.reconnects += 1
+                if sessions.refused_for_a_limit(e):
+                    failures = max(failures, 64)  # the longest backoff at once
+                    message = f"websocket feed refused for a limit ({self._reason(e)})"
+                else:
+                    message = f"websocket feed down ({self._reason(e)})"
+                self._report(False, f"{message}; REST polling meanwhile, reconnecting")
             base, cap = self._backoff
-            await asyncio.sleep(backoff_delay(failures, base=base, cap=cap))
+            # A Retry-After the exchange sent with a refused upgrade outlasts our backoff.
+            await asyncio.sleep(max(self._asked_wait, backoff_delay(failures, base=base, cap=cap)))
 
     async def _session(self) -> None:
-        client = build(self.name, self._credentials, self._recv_window_ms, self._config, ccxt.pro)
-        if self._sandbox:
-            client.set_sandbox_mode(True)
-        _retrieve_rejections(client)
+        client = sessions.session_client(
+            self.name,
+            self._credentials,
+            recv_window_ms=self._recv_window_ms,
+            config=self._config,
+            sandbox=self._sandbox,
+            pacer=self._pacer,
+            source=self._source,
+        )
+        sessions.route_requests(
+            client, self._counted, label=self.label, secrets=self._secrets, failed=self._failed
+        )
+        sessions.count_subscriptions(client, self._pacer, self._subscribed)
+        heard = asyncio.Event()
+        sessions.on_message(client, heard.set)
         self._client, self._session_start = client, time.time()
+        self._rest_failure = None
         try:
             await client.load_markets()
+            first, *others = self._watches(client)
             async with asyncio.TaskGroup() as group:
-                for watch in self._watches(client):
-                    group.create_task(self._watch(*watch))
+                group.create_task(self._watch(*first))
+                group.create_task(self._once_heard(heard, others, group))
                 group.create_task(self._monitor())
         finally:
             self._client = None
-            await _close(client)
+            self._asked_wait = sessions.dial_delay(client)
+            await sessions.close(client)
+
+    async def _once_heard(
+        self, heard: asyncio.Event, watches: list[Watch], group: asyncio.TaskGroup
+    ) -> None:
+        """Start the other watches once the first one's socket has answered: a watch_balance
+        asks for its REST snapshot before any socket is up, so a server that speaks no
+        websocket would be asked for one at every attempt."""
+        await heard.wait()
+        for watch in watches:
+            group.create_task(self._watch(*watch))
+
+    async def _counted(self, call: str, request: Callable[[], Awaitable[Any]]) -> Any:
+        self.requests += 1
+        return await (self._through(call, request) if self._through else request())
+
+    def _failed(self, error: BaseException) -> None:
+        self._rest_failure = self._rest_failure or error
+
+    def _subscribed(self) -> None:
+        self.subscriptions += 1
 
     def _watches(self, client: Any) -> list[Watch]:
         watches: list[Watch] = []
@@ -170,6 +238,8 @@ class VenueFeed:
         """Say in the log when the session comes up or falls silent."""
         while True:
             await asyncio.sleep(min(self.silence_limit / 4, 1.0))
+            if self._rest_failure is not None:
+                raise self._rest_failure
             heard = max(self._last_heard() or 0.0, self._session_start)
             if time.time() - heard > self.silence_limit:
                 self._report(False, f"websocket feed silent for {self.silence_limit:g} s")
@@ -209,6 +279,23 @@ class VenueFeed:
             error = error.exceptions[0]
         return describe(error, self._secrets)
 
+    def _capped(self, symbols: tuple[str, ...], config: dict) -> tuple[str, ...]:
+        """At most ccxt's limit of subscriptions per stream: past it ccxt.pro refuses (and
+        binance closes a connection past 1024 streams), and every new session would be refused
+        again."""
+        options = getattr(ccxt.pro, self.name)({"options": config.get("options") or {}}).options
+        limits = options.get("subscriptionLimitByStream") or {}
+        limit = int(limits.get("spot") or _SUBSCRIPTIONS_WITHOUT_A_LIMIT)
+        if len(symbols) > limit:
+            log.warning(
+                "%s: the tickers of %d of %d symbols watched (the exchange's limit of "
+                "subscriptions per stream); the others' prices by REST",
+                self.label,
+                limit,
+                len(symbols),
+            )
+        return symbols[:limit]
+
 
 def open_venue_feed(
     exchange_id: str, account: str, deliver: Deliver, **settings: Any
@@ -233,50 +320,6 @@ def _feed_settings(exchange_id: str, silence_limit: float) -> dict:
         options["watchTickers"] = {"name": _TICKER_STREAM[exchange_id]}
     keep_alive = int(silence_limit * 1000 / 2)
     return {"streaming": {"keepAlive": keep_alive, "maxPingPongMisses": 2}, "options": options}
-
-
-async def _close(client: Any) -> None:
-    """Close the client to the end even if cancelled meanwhile (a shutdown while reconnecting):
-    an interrupted close leaves its HTTP session open. A failure to close is no news: the
-    session is over either way."""
-    closing = asyncio.ensure_future(client.close())
-    closing.add_done_callback(_retrieve)
-    try:
-        await asyncio.shield(closing)
-    except asyncio.CancelledError:
-        await asyncio.wait([closing])
-        raise
-    except Exception:
-        pass
-
-
-def _retrieve_rejections(exchange: Any) -> None:
-    """Mark the futures ccxt.pro makes for the client's sockets and background tasks as having
-    their exception retrieved (whoever awaits one still gets it). Some nobody awaits: binance's
-    user-data subscription when the connection fails before it is answered, a balance snapshot
-    still loading when the session ends. asyncio would log each as an error, at every
-    reconnection."""
-    open_socket, spawn = exchange.client, exchange.spawn
-
-    def socket(url: str) -> Any:
-        ws = open_socket(url)
-        if "future" not in vars(ws):  # not wrapped yet: ccxt reuses a url's socket
-            make_future = ws.future
-            ws.future = lambda message_hash: _retrieved(make_future(message_hash))
-        return ws
-
-    exchange.client = socket
-    exchange.spawn = lambda method, *args: _retrieved(spawn(method, *args))
-
-
-def _retrieved(future: asyncio.Future) -> asyncio.Future:
-    future.add_done_callback(_retrieve)
-    return future
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _tickers(raw: dict) -> list[Ticker]:
