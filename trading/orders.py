@@ -130,24 +130,30 @@ class OrderRouter:
         reason: str = "",
         stop_loss: float | None = None,
         take_profit: float | None = None,
+        oco: bool = False,
     ) -> Placement:
         """Gate, record, send, record. Fatal and bugs propagate; other faults are results.
 
         One owner of a position's exits: before the bot sells a position itself, it lifts the
         stop resting at the exchange for it (and applies whatever that stop sold), so the same
-        coins are never sold twice. A `stop_price` makes the order a resting stop sell.
+        coins are never sold twice. A `stop_price` makes the order a resting stop sell; with a
+        `limit_price` and `oco`, a limit sell and that stop on the same coins.
 
         Every sell (an exit, a resting stop) goes ahead of the account's other requests."""
+        kind = _order_type(limit_price, stop_price, oco)
         if intent.side is Side.SELL:
             with at(Priority.EXIT):
                 return await self._place_sell(
-                    intent, limit_price, stop_price, reason, stop_loss, take_profit
+                    intent, kind, limit_price, stop_price, reason, stop_loss, take_profit
                 )
-        return await self._place(intent, limit_price, stop_price, reason, stop_loss, take_profit)
+        return await self._place(
+            intent, kind, limit_price, stop_price, reason, stop_loss, take_profit
+        )
 
     async def _place_sell(
         self,
         intent: OrderIntent,
+        kind: OrderType,
         limit_price: float | None,
         stop_price: float | None,
         reason: str,
@@ -168,11 +174,14 @@ class OrderRouter:
                 self.book.sending(intent.symbol, False)
             if lifted is not None:
                 return lifted
-        return await self._place(intent, limit_price, stop_price, reason, stop_loss, take_profit)
+        return await self._place(
+            intent, kind, limit_price, stop_price, reason, stop_loss, take_profit
+        )
 
     async def _place(
         self,
         intent: OrderIntent,
+        kind: OrderType,
         limit_price: float | None,
         stop_price: float | None,
         reason: str,
@@ -187,7 +196,7 @@ class OrderRouter:
         request = OrderRequest(
             symbol=intent.symbol,
             side=intent.side,
-            type=_order_type(limit_price, stop_price),
+            type=kind,
             amount=decision.amount,
             client_order_id=self.book.new_client_id(purpose),
             price=limit_price,
@@ -259,9 +268,10 @@ class OrderRouter:
         return self.book.update(final)
 
     async def _lift_guards(self, symbol: str) -> Placement | None:
-        """Cancel the stops resting for `symbol` before an exit of the bot's own; a Placement
-        (the exit not sent) when one could not be cancelled: it still holds the coins."""
-        for tracked in self.book.open_orders(symbol=symbol, purpose=Purpose.GUARD):
+        """Cancel the stops resting for `symbol` (a stop's OCO too) before an exit of the bot's
+        own; a Placement (the exit not sent) when one could not be cancelled: it still holds
+        the coins."""
+        for tracked in [t for t in self.book.open_orders(symbol=symbol) if protects(t)]:
             if not tracked.confirmed:
                 continue  # its outcome is unknown: the gate holds the exit until it is settled
             try:
@@ -285,7 +295,7 @@ class OrderRouter:
             for t in list(self.book.orders.values())
             if t.confirmed
             and t.purpose not in keep
-            and not (t.purpose == Purpose.GUARD and t.order.symbol in guarding)
+            and not (protects(t) and t.order.symbol in guarding)
         ]
         results = await asyncio.gather(*(self.cancel(t) for t in targets), return_exceptions=True)
         failures: list[str] = []
@@ -309,7 +319,14 @@ class OrderRouter:
         )
 
 
-def _order_type(limit_price: float | None, stop_price: float | None) -> OrderType:
+def protects(tracked: Tracked) -> bool:
+    """A resting stop for a position: a guard, or the stop leg of a /stop's OCO exit."""
+    return tracked.purpose == Purpose.GUARD or tracked.order.type is OrderType.OCO
+
+
+def _order_type(limit_price: float | None, stop_price: float | None, oco: bool) -> OrderType:
+    if oco and limit_price is not None and stop_price is not None:
+        return OrderType.OCO
     if stop_price is not None:
         return OrderType.STOP_MARKET if limit_price is None else OrderType.STOP_LIMIT
     return OrderType.MARKET if limit_price is None else OrderType.LIMIT

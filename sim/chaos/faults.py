@@ -292,7 +292,9 @@ class ChaosVenue:
             return await self._run("cancel_order", cancel)
         self.monitor.cancel_sent(order_id)
         order = exchange_order(self.paper, order_id)
-        lifts = order is not None and client_id_purpose(order.client_order_id) == Purpose.GUARD
+        lifts = order is not None and (
+            order.type is OrderType.OCO or client_id_purpose(order.client_order_id) == Purpose.GUARD
+        )
         number = self.monitor.protection.request(symbol, bares=lifts)
         try:
             return await self._run("cancel_order", cancel)
