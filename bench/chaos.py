@@ -2,30 +2,29 @@
 invariants checked after every cycle (issue 7). Zero violations is the bar.
 
     python bench/chaos.py [--seeds 200] [--cycles 500] [--first 1] [--jobs 2] [--direct]
-                          [--dead-hosts]
+                          [--no-dead-hosts]
     python bench/chaos.py --seed 17 --cycles 500        # reproduce one seed, verbosely
 
-Each seed runs the Trader on the paper exchange (one account, seeded markets and settings),
-the Connector, the Notifier with a capturing sender and the command handlers through the
-Dispatcher (--direct: the trader's operations instead), on simulated time: 500 cycles are 500
-minutes of trading and take about a second. Faults are injected at the venue interface (every
-fault class, latency spikes, 429 bursts, clock skew, an endpoint retired for good, exit orders
-that fail, answers lost after the order took effect, bugs in the venue and the strategy, and
-retryable answers at random on any call), commands arrive before or during cycles (every mode
-command in every mode the trader reaches), the user trades by hand beside the bot, and the
-bot's process ends now and then (a crash at a store write, a kill at a random moment, a clean
-shutdown mid-cycle) and restarts from the store; with --dead-hosts, after some endings only
-once its host has been dead for minutes (the exchange's stops trigger meanwhile). The referee
+Each seed runs the Trader on the paper exchange (one account, seeded markets and settings), the
+Connector, the Notifier with a capturing sender and the command handlers through the Dispatcher
+(--direct: the trader's operations instead), on simulated time: 500 cycles are 500 minutes of
+trading and take about a second. Faults are injected at the venue interface (every fault class,
+latency spikes, 429 bursts, clock skew, an endpoint retired for good, exit orders that fail,
+answers lost after the order took effect, bugs in the venue and the strategy, and retryable
+answers at random on any call), commands arrive before or during cycles (every mode command in
+every mode the trader reaches), the user trades by hand beside the bot, and the bot's process
+ends now and then (a crash at a store write, a kill at a random moment, a clean shutdown
+mid-cycle) and restarts from the store, after some endings only once its host has been dead for
+minutes (the exchange's stops trigger meanwhile; --no-dead-hosts: always at once). The referee
 also measures protection itself: position-seconds guarded by a resting stop, checked by a live
 bot, or unprotected (sim/chaos/protection.py); a host dying inside the one request a position
 may go without its stop is counted apart. Half the seeds run on the paper exchange's event feed
 (sim/chaos/feeds.py: events lost, repeated, out of order, silences and drops; the REST sync only
 every 2 or 5 cycles while it looks healthy), and the referee wants every fill a lost event
-carried found by the next fair sync. Dead hosts are opt-in until the gaps they still show are
-closed (issue 18): a /stop's limit exit resting at the touch (no stop can rest beside it) and a
-kill's exit of unknown outcome leave positions bare while the host is dead. The
-machinery is sim/chaos/soak.py; the invariants are sim/chaos/referee.py. A seed reproduces its
-run exactly: the digest printed per seed is the same every time (the hash seed is pinned).
+carried found by the next fair sync. What dead hosts still show (issue 18): a sell of unknown
+outcome keeps its position's stop off until the reconciliation settles it. The machinery is
+sim/chaos/soak.py; the invariants are sim/chaos/referee.py. A seed reproduces its run exactly:
+the digest printed per seed is the same every time (the hash seed is pinned).
 """
 
 from __future__ import annotations
@@ -208,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direct", action="store_true", help="trader operations, no handlers")
     parser.add_argument(
         "--dead-hosts",
-        action="store_true",
-        help="after some endings the host stays dead for minutes before the restart",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after some endings the host stays dead for minutes before the restart (default)",
     )
     args = parser.parse_args(argv)
     seeds = (

@@ -45,8 +45,9 @@ class CrashingStore(Store):
 
 
 async def life_of_a_trade(rig: Rig) -> None:
-    """Three entries at market; ETH exits at its take-profit, SOL by /sell; a /stop rests a limit
-    sell for BNB that fills in part; /kill cancels it and sells the rest at market."""
+    """Three entries at market; ETH exits at its take-profit, SOL by /sell; a /stop rests an OCO
+    (limit sell and stop) for BNB whose limit fills in part; /kill cancels it and sells the rest
+    at market."""
     trader, paper = rig.trader, rig.paper
     await trader.start()
     await trader.run_cycle()
@@ -125,7 +126,7 @@ async def test_the_life_of_a_trade_applies_a_partial_fill_and_ends_flat(tmp_path
     rig = new_rig(tmp_path)
     await life_of_a_trade(rig)
 
-    [stop_sell] = [o for o in rig.paper.order_log if o.type is OrderType.LIMIT]
+    [stop_sell] = [o for o in rig.paper.order_log if o.type is OrderType.OCO]
     assert stop_sell.status is OrderStatus.CANCELED and 0 < stop_sell.filled < stop_sell.amount
     [recorded] = [o for o in rig.store.orders(rig.trader.label) if o.order.id == stop_sell.id]
     assert recorded.order.filled == stop_sell.filled  # the book saw and applied the partial fill

@@ -276,4 +276,6 @@ def test_the_referee_sees_the_dead_man_armed_over_the_users_orders(monkeypatch):
         return await guard(self, working=working, others=False)
 
     monkeypatch.setattr(trading.connector.Connector, "guard_dead_man", blind_to_others)
+    # No stops rest: a stop's exits are plain limits, the working orders the switch guards.
+    monkeypatch.setattr(PaperExchange, "stop_types", ())
     assert caught("dead man armed over orders not the bot's")

@@ -139,7 +139,9 @@ async def test_a_hands_off_pause_sells_nothing_even_through_the_stop_loss():
 
 
 async def test_stop_rests_limit_sells_at_the_touch_then_goes_to_market_after_the_timeout():
+    """Where the exchange rests no stops (the cycle's check guards the position anyway)."""
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"], stop=0.5, target=0.5))
+    rig.paper.stop_types = ()
     await rig.trader.start()
     await rig.trader.run_cycle()
     rig.strategy.entries = ["SOL/USDT"]
@@ -178,6 +180,7 @@ async def test_stop_with_nothing_held_is_stopped_at_once_and_resume_runs_again()
 
 async def test_dead_mans_switch_is_refreshed_every_cycle_while_orders_are_open():
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"], stop=0.5, target=0.5))
+    rig.paper.stop_types = ()  # the stop's exits are plain limits: working orders, no stop
     await rig.trader.start()
     await rig.trader.run_cycle()
     assert rig.paper.calls["cancel_all_after"] == 1  # disarmed: an earlier process may have armed

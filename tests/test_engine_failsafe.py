@@ -39,12 +39,13 @@ def _flat_at_exchange(rig) -> bool:
 
 async def test_kill_cancels_everything_and_exits_every_position_at_market():
     rig = await _rig_with_positions()
-    await rig.trader.stop()  # leaves resting limit sells to cancel
+    await rig.trader.stop()  # leaves resting OCO exits: each position's stop
     assert rig.open_orders()
 
     result = await rig.trader.kill()
 
     assert result.ok and result.flat and result.mode is Mode.KILLED
+    # Each OCO is lifted right before its own position's exit, and counted as cancelled.
     assert result.cancelled == 3 and result.rounds == 1 and result.remaining == ()
     assert {t.symbol for t in result.closed} == set(THREE)
     assert _flat_at_exchange(rig)

@@ -217,15 +217,23 @@ async def test_a_stop_on_the_wrong_side_is_refused_before_anything_is_sent():
 
 async def test_the_exchange_dead_man_guards_only_the_bots_working_orders():
     """Armed while the bot's own limit exits rest, disarmed once they are gone; never while a
-    protective stop or an order of the user's rests (it would cancel those too)."""
+    protective stop (a stop's OCO exit too) or an order of the user's rests (it would cancel
+    those too)."""
     rig = make_rig(FakeClock(), strategy=ScriptedStrategy(["ETH/USDT"]))
     await rig.trader.start()
     await rig.trader.run_cycle()
     assert rig.stops() and not rig.trader.connector.health.dead_man_armed_until
 
-    await rig.trader.stop()  # the stop lifts the resting stop and rests a limit sell
+    await rig.trader.stop()  # the stop lifts the resting stop and rests an OCO: limit + stop
     await rig.trader.run_cycle()
-    assert rig.open_orders() and rig.trader.connector.health.dead_man_armed_until
+    [oco] = rig.open_orders()
+    assert oco.type is OrderType.OCO and not rig.trader.connector.health.dead_man_armed_until
+
+    rig.paper.stop_types = ()  # an exchange without stops: the exit is a plain limit
+    rig.paper.shock("ETH/USDT", -1.0)  # re-priced: the OCO goes, a limit comes
+    await rig.trader.run_cycle()
+    [limit] = rig.open_orders()
+    assert limit.type is OrderType.LIMIT and rig.trader.connector.health.dead_man_armed_until
 
     rig.paper.shock("ETH/USDT", 1.0)  # the limit exit fills
     await rig.cycles(2)

@@ -1,14 +1,18 @@
 """The gaps a dead host found in the resting stops (issue 18): a position between its entry's
 fill and its stop, and a kill that lifted every stop before selling. Each position is now bare
 for at most the one request between its stop's lift and its own exit, and gets its stop back
-when that exit is refused or the process restarts mid-kill."""
+when that exit is refused or the process restarts mid-kill. A stop's gentle exit rests as an
+OCO (its limit and the stop-loss on the same coins), and a pause that ends it puts the stop
+back before it answers."""
 
 from __future__ import annotations
+
+import pytest
 
 from sim.clock import FakeClock
 from tests.engine_support import ScriptedStrategy, make_rig
 from trading.errors import OrderNotFound, Rejected
-from trading.models import Side
+from trading.models import OrderType, Side
 from trading.modes import Mode
 from trading.store import Store
 
@@ -89,3 +93,38 @@ async def test_a_kills_confirming_read_does_not_drop_the_stop_it_just_put_back()
 
     [stop] = rig.stops()
     assert stop.id in rig.trader.book.orders  # still the book's, to lift before the next sell
+
+
+async def test_a_stops_gentle_exit_keeps_the_position_guarded_while_the_host_is_dead():
+    rig = await _entered(FakeClock(), "ETH/USDT")
+
+    await rig.trader.stop()
+
+    [exit_] = rig.open_orders()  # the limit at the touch and the stop-loss, on the same coins
+    assert exit_.type is OrderType.OCO and exit_.price == rig.trader.tickers["ETH/USDT"].ask
+    stop_loss = rig.trader.book.positions["ETH/USDT"].stop_loss
+    assert exit_.stop_price == pytest.approx(stop_loss, rel=1e-4)
+    await _host_dies_and_the_price_slides(rig, "ETH/USDT")
+    assert rig.held("ETH/USDT") == 0
+
+
+async def test_a_stop_sells_at_market_where_the_exchange_rests_stops_but_takes_no_oco():
+    rig = await _entered(FakeClock(), "ETH/USDT")
+    rig.paper.stop_types = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+
+    result = await rig.trader.stop()
+
+    assert result.mode is Mode.STOPPED and rig.held("ETH/USDT") == 0
+    assert rig.paper.order_log[-1].type is OrderType.MARKET
+
+
+async def test_a_pause_during_a_stop_puts_the_stop_back_before_it_answers():
+    rig = await _entered(FakeClock(), "ETH/USDT")
+    await rig.trader.stop()
+
+    result = await rig.trader.pause()
+
+    assert result.mode is Mode.PAUSED and rig.open_orders() == []
+    assert [o.symbol for o in rig.stops()] == ["ETH/USDT"]
+    await _host_dies_and_the_price_slides(rig, "ETH/USDT")
+    assert rig.held("ETH/USDT") == 0

@@ -218,7 +218,7 @@ async def test_stop_at_or_above_the_market_or_to_buy_is_refused(paper: PaperExch
     with pytest.raises(Rejected, match="stop price"):
         await paper.create_order(OrderRequest(ETH, Side.SELL, OrderType.STOP_MARKET, 1.0, "n2"))
     assert paper.order_log == []
-    assert paper.stop_types == (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+    assert paper.stop_types == (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.OCO)
 
 
 class TickerFeed:

@@ -78,6 +78,7 @@ async def test_a_restart_disarms_the_dead_man_an_earlier_process_armed():
     clock = FakeClock()
     store = Store()
     first = make_rig(clock, strategy=ScriptedStrategy(["ETH/USDT"]), store=store)
+    first.paper.stop_types = ()  # the stop's exit a plain limit: a working order
     await first.trader.start()
     await first.trader.run_cycle()
     await first.trader.stop()  # a limit sell rests at the ask

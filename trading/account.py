@@ -20,6 +20,7 @@ from trading.errors import Recoverable
 from trading.events import EquityReport, Notify
 from trading.models import AccountState, Balance, Order, Side, Ticker
 from trading.modes import Mode, Purpose
+from trading.orders import protects
 from trading.reconcile import Difference, Reconciler, settle_seconds
 from trading.risk import RiskSnapshot
 from trading.settings import TradingSettings
@@ -244,10 +245,10 @@ class Account:
         """Cancel-all-after guards only the bot's working orders: never while a protective
         stop or an order that is not the bot's rests (it would cancel those too)."""
         orders = list(self.book.orders.values())
-        stops = any(t.purpose == Purpose.GUARD for t in orders)
+        stops = any(protects(t) for t in orders)
         unsure = self.feed is not None and self.feed.skipped
         await self.connector.guard_dead_man(
-            working=any(t.confirmed and t.purpose != Purpose.GUARD for t in orders),
+            working=any(t.confirmed and not protects(t) for t in orders),
             others=self.foreign_orders > 0 or stops or unsure,
         )
 

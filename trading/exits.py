@@ -12,7 +12,12 @@ exchange, and the read after the sells says what is left. Rounds repeat with cap
 until the book is flat: no position, and no order of unknown outcome that could still fill
 (reconciliation settles those once the exchange can no longer take them).
 A stop instead rests a limit sell at the touch (the best ask) for each position, re-prices it
-each cycle, and goes to market after STOP_EXIT_TIMEOUT_SECONDS.
+each cycle, and goes to market after STOP_EXIT_TIMEOUT_SECONDS. The limit holds the coins its
+resting stop needs, so where the exchange rests stops it goes out as an OCO (the limit and the
+stop-loss on the same coins) and is never bare longer than the one request of a re-pricing;
+where the exchange rests stops but takes no OCO, or the price is already at the stop-loss, the
+position goes to market at once: a gentle exit must not leave it bare while the host is dead.
+Where no stop rests at all, the plain limit changes nothing (the cycle's check is the guard).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from trading.book import Book, Tracked, is_dust
 from trading.clock import Clock
 from trading.errors import Fault, Recoverable
-from trading.models import Side, Ticker
+from trading.models import OrderType, Side, Ticker
 from trading.modes import Purpose
 from trading.orders import OrderRouter, Placement
 from trading.reconcile import Difference
@@ -299,9 +304,9 @@ class Exits:
         if ticker is None and not to_market:
             return  # no price this cycle: leave it where it is
         resting = self.book.open_orders(symbol=symbol, purpose=Purpose.STOP)
-        target = None if to_market or ticker is None else ticker.ask
-        if target is not None and any(t.order.price == target for t in resting):
-            return  # still at the touch
+        target, trigger = self._gentle(symbol, None if to_market else ticker)
+        if target is not None and any(_rests(t, target, trigger) for t in resting):
+            return  # still at the touch (and still guarded)
         for tracked in resting:
             try:
                 await self.router.cancel(tracked)
@@ -314,7 +319,38 @@ class Exits:
         price = ticker.bid if ticker else self._price(symbol)
         intent = OrderIntent(symbol, Side.SELL, position.amount, price, Purpose.STOP)
         placement = await self.router.place(
-            intent, limit_price=target, reason="stop" if target else "stop (market)"
+            intent,
+            limit_price=target,
+            stop_price=trigger,
+            oco=trigger is not None,
+            reason="stop" if target else "stop (market)",
         )
         if not placement.ok and placement.refused and self._is_dust(symbol, price):
             self.book.close(symbol, price, "stop (dust left)")
+
+    def _gentle(self, symbol: str, ticker: Ticker | None) -> tuple[float | None, float | None]:
+        """The limit at the touch a stop rests for `symbol`, and the trigger of the stop that
+        rests on the same coins (an OCO); (None, None): out at market."""
+        if ticker is None:
+            return None, None
+        kinds = getattr(self.router.connector.venue, "stop_types", ()) or ()
+        if not kinds:
+            return ticker.ask, None  # nothing rests here: the cycle's check guards it
+        position = self.book.positions.get(symbol)
+        stop = position.stop_loss if position is not None else None
+        if stop is None:
+            return ticker.ask, None  # no stop-loss to keep resting
+        if OrderType.OCO not in kinds or ticker.last <= stop or ticker.ask <= stop:
+            return None, None
+        return ticker.ask, stop
+
+
+def _rests(tracked: Tracked, limit: float, trigger: float | None) -> bool:
+    """This stop exit is what `_gentle` wants now: at the limit, with its stop still on (an
+    OCO's first fill cancels its stop)."""
+    order = tracked.order
+    if order.price != limit:
+        return False
+    if trigger is None:
+        return order.type is not OrderType.OCO
+    return order.type is OrderType.OCO and order.filled <= 0

@@ -27,6 +27,10 @@ class OrderType(StrEnum):
     # only places sell stops): then a market sell, or a limit sell at `price`.
     STOP_MARKET = "stop_market"
     STOP_LIMIT = "stop_limit"
+    # One cancels the other: a limit sell at `price` above the market and a stop-market at
+    # `stop_price` below it on the same coins; the first to trade cancels the other (a partial
+    # fill of the limit too). A gentle exit that leaves no position bare (Binance's order list).
+    OCO = "oco"
 
     @property
     def is_stop(self) -> bool:
@@ -93,11 +97,11 @@ class OrderRequest:
     type: OrderType
     amount: float  # in base
     client_order_id: str
-    price: float | None = None  # limit price (LIMIT, STOP_LIMIT); ignored otherwise
+    price: float | None = None  # limit price (LIMIT, STOP_LIMIT, OCO); ignored otherwise
     # The price the decision was made at (the ask for a buy). Exchanges that size a market buy
     # in quote (Coinbase, Gate, Bitget, HTX) spend amount * reference_price.
     reference_price: float | None = None
-    stop_price: float | None = None  # the trigger of a STOP_MARKET / STOP_LIMIT
+    stop_price: float | None = None  # the trigger of a STOP_MARKET / STOP_LIMIT / OCO
     # The caller reads the order's fill itself soon (a flatten round's confirming read, which
     # reads all its sells at once): a venue whose answer tells no fill need not read it back.
     settle_later: bool = False
@@ -169,7 +173,8 @@ class Venue(Protocol):
     has_bulk_tickers: bool  # one call returns every ticker
     has_cancel_all_after: bool  # exchange-side dead man's switch
     # The resting stop types this venue places, best first (empty: none; the engine then keeps
-    # its own stop check against the ticker).
+    # its own stop check against the ticker); OCO among them: it takes a limit sell and a stop
+    # on the same coins.
     stop_types: tuple[OrderType, ...]
 
     async def load_markets(self) -> dict[str, Market]: ...

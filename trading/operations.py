@@ -50,6 +50,8 @@ class ModeCommands:
                 async with p.lock.exclusive(p.failsafe.lock_wait, force=True):
                     keep = () if hands_off else (Purpose.GUARD,)  # a plain pause keeps stops
                     cancelled, failures = await p.router.cancel_all(keep=keep)
+                    if not hands_off:  # a stop's OCO exit took its stop with it: back now
+                        await p.guards.ensure(list(p.book.positions))
         except Fault as fault:  # what stays open is cancelled by the next (paused) cycle
             cancelled, failures = 0, [f"{fault.kind}: {fault.message}"]
         except Exception as exc:

@@ -175,32 +175,33 @@ class OrderRouter:
         reason: str = "",
         stop_loss: float | None = None,
         take_profit: float | None = None,
+        oco: bool = False,
         settle_later: bool = False,
     ) -> Placement:
         """Gate, record, send, record. Fatal and bugs propagate; other faults are results.
 
         One owner of a position's exits: before the bot sells a position itself, it lifts the
         stop resting at the exchange for it (and applies whatever that stop sold), so the same
-        coins are never sold twice. A `stop_price` makes the order a resting stop sell.
+        coins are never sold twice. A `stop_price` makes the order a resting stop sell; with a
+        `limit_price` and `oco`, a limit sell and that stop on the same coins.
 
         Every sell (an exit, a resting stop) goes ahead of the account's other requests.
         `settle_later`: the caller reads the fill itself (`OrderRequest.settle_later`)."""
-        terms = (limit_price, stop_price, reason, stop_loss, take_profit, settle_later)
+        terms = _Terms(
+            _order_type(limit_price, stop_price, oco),
+            limit_price,
+            stop_price,
+            reason,
+            stop_loss,
+            take_profit,
+            settle_later,
+        )
         if intent.side is Side.SELL:
             with at(Priority.EXIT):
-                return await self._place_sell(intent, *terms)
-        return await self._place(intent, *terms)
+                return await self._place_sell(intent, terms)
+        return await self._place(intent, terms)
 
-    async def _place_sell(
-        self,
-        intent: OrderIntent,
-        limit_price: float | None,
-        stop_price: float | None,
-        reason: str,
-        stop_loss: float | None,
-        take_profit: float | None,
-        settle_later: bool,
-    ) -> Placement:
+    async def _place_sell(self, intent: OrderIntent, terms: _Terms) -> Placement:
         if intent.purpose is not Purpose.GUARD:
             # Only an exit the mode lets out may lift the stop, or a refused exit would leave
             # the position unguarded.
@@ -215,20 +216,9 @@ class OrderRouter:
                 self.book.sending(intent.symbol, False)
             if lifted is not None:
                 return lifted
-        return await self._place(
-            intent, limit_price, stop_price, reason, stop_loss, take_profit, settle_later
-        )
+        return await self._place(intent, terms)
 
-    async def _place(
-        self,
-        intent: OrderIntent,
-        limit_price: float | None,
-        stop_price: float | None,
-        reason: str,
-        stop_loss: float | None,
-        take_profit: float | None,
-        settle_later: bool,
-    ) -> Placement:
+    async def _place(self, intent: OrderIntent, terms: _Terms) -> Placement:
         purpose = intent.purpose
         decision = check(intent, self.snapshot(), self.settings)
         if isinstance(decision, Refused):
@@ -237,17 +227,21 @@ class OrderRouter:
         request = OrderRequest(
             symbol=intent.symbol,
             side=intent.side,
-            type=_order_type(limit_price, stop_price),
+            type=terms.kind,
             amount=decision.amount,
             client_order_id=self.book.new_client_id(purpose),
-            price=limit_price,
+            price=terms.limit_price,
             # Some exchanges buy at market by cost, so ccxt needs the price decided on.
             reference_price=intent.price,
-            stop_price=stop_price,
-            settle_later=settle_later,
+            stop_price=terms.stop_price,
+            settle_later=terms.settle_later,
         )
         tracked = self.book.pending(
-            request, purpose, reason=reason, stop_loss=stop_loss, take_profit=take_profit
+            request,
+            purpose,
+            reason=terms.reason,
+            stop_loss=terms.stop_loss,
+            take_profit=terms.take_profit,
         )
         if intent.side is Side.SELL:
             self.book.sending(intent.symbol, True)
@@ -310,9 +304,10 @@ class OrderRouter:
         return self.book.update(final)
 
     async def _lift_guards(self, symbol: str) -> Placement | None:
-        """Cancel the stops resting for `symbol` before an exit of the bot's own; a Placement
-        (the exit not sent) when one could not be cancelled: it still holds the coins."""
-        for tracked in self.book.open_orders(symbol=symbol, purpose=Purpose.GUARD):
+        """Cancel the stops resting for `symbol` (a stop's OCO too) before an exit of the bot's
+        own; a Placement (the exit not sent) when one could not be cancelled: it still holds
+        the coins."""
+        for tracked in [t for t in self.book.open_orders(symbol=symbol) if protects(t)]:
             if not tracked.confirmed:
                 continue  # its outcome is unknown: the gate holds the exit until it is settled
             try:
@@ -342,7 +337,7 @@ class OrderRouter:
             if t.confirmed
             and t.purpose not in keep
             and t.order.symbol not in spare
-            and not (t.purpose == Purpose.GUARD and t.order.symbol in guarding)
+            and not (protects(t) and t.order.symbol in guarding)
         ]
         results = await asyncio.gather(*(self.cancel(t) for t in targets), return_exceptions=True)
         failures: list[str] = []
@@ -366,7 +361,27 @@ class OrderRouter:
         )
 
 
-def _order_type(limit_price: float | None, stop_price: float | None) -> OrderType:
+def protects(tracked: Tracked) -> bool:
+    """A resting stop for a position: a guard, or the stop leg of a /stop's OCO exit."""
+    return tracked.purpose == Purpose.GUARD or tracked.order.type is OrderType.OCO
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """How an order goes out, beside what the gate decides (the intent)."""
+
+    kind: OrderType
+    limit_price: float | None
+    stop_price: float | None
+    reason: str
+    stop_loss: float | None
+    take_profit: float | None
+    settle_later: bool
+
+
+def _order_type(limit_price: float | None, stop_price: float | None, oco: bool) -> OrderType:
+    if oco and limit_price is not None and stop_price is not None:
+        return OrderType.OCO
     if stop_price is not None:
         return OrderType.STOP_MARKET if limit_price is None else OrderType.STOP_LIMIT
     return OrderType.MARKET if limit_price is None else OrderType.LIMIT

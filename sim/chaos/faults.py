@@ -9,9 +9,11 @@ The soak that drives them is sim/chaos/soak.py.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -266,15 +268,12 @@ class ChaosVenue:
         # An entry leaves its position bare until its stop rests, where stops can rest.
         bares = request.side is Side.BUY and bool(self.stop_types)
         number = protection.request(request.symbol, bares=bares)
-        try:
+        with self._answer(number):
             if self._refuses_stop(request):
                 self.stops_refused += 1
                 protection.refused.add(request.symbol)
                 raise _fault(Rejected, self._noise.choice(STOP_REFUSALS))("create_order")
             return await self._run("create_order", lambda: self.paper.create_order(request))
-        finally:
-            if self.alive():  # a dead process hears no answer
-                protection.answered(number)
 
     def _refuses_stop(self, request: OrderRequest) -> bool:
         if client_id_purpose(request.client_order_id) != Purpose.GUARD:
@@ -292,13 +291,27 @@ class ChaosVenue:
             return await self._run("cancel_order", cancel)
         self.monitor.cancel_sent(order_id)
         order = exchange_order(self.paper, order_id)
-        lifts = order is not None and client_id_purpose(order.client_order_id) == Purpose.GUARD
+        lifts = order is not None and (
+            order.type is OrderType.OCO or client_id_purpose(order.client_order_id) == Purpose.GUARD
+        )
         number = self.monitor.protection.request(symbol, bares=lifts)
-        try:
+        with self._answer(number):
             return await self._run("cancel_order", cancel)
-        finally:
+
+    @contextmanager
+    def _answer(self, number: int) -> Iterator[None]:
+        """The bot hears request `number` answered (an error too), unless its process is dead
+        or gave up on it (a shutdown cancelled it on its way): then no answer came."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
             if self.alive():
                 self.monitor.protection.answered(number)
+            raise
+        if self.alive():
+            self.monitor.protection.answered(number)
 
     async def cancel_all_after(self, timeout_seconds: float):
         if self.alive():

@@ -4,8 +4,8 @@ At every observation point (the end of each cycle, and each step the soak advanc
 the bot's host is dead) each of the bot's open positions at the exchange (what the exchange
 holds of each base the book had a position in, less the user's own coins) is
 
-    guarded     a stop sell of ours (client id purpose "guard") rests at the venue for its
-                whole amount, within the lot step
+    guarded     a stop sell of ours (client id purpose "guard", or a /stop's OCO whose stop is
+                still on: unfilled) rests at the venue for its whole amount, within the lot step
     checked     no such stop, but a live trader in a mode that checks stops will look at it
                 within one cycle (trading/modes.py `checks_protection`)
     hands-off   the owner's explicit choice (HANDS_OFF): counted apart, never a violation
@@ -34,7 +34,7 @@ from sim.chaos.books import Outsider, dust, open_exchange_orders
 from trading.book import client_id_purpose
 from trading.clock import Clock
 from trading.engine import Trader
-from trading.models import OrderType, Side
+from trading.models import Order, OrderType, Side
 from trading.modes import Mode, Purpose, checks_protection, guards
 from trading.venues.paper import PaperExchange
 
@@ -49,6 +49,17 @@ CAUSES = (NO_STOP_DEAD, NO_STOP_UNCHECKED, STOP_SMALLER, REPLACING, REFUSED, IN_
 GUARDED, CHECKED, HANDS_OFF = "guarded", "checked", "hands-off"
 SAFE = (GUARDED, CHECKED, HANDS_OFF)
 STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+
+
+def _rests_stop(order: Order) -> bool:
+    """A stop of ours rests in this open order: a guard, or an OCO's stop leg (until its
+    first fill cancels it)."""
+    purpose = client_id_purpose(order.client_order_id)
+    if order.side is not Side.SELL or purpose is None:
+        return False
+    if order.type is OrderType.OCO:
+        return order.filled <= 0
+    return purpose == Purpose.GUARD and order.type in STOP_TYPES
 
 
 @dataclass
@@ -136,8 +147,7 @@ class Protection:
         markets = trader.connector.markets or {}
         stops: Counter[str] = Counter()
         for order in open_exchange_orders(self.paper):
-            purpose = client_id_purpose(order.client_order_id)
-            if purpose == Purpose.GUARD and order.side is Side.SELL and order.type in STOP_TYPES:
+            if _rests_stop(order):
                 stops[order.symbol] += order.remaining
         states: dict[str, str] = {}
         for symbol in sorted(self._symbols):

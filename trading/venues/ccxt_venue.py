@@ -269,7 +269,7 @@ class CcxtVenue:
         there ccxt's documented way is the price, and it spends amount * price. Nowhere else: on
         some exchanges a price on a market order changes what it does."""
         params = {CLIENT_ID_PARAM.get(self.name, "clientOrderId"): request.client_order_id}
-        if request.type.is_stop:
+        if request.type.is_stop or request.type is OrderType.OCO:  # an OCO: refused there
             return self._stop_terms(request), {**params, "stopLossPrice": request.stop_price}
         if request.type is OrderType.LIMIT:
             return request.price, params

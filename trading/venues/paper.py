@@ -66,7 +66,7 @@ class PaperExchange:
     `shock(symbol, pct)` takes percent: -10 moves the price down 10 % from now on."""
 
     has_cancel_all_after = True
-    stop_types = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+    stop_types = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.OCO)
 
     def __init__(
         self,

@@ -83,8 +83,9 @@ class PaperEngine:
         feed = self._market.path
         if feed is None:
             return
+        starts: dict[str, float] = {}  # an OCO's limit is swept over its stop's window
         for order in self._book.waiting_stops():
-            since = order.watched_until
+            since = starts[order.id] = order.watched_until
             if until < since:
                 continue
             order.watched_until = until
@@ -94,17 +95,18 @@ class PaperEngine:
                 self._book.trigger(order, touch)
         ranges = self._market.ranges
         if ranges is not None:
-            self._sweep_limits(ranges, until)
+            self._sweep_limits(ranges, until, starts)
 
-    def _sweep_limits(self, feed: RangePath, until: float) -> None:
+    def _sweep_limits(self, feed: RangePath, until: float, starts: dict[str, float]) -> None:
         """Fill the resting limits a candle's high (sells) or low (buys) reached since they
         were last looked at."""
         for order in self._book.open_orders():
-            since = order.watched_until
-            if order.waiting_stop or order.price is None or until < since:
+            since = starts.get(order.id, order.watched_until)
+            if not order.resting_limit or until < since:
                 continue
             order.watched_until = until
             symbol, rising = order.market.symbol, order.request.side is Side.SELL
+            assert order.price is not None
             touch = feed.first_reach(symbol, order.price, rising, since, until)
             if touch is not None:
                 self._book.match({symbol: touch}, stops=False)

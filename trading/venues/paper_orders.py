@@ -10,6 +10,9 @@
   limit sell at its price, filled at once if the bid is at or above it, else resting as a limit.
   A sell stop at or above the last price is refused, as Binance refuses it ("Stop price would
   trigger immediately"). Buy stops are refused: the bot is long-only;
+- an OCO sell rests as a limit at its price and as a stop-market at its trigger on the same
+  reserved coins: the trigger sells it all like a STOP_MARKET, a crossing fills it as a limit,
+  and its first fill, whole or partial, cancels the stop (as Binance's order list does);
 - with `fill_share` below 1, each crossing of a resting limit fills only that share of it (a
   thin book's partial fills);
 - the fee is `fee_rate` of the notional, in the quote currency.
@@ -76,6 +79,12 @@ class PaperOrder:
         return (
             self.stop_price is not None and not self.triggered and self.status is OrderStatus.OPEN
         )
+
+    @property
+    def resting_limit(self) -> bool:
+        """Trades as a limit at `price` when the market crosses it (an OCO's limit too)."""
+        oco = self.request.type is OrderType.OCO
+        return self.price is not None and (oco or not self.waiting_stop)
 
     def snapshot(self) -> Order:
         return Order(
@@ -219,7 +228,10 @@ class PaperBook:
         terms = self._checked_terms(request, market, ticker)
         buy = request.side is Side.BUY
         fill_price: float | None = None
-        if terms.stop_price is not None:  # rests until triggered
+        if request.type is OrderType.OCO and terms.price is not None:
+            fill_price = terms.price if _crosses(buy, terms.price, ticker) else None
+            reference = terms.price
+        elif terms.stop_price is not None:  # rests until triggered
             reference = terms.price or terms.stop_price
         elif terms.price is not None:  # limit: fills at its own price, now or later
             fill_price = terms.price if _crosses(buy, terms.price, ticker) else None
@@ -257,17 +269,18 @@ class PaperBook:
                 assert order.stop_price is not None
                 if stops and ticker.last <= order.stop_price:
                     self.trigger(order, ticker)
-            elif order.price is not None and _crosses(
-                order.request.side is Side.BUY, order.price, ticker
+                    continue
+            if order.resting_limit and _crosses(
+                order.request.side is Side.BUY, order.price or 0.0, ticker
             ):
-                self._fill(order, order.price, self._fill_share)
+                self._fill(order, order.price or 0.0, self._fill_share)
 
     def trigger(self, order: PaperOrder, ticker: Ticker) -> None:
         """The market reached the stop's trigger; `ticker` is the market at that moment."""
         assert order.stop_price is not None
         order.triggered = True
         self._touch(order)
-        if order.request.type is OrderType.STOP_MARKET:
+        if order.request.type in (OrderType.STOP_MARKET, OrderType.OCO):
             self._fill(order, min(ticker.bid, order.stop_price) * (1 - self._slippage))
         elif order.price is not None and _crosses(False, order.price, ticker):
             self._fill(order, order.price)
@@ -311,6 +324,7 @@ class PaperBook:
         """Fill `share` of the order's amount, floored to the lot size; all that is left when
         that share is nothing or covers the rest."""
         self._touch(order)
+        order.triggered = order.triggered or order.request.type is OrderType.OCO  # stop leg gone
         market = order.market
         left = order.amount - order.filled
         part = floor_to(order.amount * share, market.amount_step)

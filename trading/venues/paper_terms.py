@@ -1,8 +1,8 @@
 """The terms the paper exchange reads from an order request, checked as a real exchange checks
 them: the amount floored to the lot size and at least the market's minimum, prices rounded to
 the tick, a limit's price and a stop's trigger present and positive, a stop sell refused when it
-would trigger at once (as Binance refuses it: "Stop price would trigger immediately"), and buy
-stops refused (the bot is long-only).
+would trigger at once (as Binance refuses it: "Stop price would trigger immediately"), an OCO's
+limit above its stop, and buy stops refused (the bot is long-only).
 
 Apart from the book (trading/venues/paper_orders.py) because these checks read only the request,
 its market and the ticker, never the account; the book then checks the funds, the client order
@@ -51,17 +51,21 @@ def checked_terms(request: OrderRequest, market: Market, ticker: Ticker, *, venu
             f"{market.min_amount:g} (step {market.amount_step})",
         )
     price: float | None = None
-    if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+    if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.OCO):
         if request.price is None or request.price <= 0:
             raise _rejected(venue, f"a {request.type.value} order needs a positive price")
         price = round_to(request.price, market.price_step)
-    return Terms(amount, price, _checked_stop(request, market, ticker, venue))
+    stop_price = _checked_stop(request, market, ticker, venue)
+    oco = request.type is OrderType.OCO
+    if oco and price is not None and stop_price is not None and price <= stop_price:
+        raise _rejected(venue, f"an oco's limit {price:.8g} must be above its stop")
+    return Terms(amount, price, stop_price)
 
 
 def _checked_stop(
     request: OrderRequest, market: Market, ticker: Ticker, venue: str
 ) -> float | None:
-    if not request.type.is_stop:
+    if not (request.type.is_stop or request.type is OrderType.OCO):
         return None
     if request.side is not Side.SELL:
         raise _rejected(venue, "stop orders are sell-only here (spot, long-only)")
