@@ -8,69 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 
 from sim.fakes.binance import OPEN_ORDERS, FakeBinance
 from sim.fakes.binance_ws import FakeBinanceWs
-from tests.engine_support import SETTINGS, ScriptedStrategy
-from trading.clock import RealClock
-from trading.connector import Connector
-from trading.engine import Trader
-from trading.events import TradeClosed
-from trading.risk import Level
-from trading.store import Store
-from trading.venues.ccxt_venue import CcxtVenue
+from tests.feed_support import FEED, Bot, eventually
 
 STOP_REASON = "stop-loss (on exchange)"
-FEED = replace(SETTINGS, event_feed="auto", sync_interval_seconds=120.0)
 
 
-async def eventually(predicate: Callable[[], object], within: float, what: str) -> None:
-    """Wait for the predicate, checking every 10 ms; fail after `within` seconds."""
-    for _ in range(int(within / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not within {within:g} s: {what}")
-
-
-class Bot:
-    """The bot on the fake Binance with its event feed."""
-
-    def __init__(self, rest: FakeBinance, ws: FakeBinanceWs, settings=FEED) -> None:
-        self.events: list = []
-        venue = CcxtVenue(
-            "binance",
-            "MASTER",
-            api_key=rest.api_key,
-            secret=rest.secret,
-            config=ws.ccxt_config(),
-            feed_silence_limit=0.5,
-        )
-        self.connector = Connector(venue, clock=RealClock(), notify=self.events.append)
-        self.trader = Trader(
-            self.connector,
-            store=Store(),
-            strategy=ScriptedStrategy([]),
-            settings=settings,
-            clock=RealClock(),
-            notify=self.events.append,
-        )
-
-    def closed(self) -> list[TradeClosed]:
-        return [e for e in self.events if isinstance(e, TradeClosed)]
-
-    async def buy_protected(self) -> None:
-        """/buy ETH with its stop resting at the exchange at 2,900."""
-        bought = await self.trader.buy("ETH/USDT", 300.0, stop=Level(2_900.0))
-        assert bought.ok and bought.guard == "exchange"
-
-    async def close(self) -> None:
-        await self.trader.close()
-        await self.connector.close()
 
 
 @pytest.fixture
