@@ -101,3 +101,11 @@ def explain_lines(checks: Sequence[tuple[str, bool | None]], verdict: str) -> st
     verdict."""
     marks = {True: "✓", False: "✗", None: "·"}
     return "\n".join([*(f"{marks[ok]} {text}" for text, ok in checks), verdict])
+
+
+def spread_pct(ticker: Ticker) -> float | None:
+    """The bid-ask spread in percent of the last price; None for a ticker a screen cannot use
+    (no last price, no volume, no bid)."""
+    if ticker.last <= 0 or ticker.quote_volume <= 0 or ticker.bid <= 0:
+        return None
+    return (ticker.ask - ticker.bid) / ticker.last * 100

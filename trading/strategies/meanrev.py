@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from math import log10, sqrt
 
 from trading.models import Candle, Position, Ticker
-from trading.strategies.base import Signal, explain_lines, param
+from trading.strategies.base import Signal, explain_lines, param, spread_pct
 from trading.strategies.trend import atr, rsi
 
 
@@ -101,10 +101,10 @@ class MeanRevStrategy:
 
     def prescreen(self, ticker: Ticker) -> float | None:
         p = self.params
-        if ticker.last <= 0 or ticker.quote_volume <= 0 or ticker.bid <= 0:
+        spread = spread_pct(ticker)
+        if spread is None:
             return None
-        spread_pct = (ticker.ask - ticker.bid) / ticker.last * 100
-        if abs(ticker.change_pct) > p.max_change_pct or spread_pct > p.max_spread_pct:
+        if abs(ticker.change_pct) > p.max_change_pct or spread > p.max_spread_pct:
             return None
         # Liquid and calm over the day: a dip in a quiet market reverts, one in a runaway not.
         return log10(ticker.quote_volume) / 4 - abs(ticker.change_pct) / 10

@@ -21,7 +21,7 @@ from itertools import pairwise
 from math import log10
 
 from trading.models import Candle, Position, Ticker
-from trading.strategies.base import Signal, explain_lines, param
+from trading.strategies.base import Signal, explain_lines, param, spread_pct
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,11 @@ class TrendStrategy:
 
     def prescreen(self, ticker: Ticker) -> float | None:
         p = self.params
-        if ticker.last <= 0 or ticker.quote_volume <= 0 or ticker.bid <= 0:
+        spread = spread_pct(ticker)
+        if spread is None:
             return None
-        spread_pct = (ticker.ask - ticker.bid) / ticker.last * 100
         change = ticker.change_pct
-        if change <= 0 or change > p.max_change_pct or spread_pct > p.max_spread_pct:
+        if change <= 0 or change > p.max_change_pct or spread > p.max_spread_pct:
             return None
         # Prefer a steady rise over a jump: the score peaks at a third of the spike limit.
         peak = p.max_change_pct / 3
