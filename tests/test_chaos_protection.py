@@ -1,6 +1,7 @@
 """The referee's measure of protection in the dead-hosts soak (issue 18): what it forgives (the
 venue refusing a stop, the one request after the owner's hands-off pause ends) and what it
-still sees (positions left bare after that pause). Seeds of the long run, cut short."""
+still sees (positions left bare after that pause), and a page it must not ask twice for.
+Seeds of the long run, cut short."""
 
 from __future__ import annotations
 
@@ -36,3 +37,11 @@ def test_the_referee_sees_positions_left_bare_after_the_hands_off_pause_ends(mon
     monkeypatch.setattr(trading.operations.ModeCommands, "_guard_again", _no_stops_back)
     report = run_seed(152, 8, dead_hosts=True)
     assert report.violation_counts.get(GAP)
+
+
+def test_a_fatal_met_while_its_emergency_is_raised_is_not_owed_a_second_page():
+    """Seed 6 (its path since stops go back on after hands-off): halted with the emergency
+    raised, a Fatal on sync_time, then a /resume in the same cycle cleared the emergency
+    before the referee looked."""
+    report = run_seed(6, 207, dead_hosts=True)
+    assert report.violations == [], "\n".join(report.violations)
