@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from trading.errors import Fault
 from trading.lock import Preempt
 from trading.models import Side
-from trading.modes import Command, Mode, Purpose, after, flattens
+from trading.modes import Command, Mode, Purpose, after, flattens, guards
 from trading.pacing import Priority, at
 from trading.parts import Parts
 from trading.results import AbortResult, KillResult, ModeResult
@@ -67,6 +67,7 @@ class ModeCommands:
             hint = " (use /resume)" if old is not Mode.RUNNING else ""
             return self._refuse(new + hint)
         state.set_mode(new, "unpause command")
+        await self._guard_again(old, new)
         exiting = len(self.parts.book.positions) if new is Mode.STOPPING or flattens(new) else 0
         return self._result(old, exiting=exiting)
 
@@ -106,7 +107,23 @@ class ModeCommands:
         await p.failsafe.stop()
         state.set_mode(new, "resume command")
         state.clear_all("resumed")
+        await self._guard_again(old, new)
         return self._result(old, reason="; ".join(unresolved))
+
+    async def _guard_again(self, old: Mode, new: Mode) -> None:
+        """Out of the hands-off pause into a mode that keeps stops: each position's goes back on
+        before the command answers, not at the next cycle (a host that dies meanwhile, or a
+        sync that keeps failing, never runs it). A fault is handled as in a cycle."""
+        p = self.parts
+        if guards(old) or not guards(new) or not p.book.positions:
+            return
+
+        async def put_back() -> None:
+            await p.guards.ensure(list(p.book.positions))
+
+        with at(Priority.EXIT):
+            async with p.lock.exclusive(p.failsafe.lock_wait, force=True):
+                await p.failsafe.guarded(put_back)
 
     def unresolved(self) -> list[str]:
         """What a /resume would leave as it is: said before the owner confirms it."""

@@ -31,7 +31,11 @@ class Alarms:
         self._scanned = 0
 
     def fatal(self, why: str) -> None:
-        """A Fatal answer nobody else tells the owner of: an emergency is due."""
+        """A Fatal answer nobody else tells the owner of: an emergency is due, unless one is
+        raised for a Fatal already (it pages once per condition, until /resume: a /resume later
+        in the cycle must not make this one look unpaged)."""
+        if self.trader is not None and "fatal" in self.trader.state.emergencies:
+            return
         self._due.append((len(self.events), why))
 
     def answered(self, fatal: list[str], reply: str) -> None:

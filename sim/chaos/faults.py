@@ -268,20 +268,23 @@ class ChaosVenue:
         # An entry leaves its position bare until its stop rests, where stops can rest.
         bares = request.side is Side.BUY and bool(self.stop_types)
         number = protection.request(request.symbol, bares=bares)
+        guard = client_id_purpose(request.client_order_id) == Purpose.GUARD
         with self._answer(number):
-            if self._refuses_stop(request):
-                self.stops_refused += 1
-                protection.refused.add(request.symbol)
-                raise _fault(Rejected, self._noise.choice(STOP_REFUSALS))("create_order")
-            return await self._run("create_order", lambda: self.paper.create_order(request))
-
-    def _refuses_stop(self, request: OrderRequest) -> bool:
-        if client_id_purpose(request.client_order_id) != Purpose.GUARD:
-            return False
-        refused = self._noise.random() < self.stop_refusal_rate
-        if not refused:
-            self.monitor.protection.refused.discard(request.symbol)
-        return refused
+            try:
+                if guard and self._noise.random() < self.stop_refusal_rate:
+                    self.stops_refused += 1
+                    raise _fault(Rejected, self._noise.choice(STOP_REFUSALS))("create_order")
+                order = await self._run("create_order", lambda: self.paper.create_order(request))
+            except Rejected as fault:
+                # The venue refused the stop itself (a type or a minimum it does not take, an
+                # injected refusal of any sell): the bot tries again later. Coins its own other
+                # orders hold, or a clock it let drift, are the bot's doing, not the venue's.
+                if guard and type(fault) is Rejected and "insufficient" not in fault.message:
+                    protection.refused.add(request.symbol)
+                raise
+            if guard:
+                protection.refused.discard(request.symbol)
+            return order
 
     async def cancel_order(self, order_id: str, symbol: str):
         def cancel():

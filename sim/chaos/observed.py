@@ -84,6 +84,8 @@ class ObservedTrader(Trader):
     def _mode_set(self, old: Mode, new: Mode, reason: str) -> None:
         errand = COMMAND.get()
         self.monitor.causes.mode_set(old, new, reason, errand.name if errand else None)
+        if old is Mode.HANDS_OFF and new is not Mode.HANDS_OFF:
+            self.monitor.protection.bared(self.book.positions)
 
     async def pause(self, *, hands_off: bool = False) -> ModeResult:
         mode = self.mode

@@ -10,10 +10,12 @@ holds of each base the book had a position in, less the user's own coins) is
                 within one cycle (trading/modes.py `checks_protection`)
     hands-off   the owner's explicit choice (HANDS_OFF): counted apart, never a violation
     refused     no stop because the venue refused the last one (a minimum notional, a type it
-                does not take) and no live trader checks it: counted apart, never a violation
+                does not take, any plain refusal but for coins the bot's own orders hold) and
+                no live trader checks it: counted apart, never a violation
     one request the host died inside the one request a position may go without its stop: after
                 the request that left it bare (its entry filling, its stop lifted for an exit
-                or a replacement) no later request of the bot had been answered yet. No
+                or a replacement), or the end of the owner's hands-off pause, no later request
+                of the bot had been answered yet. No
                 venue the bot trades on takes a stop attached to an entry or an exit, so
                 this is the residual risk: counted apart, never a violation
     unprotected anything else, with its cause (CAUSES)
@@ -27,7 +29,7 @@ longer gap that is not the owner's hands-off choice is a violation.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sim.chaos.books import Outsider, dust, open_exchange_orders
@@ -106,6 +108,13 @@ class Protection:
             self._bared[symbol] = self._requests
             self._followed.discard(symbol)
         return self._requests
+
+    def bared(self, symbols: Iterable[str]) -> None:
+        """These positions lost their stops without a request of the bot's (the owner's
+        hands-off pause ended): the next request is the one they may go without."""
+        for symbol in symbols:
+            self._bared[symbol] = self._requests
+            self._followed.discard(symbol)
 
     def answered(self, number: int) -> None:
         """Request `number` was answered: for every position bared before it was sent, the
