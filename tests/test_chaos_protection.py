@@ -45,3 +45,11 @@ def test_a_fatal_met_while_its_emergency_is_raised_is_not_owed_a_second_page():
     before the referee looked."""
     report = run_seed(6, 207, dead_hosts=True)
     assert report.violations == [], "\n".join(report.violations)
+
+
+def test_a_sell_answered_too_many_requests_gets_its_stop_back_before_the_host_dies():
+    """Seed 54: an exit met a 429, which the bot took for an unknown outcome, so the stop it
+    had lifted stayed off until reconciliation settled the sell (two cycles), then the stop
+    put back met a 429 too; the host died meanwhile."""
+    report = run_seed(54, 179, dead_hosts=True)
+    assert report.violations == [], "\n".join(report.violations)

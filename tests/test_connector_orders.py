@@ -20,7 +20,14 @@ from tests.connector_support import (
     notes_fixture,  # noqa: F401
     venue_fixture,  # noqa: F401
 )
-from trading.errors import DuplicateOrder, Fatal, RateLimited, Rejected, Transient
+from trading.errors import (
+    DuplicateOrder,
+    Fatal,
+    RateLimited,
+    Rejected,
+    Transient,
+    Unrecognized,
+)
 from trading.models import Order, OrderStatus
 from trading.sending import OutcomeUnknown
 
@@ -40,7 +47,7 @@ async def test_a_create_that_timed_out_after_acceptance_returns_the_existing_ord
     assert venue.calls["find_order"] == 1
 
 
-@pytest.mark.parametrize("fault", [Transient("read timeout"), RateLimited("429")])
+@pytest.mark.parametrize("fault", [Transient("read timeout"), Unrecognized("odd answer")])
 async def test_a_create_without_an_answer_is_never_sent_again(venue, clock, fault):
     """The exchange may still execute the first request after the lookup missed it: a second
     send could fill a market order twice. The original fault is raised instead."""
@@ -57,6 +64,21 @@ async def test_a_create_without_an_answer_is_never_sent_again(venue, clock, faul
     assert venue.calls["find_order"] == 1
     clock.advance(40.0)
     assert conn.last_sent("cid-u") == 5.0  # the window is counted from the lost answer
+
+
+async def test_a_create_answered_too_many_requests_was_not_placed_and_is_not_looked_up(
+    venue, clock
+):
+    """Exchanges turn a request away with 429/418 (Binance) or "Rate limit exceeded" (Kraken)
+    before processing it: nothing to look up, nothing left in doubt."""
+    conn = connect(venue, clock)
+    venue.inject("create_order", RateLimited("429 Too Many Requests", retry_after=1.0))
+
+    with pytest.raises(RateLimited):
+        await conn.place(buy("cid-r"))
+
+    assert venue.orders == {}
+    assert venue.calls["find_order"] == 0
 
 
 async def test_an_order_executed_after_the_lookup_missed_it_exists_exactly_once(venue, clock):

@@ -128,3 +128,16 @@ async def test_a_pause_during_a_stop_puts_the_stop_back_before_it_answers():
     assert [o.symbol for o in rig.stops()] == ["ETH/USDT"]
     await _host_dies_and_the_price_slides(rig, "ETH/USDT")
     assert rig.held("ETH/USDT") == 0
+
+
+async def test_a_pause_whose_stop_cannot_be_put_back_still_pauses_and_says_so():
+    """Chaos seed 7: a bug at the venue while the pause put a stop back answered the /pause as
+    refused, though the trader had paused; it is handled as in a cycle (the owner is paged)."""
+    rig = await _entered(FakeClock(), "ETH/USDT")
+    await rig.trader.stop()
+    rig.paper.inject("create_order", RuntimeError("the venue's create_order raised"))
+
+    result = await rig.trader.pause()
+
+    assert result.ok and result.mode is Mode.PAUSED
+    assert "failsafe" in rig.trader.status().emergencies

@@ -15,7 +15,8 @@ looks at vendor exceptions or their text.
     │   │                         never sent again
     │   ├── RateLimited        429/418, DDoSProtection, RateLimitExceeded
     │   │                      -> back off for `retry_after` when the exchange sent one,
-    │   │                         else exponentially; the circuit breaker counts it
+    │   │                         else exponentially; the circuit breaker counts it; an
+    │   │                         order answered so was turned away unprocessed: not placed
     │   ├── Rejected           invalid order, insufficient funds, bad symbol, order not found
     │   │   │                  -> this one request failed; nothing else changes
     │   │   ├── OrderNotFound  the order is unknown (already filled, cancelled or never placed)

@@ -8,6 +8,7 @@ take the trader's lock to act.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from trading.errors import Fault
@@ -51,7 +52,11 @@ class ModeCommands:
                     keep = () if hands_off else (Purpose.GUARD,)  # a plain pause keeps stops
                     cancelled, failures = await p.router.cancel_all(keep=keep)
                     if not hands_off:  # a stop's OCO exit took its stop with it: back now
-                        await p.guards.ensure(list(p.book.positions))
+                        # The pause has taken effect: a fault or a bug putting a stop back
+                        # is handled as in a cycle, never answered as a refused /pause.
+                        await p.failsafe.guarded(
+                            functools.partial(p.guards.ensure, list(p.book.positions))
+                        )
         except Fault as fault:  # what stays open is cancelled by the next (paused) cycle
             cancelled, failures = 0, [f"{fault.kind}: {fault.message}"]
         except Exception as exc:

@@ -2,7 +2,8 @@
 before and after, never retried blindly.
 
 `OrderRouter.place` is the only way an order leaves the trader. It asks the gate, records a
-placeholder under a fresh client order id, sends once, and records the answer. An unknown
+placeholder under a fresh client order id, sends once, and records the answer. A refusal or a
+rate limit (answered before the exchange processed the order) drops the placeholder. An unknown
 outcome (the connector could not tell whether the exchange took it) keeps the placeholder open
 as unconfirmed: it counts as a pending entry or an exit on its way, so nothing is sent again for
 that symbol until reconciliation has found it by its client order id, or settled it as never
@@ -162,7 +163,8 @@ class OrderRouter:
         self.log = log
         self.pacer = pacer or OrderPacer(clock)
         self._steady = steady  # the trader's lock: a pre-emption waits for an order on its way
-        # Read-only outcome counters for /metrics: placed, rejected, refused, unknown.
+        # Read-only outcome counters for /metrics: placed, rejected, rate_limited,
+        # refused, unknown.
         self.counts: Counter[str] = Counter()
         self.lifted: set[str] = set()  # symbols whose stop this router lifted for an exit
 
@@ -270,10 +272,15 @@ class OrderRouter:
             self.book.not_placed(tracked, fault.message)
             self._rejected(intent, fault)
             return Placement(intent.symbol, intent.side, fault=fault)
-        except Recoverable as fault:  # Transient, RateLimited, Unrecognized: it could not tell
+        except RateLimited as fault:
+            # Not placed: what called it (an exit, a stop's placement) goes on as after a
+            # refusal; the user is not told, the next request just waits longer.
+            self.counts["rate_limited"] += 1
+            self.pacer.pushed_back(fault)
+            self.book.not_placed(tracked, f"{fault.kind}: {fault.message}")
+            return Placement(intent.symbol, intent.side, fault=fault)
+        except Recoverable as fault:  # Transient, Unrecognized: it could not tell
             self.counts["unknown"] += 1
-            if isinstance(fault, RateLimited):
-                self.pacer.pushed_back(fault)
             self.log.warning(
                 "%s %s %s: outcome unknown (%s); left to reconcile",
                 purpose,

@@ -4,10 +4,14 @@ and cancels, which tell an order already gone from a refusal.
 An order is never sent twice: an exchange may still execute a request after a lookup missed it
 (Binance -1007 "execution status unknown"), and refuses a reused client order id only while that
 order is open, so a second send could fill a market order twice. After an unknown outcome (no
-answer, a rate limit, an unrecognized answer, "duplicate client order id") the order is looked
-up once by its client order id; if it is not there, the original fault is raised and
+answer, an unrecognized answer, "duplicate client order id") the order is looked up once by its
+client order id; if it is not there, the original fault is raised and
 reconciliation settles the order later, once the request is too old for the exchange to still
 accept it (`last_sent`). Orders and cancels bypass an open circuit so exits still go out.
+
+A rate limit is not an unknown outcome: exchanges answer it before they process the request
+(Binance's 429/418 and its order-count -1015, Kraken's EAPI/EOrder "Rate limit exceeded"), so
+the order was not placed, as after a refusal.
 
 Apart from trading/connector.py because this is the one place that remembers which requests may
 still reach the exchange (the ids in doubt), and the only one whose failures must never be
@@ -75,13 +79,16 @@ class OrderSender:
         self._in_doubt: dict[str, float | None] = {}
 
     async def place(self, request: OrderRequest) -> Order:
-        """Send an order once. The exchange's order, or: Rejected (it was not placed), Fatal,
-        or Transient / RateLimited / Unrecognized when the outcome is unknown (see above)."""
+        """Send an order once. The exchange's order, or: Rejected or RateLimited (it was not
+        placed), Fatal, or Transient / Unrecognized when the outcome is unknown (see above)."""
         cid = request.client_order_id
         create = functools.partial(self._venue.create_order, request)
         self._in_doubt[cid] = None  # in flight
         try:
             order = await self._calls.call("create_order", create, signed=True, gated=False)
+        except RateLimited:
+            self._in_doubt.pop(cid, None)  # turned away before it was processed: never placed
+            raise
         except Rejected as fault:
             if not isinstance(fault, DuplicateOrder):
                 self._in_doubt.pop(cid, None)  # refused outright: never placed
@@ -94,7 +101,7 @@ class OrderSender:
                 call="create_order",
             )
             doubt.__cause__ = fault
-        except (Transient, RateLimited, Unrecognized) as fault:
+        except (Transient, Unrecognized) as fault:
             doubt = fault
         except BaseException:
             self._in_doubt[cid] = self._clock.monotonic()  # a Fatal or a bug: who knows

@@ -202,13 +202,14 @@ class ChaosVenue:
     def _random_retryable(self, call: str) -> _Injection | None:
         """Now and then a retryable answer, as any exchange gives on any call: a timeout, a
         5xx, Binance's -1008 "server busy" (all Transient), a 429. An order or a cancel may
-        have taken effect before its answer was lost."""
+        have taken effect before its answer was lost, but never one answered 429: exchanges
+        turn a request away for its rate before they process it."""
         if self._noise.random() >= self.retryable_rate:
             return None
         kind, make = self._noise.choice(RETRYABLE)
         self.retryable[kind] += 1
-        after = call in ("create_order", "cancel_order") and self._noise.random() < 0.5
-        return _Injection(call, make, 1, 0.0, after, self.cycle, noise=True)
+        lost = call in ("create_order", "cancel_order") and self._noise.random() < 0.5
+        return _Injection(call, make, 1, 0.0, lost and kind != "429", self.cycle, noise=True)
 
     def _injected(self, call: str, injection: _Injection) -> BaseException:
         assert injection.make is not None
