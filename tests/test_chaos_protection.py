@@ -53,3 +53,12 @@ def test_a_sell_answered_too_many_requests_gets_its_stop_back_before_the_host_di
     put back met a 429 too; the host died meanwhile."""
     report = run_seed(54, 179, dead_hosts=True)
     assert report.violations == [], "\n".join(report.violations)
+
+
+def test_stops_put_back_one_by_one_as_hands_off_ends_may_each_take_their_request():
+    """Seed 7: /resume out of hands-off puts two positions' stops back, one request each, and
+    the host dies between them. Each may go until its own request (or the command's answer),
+    not only the first; a build that answers without putting them back is still caught (the
+    seed 152 test above)."""
+    report = run_seed(7, 486, dead_hosts=True)
+    assert report.violations == [], "\n".join(report.violations)

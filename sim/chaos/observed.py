@@ -90,6 +90,7 @@ class ObservedTrader(Trader):
     async def pause(self, *, hands_off: bool = False) -> ModeResult:
         mode = self.mode
         result = await super().pause(hands_off=hands_off)
+        self.monitor.protection.command_answered()
         name = "pause hands-off" if hands_off else "pause"
         self.monitor.causes.mode_command(name, mode, result.ok)
         return result
@@ -109,5 +110,6 @@ class ObservedTrader(Trader):
     async def _mode_command(self, name: str, operation):
         mode = self.mode
         result = await operation()
+        self.monitor.protection.command_answered()
         self.monitor.causes.mode_command(name, mode, result.ok)
         return result

@@ -98,6 +98,7 @@ class Protection:
         self._requests = 0  # the bot's order requests (creates and cancels), numbered
         self._bared: dict[str, int] = {}  # symbol -> the request that last left it bare
         self._followed: set[str] = set()  # ... and a later request for it has been answered
+        self._until_answer: set[str] = set()  # bared by the command under way, until it answers
 
     def request(self, symbol: str, *, bares: bool) -> int:
         """The bot sends an order request for `symbol`; `bares`: one that leaves the position
@@ -111,10 +112,19 @@ class Protection:
 
     def bared(self, symbols: Iterable[str]) -> None:
         """These positions lost their stops without a request of the bot's (the owner's
-        hands-off pause ended): the next request is the one they may go without."""
-        for symbol in symbols:
-            self._bared[symbol] = self._requests
+        hands-off pause ended). The bot puts them back one request each before the command that
+        ended the pause answers: together they may go that many requests without, and not past
+        that answer (`command_answered`), so a bot that answers without them is caught."""
+        bared = list(symbols)
+        for symbol in bared:
+            self._bared[symbol] = self._requests + len(bared) - 1
             self._followed.discard(symbol)
+        self._until_answer = set(bared)
+
+    def command_answered(self) -> None:
+        """The command under way answered: what it bared had its requests."""
+        self._followed |= self._until_answer
+        self._until_answer = set()
 
     def answered(self, number: int) -> None:
         """Request `number` was answered: for every position bared before it was sent, the
