@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
+import pytest
+
 from sim.fakes.binance import FakeBinance
 from sim.fakes.binance_ws import FakeBinanceWs
 from tests.engine_support import SETTINGS, ScriptedStrategy
@@ -17,6 +19,19 @@ from trading.events import TradeClosed
 from trading.risk import Level
 from trading.store import Store
 from trading.venues.ccxt_venue import CcxtVenue
+
+
+@pytest.fixture(name="rest")
+async def rest_fixture():
+    async with FakeBinance() as server:  # ETH at 3,000
+        yield server
+
+
+@pytest.fixture(name="ws")
+async def ws_fixture(rest):
+    async with FakeBinanceWs(rest) as server:
+        yield server
+
 
 FEED = replace(SETTINGS, event_feed="auto", sync_interval_seconds=120.0)
 

@@ -12,25 +12,18 @@ from dataclasses import replace
 
 import pytest
 
-from sim.fakes.binance import OPEN_ORDERS, FakeBinance
-from sim.fakes.binance_ws import FakeBinanceWs
-from tests.feed_support import FEED, Bot, eventually
+from sim.fakes.binance import OPEN_ORDERS
+from tests.feed_support import (  # noqa: F401 (rest, ws: fixtures by name)
+    FEED,
+    Bot,
+    eventually,
+    rest_fixture,
+    ws_fixture,
+)
 
 STOP_REASON = "stop-loss (on exchange)"
 
 
-
-
-@pytest.fixture
-async def rest():
-    async with FakeBinance() as server:  # ETH at 3,000
-        yield server
-
-
-@pytest.fixture
-async def ws(rest):
-    async with FakeBinanceWs(rest) as server:
-        yield server
 
 
 @pytest.fixture

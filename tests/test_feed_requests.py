@@ -15,23 +15,17 @@ import pytest
 from sim.fakes.binance import ACCOUNT, EXCHANGE_INFO, OPEN_ORDERS, FakeBinance
 from sim.fakes.binance_orders import FakeMarket
 from sim.fakes.binance_ws import FakeBinanceWs
-from tests.feed_support import FEED, Bot, eventually
+from tests.feed_support import (  # noqa: F401 (rest, ws: fixtures by name)
+    FEED,
+    Bot,
+    eventually,
+    rest_fixture,
+    ws_fixture,
+)
 from trading.events import Emergency, FaultRaised, TradeClosed
 from trading.models import OrderRequest, OrderType, Side, Ticker
 from trading.risk import Level
 from trading.venues.feed import FeedItem, VenueFeed
-
-
-@pytest.fixture
-async def rest():
-    async with FakeBinance() as server:  # ETH at 3,000
-        yield server
-
-
-@pytest.fixture
-async def ws(rest):
-    async with FakeBinanceWs(rest) as server:
-        yield server
 
 
 @pytest.fixture
