@@ -84,7 +84,7 @@ class Account:
 
     async def sync(self) -> list[Difference]:
         """Read the account and reconcile the book with it; every difference found."""
-        return await self._reconciled(await self.connector.sync(), listed=True)
+        return await self._reconciled(await self.connector.sync())
 
     async def confirm(self) -> list[Difference]:
         """A flatten round's confirming read. When every order of ours still in the book can be
@@ -99,14 +99,14 @@ class Account:
         orders = list(self.book.orders.values())
         if any(not t.confirmed for t in orders) or len(orders) > self.connector.orders_per_read():
             return await self.sync()
-        return await self._reconciled(await self.connector.sync_balance(), listed=False)
+        return await self._reconciled(await self.connector.sync_balance())
 
-    async def _reconciled(self, state: AccountState, *, listed: bool) -> list[Difference]:
+    async def _reconciled(self, state: AccountState) -> list[Difference]:
         if self.feed is not None:
             self.feed.settle()  # what was pushed before this answer is the feed's to apply
         self.balance = state.balance
-        differences = await self.reconciler.reconcile(state, listed=listed)
-        if listed:
+        differences = await self.reconciler.reconcile(state)
+        if state.listed:
             ours = {t.order.id for t in self.book.orders.values()}
             self.foreign = tuple(o for o in state.open_orders if o.id not in ours)
             self.foreign_orders = len(self.foreign)

@@ -236,7 +236,9 @@ class Connector:
             raise
         if self._escalation.sync_succeeded():
             self.log.info("sync works again")
-        return AccountState(balance=balance, open_orders=tuple(orders), timestamp=started[1])
+        return AccountState(
+            balance=balance, open_orders=tuple(orders), timestamp=started[1], listed=listing
+        )
 
     # ---------------------------------------------------------------- writes
 

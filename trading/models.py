@@ -140,6 +140,9 @@ class AccountState:
     balance: Balance
     open_orders: tuple[Order, ...]
     timestamp: float
+    # The open-order list was read: `open_orders` is every open order of the key (a kill's
+    # confirming read skips it and reads the bot's own orders by id).
+    listed: bool = True
 
 
 # What an exchange pushes: an order's new state (a fill, a trigger, a cancel), the whole

@@ -84,11 +84,11 @@ class Reconciler:
         self._fee_owed: dict[str, str] = {}  # order id -> symbol: pushed closed without its fee
         self._listed = True  # the sync under way read the open-order list
 
-    async def reconcile(self, state: AccountState, *, listed: bool = True) -> list[Difference]:
-        """Bring the book in line with `state` (a fresh sync; `listed=False`: one without the
+    async def reconcile(self, state: AccountState) -> list[Difference]:
+        """Bring the book in line with `state` (a fresh sync; `state.listed` False: one without the
         open-order list, so every order of ours is read by id). Fatal and bugs propagate."""
         book = self.book
-        self._listed = listed
+        self._listed = state.listed  # asked of by `_gone` for every order below
         differences: list[Difference] = []
         open_on_exchange = {o.id: o for o in state.open_orders}
         by_client = {o.client_order_id: o for o in state.open_orders if o.client_order_id}
@@ -106,7 +106,7 @@ class Reconciler:
         differences += self._positions_against_balance(state, moved)
         ours = {t.order.id for t in book.orders.values()}
         foreign = [o for o in state.open_orders if o.id not in ours]
-        if foreign and listed:
+        if foreign and state.listed:
             symbols = ", ".join(sorted({o.symbol for o in foreign}))
             differences.append(
                 Difference(
