@@ -73,7 +73,7 @@ def check(ctx: Context, args: list[str]) -> str | None:
 def question(ctx: Context, args: list[str]) -> str | None:
     """Only a protective stop asks first: cancelling it leaves the position unguarded."""
     trader, found = _holder(ctx, args)
-    if found.purpose != "guard":
+    if not found.protective:
         return None
     return (
         f"⚠️ <b>{esc(found.short_id)} is the protective stop of {esc(found.symbol)}</b> on "

@@ -187,3 +187,15 @@ async def test_a_command_answers_once_its_own_events_are_not_notified_but_others
         assert "BTC/USDT" in out.getvalue() and "siren" in out.getvalue()
     finally:
         await o.close()
+
+
+async def test_cancelling_a_stops_oco_exit_asks_first_it_holds_the_positions_stop(api, office):
+    """After /stop the position's stop-loss rests as the stop leg of its OCO exit: cancelling
+    that order by hand bares the position exactly as cancelling a guard does."""
+    rig = office.rig
+    await rig.trader.stop()
+    [oco] = [w for w in rig.trader.order_commands.orders().orders if w.type == "oco"]
+    async with polling(api, office):
+        ask = await say(api, f"/cancelorder {oco.short_id}", "Confirm /cancelorder")
+    assert "protective stop of BTC/USDT" in ask.text
+    assert [o.type for o in rig.open_orders()] == [OrderType.OCO]  # nothing done yet

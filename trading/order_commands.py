@@ -17,6 +17,7 @@ from trading.book import Tracked
 from trading.errors import Fault
 from trading.models import Order, OrderType, Side
 from trading.modes import Purpose, guards
+from trading.orders import protects
 from trading.parts import Parts, describe
 from trading.results import Result
 from trading.store import ClosedTrade
@@ -46,6 +47,7 @@ class WorkingOrder:
     stop_price: float | None
     age: float  # seconds, on the market's clock
     confirmed: bool = True  # False: sent with an unknown outcome
+    protective: bool = False  # it holds a position's stop (a guard, a /stop's OCO exit)
 
     @property
     def theirs(self) -> bool:
@@ -125,7 +127,7 @@ class OrderCommands:
             if tracked.order.id in p.book.orders:
                 return refuse(f"order {short} is still open at the exchange")
             symbol = tracked.order.symbol
-            unguarded = tracked.purpose == Purpose.GUARD and symbol in p.book.positions
+            unguarded = protects(tracked) and symbol in p.book.positions
             p.log.info("%s %s order %s cancelled by command", symbol, tracked.purpose, short)
             return CancelOrderResult(
                 account=p.label,
@@ -160,6 +162,7 @@ class OrderCommands:
             stop_price=order.stop_price,
             age=max(0.0, now - order.timestamp),
             confirmed=tracked.confirmed if tracked is not None else True,
+            protective=tracked is not None and protects(tracked),
         )
 
 
