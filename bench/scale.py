@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import subprocess
 import sys
 import time
@@ -49,12 +48,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chatbot.app import SHARED_TICKERS_MAX_AGE
 from chatbot.config import Secret, TelegramSettings
+from chatbot.front_host import CommandFront
 from chatbot.heap import settle, settle_later
 from chatbot.scheduling import new_scheduler, schedule_traders
 from chatbot.telegram import TelegramTransport
 from handlers.context import Context
 from handlers.dispatch import Dispatcher
-from sim.fakes.telegram_api import FakeTelegramAPI
 from trading.clock import RealClock, ScaledClock
 from trading.connector import Connector
 from trading.desk import Desk
@@ -69,6 +68,7 @@ from trading.venues.market_sim import SyntheticFeed
 from trading.venues.paper import PaperExchange
 
 CHAT, OWNER = 4242, 7
+PHONE = Path(__file__).with_name("scale_phone.py")
 MARKET_INTERVAL = 60.0  # seconds of market time between an account's cycles
 PROBE_PERIOD = 0.002
 KILLED = "A0"
@@ -76,12 +76,14 @@ KILL_POSITIONS = 3
 
 
 class _Watched(PaperExchange):
-    """The paper exchange, noting when the first cancel and the first order after `watch_from`
-    went out (on the event loop's clock)."""
+    """The paper exchange, noting when each cancel and each order went out once `watching`
+    (time.monotonic(), the clock the phone process times the command on)."""
 
-    watch_from: float | None = None
-    first_request_at: float | None = None
-    first_order_at: float | None = None
+    watching = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: list[tuple[float, bool]] = []  # (when, an order rather than a cancel)
 
     async def cancel_order(self, order_id: str, symbol: str):
         self._seen(order=False)
@@ -92,12 +94,11 @@ class _Watched(PaperExchange):
         return await super().create_order(request)
 
     def _seen(self, *, order: bool) -> None:
-        if self.watch_from is None:
-            return
-        now = time.monotonic()
-        self.first_request_at = self.first_request_at or now
-        if order:
-            self.first_order_at = self.first_order_at or now
+        if self.watching:
+            self.requests.append((time.monotonic(), order))
+
+    def first_after(self, asked: float, *, order: bool) -> float | None:
+        return next((t for t, o in self.requests if t >= asked and (o or not order)), None)
 
 
 class _Counted:
@@ -133,41 +134,45 @@ async def _probe(lags: list[tuple[float, float]]) -> None:
         lags.append((loop.time() - due, time.thread_time() - cpu))
 
 
-async def _ping(api: FakeTelegramAPI) -> float:
-    """The round trip in seconds; infinite when no answer came within a minute."""
-    loop = asyncio.get_running_loop()
-    since = len(api.calls)
-    asked = loop.time()
-    api.queue_command(CHAT, OWNER, "/ping")
-    try:
-        reply = await api.wait_for_message(CHAT, "pong", within=60.0, since=since)
-    except AssertionError:  # the fake's "timed out"
-        return float("inf")
-    return reply.at - asked
+class _Phone:
+    """The owner's phone: bench/scale_phone.py, the fake Bot API in a process of its own."""
+
+    def __init__(self, process: asyncio.subprocess.Process, hello: dict) -> None:
+        self.process, self.base_url, self.token = process, hello["base_url"], hello["token"]
+
+    @classmethod
+    async def start(cls) -> _Phone:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(PHONE), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert process.stdout is not None
+        return cls(process, json.loads(await process.stdout.readline()))
+
+    async def ask(self, **question) -> dict:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(question).encode() + b"\n")
+        await self.process.stdin.drain()
+        return json.loads(await self.process.stdout.readline())
+
+    async def pings(self, count: int, seconds: float, seed: int) -> list[float]:
+        return (await self.ask(op="pings", count=count, seconds=seconds, seed=seed))["seconds"]
+
+    async def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        await self.process.wait()
 
 
-async def _pings(api: FakeTelegramAPI, count: int, until: float, rng: random.Random) -> list:
-    """At least `count` pings, spread at random until loop time `until`."""
-    loop = asyncio.get_running_loop()
-    seconds: list[float] = []
-    while len(seconds) < count or loop.time() < until:
-        left = max(0.0, until - loop.time())
-        await asyncio.sleep(rng.uniform(0.0, 2 * left / max(1, count - len(seconds))))
-        seconds.append(await _ping(api))
-    return seconds
-
-
-async def _kill(api: FakeTelegramAPI, exchange: _Watched) -> tuple[float, float]:
+async def _kill(phone: _Phone, exchange: _Watched) -> tuple[float, float]:
     """Seconds from /kill to the exchange's first exit request (a stop's cancel), and to its
     first sell."""
-    loop = asyncio.get_running_loop()
-    since = len(api.calls)
-    exchange.watch_from = asked = loop.time()
-    api.queue_command(CHAT, OWNER, f"/kill paper:{KILLED.lower()} now")
-    await api.wait_for_message(CHAT, "killed", within=60.0, since=since)
-    if exchange.first_request_at is None or exchange.first_order_at is None:
+    exchange.watching = True
+    asked = (await phone.ask(op="kill", text=f"/kill paper:{KILLED.lower()} now"))["asked"]
+    request = exchange.first_after(asked, order=False)
+    order = exchange.first_after(asked, order=True)
+    if request is None or order is None:
         raise SystemExit("the kill sent no order")
-    return exchange.first_request_at - asked, exchange.first_order_at - asked
+    return request - asked, order - asked
 
 
 def _rss() -> int:
@@ -212,45 +217,49 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
     loop = asyncio.get_running_loop()
     scheduler = new_scheduler()
     probe = asyncio.create_task(_probe(lags))
-    async with FakeTelegramAPI() as api:
-        tg = TelegramSettings(Secret(api.token), CHAT, frozenset(), api.base_url)
+    phone = await _Phone.start()
+    tg = TelegramSettings(Secret(phone.token), CHAT, frozenset(), phone.base_url)
+    transport: CommandFront | TelegramTransport
+    if args.transport == "process":
+        transport = CommandFront(tg, dispatcher, clock=clock, options={"poll_timeout": 1.0})
+    else:
         transport = TelegramTransport(tg, dispatcher, clock=clock, poll_timeout=1.0)
-        await transport.start()
-        try:
-            await asyncio.gather(*(t.start() for t in traders))
-            if traders:
-                await _hold_positions(traders[0])
-            stagger = {} if args.stagger is None else {"stagger_seconds": args.stagger}
-            counted = [_Counted(t, cycles, all_cycled) for t in traders]
-            schedule_traders(scheduler, counted, settings, **stagger)
-            if not args.no_settle:
-                settle()
-                settle_later(scheduler, 2 * interval)
-            scheduler.start()
-            if traders:  # every account's first (cold) cycle
-                await asyncio.wait_for(all_cycled.wait(), timeout=600)
-            await _pings(api, 5, 0.0, random.Random(0))  # warm-up: connections
-            # CPU without pings (the idle run's rate is PTB polling and the probe)...
-            cycles[0] = 0
-            cpu, wall = time.process_time(), loop.time()
-            await asyncio.sleep(args.cycles * interval)
-            cpu, wall, done = time.process_time() - cpu, loop.time() - wall, cycles[0]
-            # ...then the stalls and pings of the same stretch of cycles.
-            lags.clear()
-            rng = random.Random(1)
-            seconds = await _pings(api, args.pings, loop.time() + args.cycles * interval, rng)
-            stall, busy = max(lag for lag, _ in lags), max(cpu for _, cpu in lags)
-            kill = await _kill(api, exchanges[0]) if traders else None
-            rss = _rss()
-        finally:
-            scheduler.shutdown(wait=False)
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probe
-            await transport.stop()
-            for trader in traders:
-                await trader.close()
-            store.close()
+    await transport.start()
+    try:
+        await asyncio.gather(*(t.start() for t in traders))
+        if traders:
+            await _hold_positions(traders[0])
+        stagger = {} if args.stagger is None else {"stagger_seconds": args.stagger}
+        counted = [_Counted(t, cycles, all_cycled) for t in traders]
+        schedule_traders(scheduler, counted, settings, **stagger)
+        if not args.no_settle:
+            settle()
+            settle_later(scheduler, 2 * interval)
+        scheduler.start()
+        if traders:  # every account's first (cold) cycle
+            await asyncio.wait_for(all_cycled.wait(), timeout=600)
+        await phone.pings(5, 0.0, seed=0)  # warm-up: connections
+        # CPU without pings (the idle run's rate is PTB polling and the probe)...
+        cycles[0] = 0
+        cpu, wall = time.process_time(), loop.time()
+        await asyncio.sleep(args.cycles * interval)
+        cpu, wall, done = time.process_time() - cpu, loop.time() - wall, cycles[0]
+        # ...then the stalls and pings of the same stretch of cycles.
+        lags.clear()
+        seconds = await phone.pings(args.pings, args.cycles * interval, seed=1)
+        stall, busy = max(lag for lag, _ in lags), max(cpu for _, cpu in lags)
+        kill = await _kill(phone, exchanges[0]) if traders else None
+        rss = _rss()
+    finally:
+        scheduler.shutdown(wait=False)
+        probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
+        await transport.stop()
+        await phone.close()
+        for trader in traders:
+            await trader.close()
+        store.close()
     return {
         "accounts": accounts,
         "pings": seconds,
@@ -288,6 +297,7 @@ def _shared_flags(args: argparse.Namespace) -> list[str]:
     flags += ["--cycles", str(args.cycles), "--pings", str(args.pings)]
     flags += ["--no-settle"] if args.no_settle else []
     flags += ["--own-tickers"] if args.own_tickers else []
+    flags += ["--transport", args.transport]
     return flags + ([] if args.stagger is None else ["--stagger", str(args.stagger)])
 
 
@@ -342,6 +352,12 @@ def main() -> None:
     parser.add_argument("--stagger", type=float, help="seconds between accounts' first cycles")
     parser.add_argument("--no-settle", action="store_true", help="leave the collector as it is")
     parser.add_argument("--own-tickers", action="store_true", help="no shared ticker read")
+    parser.add_argument(
+        "--transport",
+        choices=("process", "loop"),
+        default="process",
+        help="Telegram in its own process (the bot's default) or on the trading loop",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # one row, as JSON
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)  # rate limits and kills are the point, not news

@@ -32,6 +32,7 @@ import httpx
 from chatbot.config import PAPER, Settings
 from chatbot.config_strategy import strategy_of
 from chatbot.console import Console, stdin_is_readable
+from chatbot.front_host import CommandFront
 from chatbot.health import HealthServer
 from chatbot.heap import settle, settle_later
 from chatbot.logsetup import RECENT
@@ -107,7 +108,7 @@ class Bot:
     desk: Desk
     dispatcher: Dispatcher
     http: httpx.AsyncClient
-    telegram: TelegramTransport | None = None
+    telegram: TelegramTransport | CommandFront | None = None
     health: HealthServer | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     exit_code: int = 0
@@ -129,9 +130,14 @@ def build(
     clock = clock or RealClock()
     ctx = Context(desk=None, clock=clock, settings=settings.redacted(), versions=versions())
     dispatcher = Dispatcher(ctx)
-    telegram: TelegramTransport | None = None
+    telegram: TelegramTransport | CommandFront | None = None
     senders: list[Sender]
-    if settings.telegram.enabled:
+    if settings.telegram.enabled and settings.telegram.own_process:
+        telegram = CommandFront(
+            settings.telegram, dispatcher, clock=clock, log_level=settings.log_level
+        )
+        senders = [TelegramSender(telegram.bot, settings.telegram.chat_id, clock)]
+    elif settings.telegram.enabled:
         telegram = TelegramTransport(settings.telegram, dispatcher, clock=clock)
         senders = [TelegramSender(telegram.bot, settings.telegram.chat_id, clock)]
     else:
@@ -141,6 +147,8 @@ def build(
     notifier = Notifier.from_settings(
         settings.notify, senders, pagers_from_settings(settings.notify, http), clock=clock
     )
+    if isinstance(telegram, CommandFront):
+        telegram.notify = notifier.notify  # "the chat cannot command the bot" while it restarts
     strategy = strategy_of(settings.trading)
     recorder = MarketRecorder(settings.data_dir / "market", store)
     shared = _shared_ticker_reads(venues, clock)

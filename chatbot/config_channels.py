@@ -19,6 +19,9 @@ class TelegramSettings:
     chat_id: int | None
     allowed_user_ids: frozenset[int]
     api_base_url: str | None
+    # The transport in a process of its own (chatbot/front.py): commands answer as fast with a
+    # hundred accounts trading as with none. TELEGRAM_OWN_PROCESS=false keeps it on the loop.
+    own_process: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -66,7 +69,8 @@ def read_telegram(r: Reader) -> TelegramSettings:
     if base_url is not None and not re.match(r"https?://", base_url):
         r.fail("TELEGRAM_API_BASE_URL", base_url, "expected an http(s):// URL")
         base_url = None
-    return TelegramSettings(token, chat_id, allowed, base_url)
+    own = r.bool("TELEGRAM_OWN_PROCESS", True)
+    return TelegramSettings(token, chat_id, allowed, base_url, own_process=own)
 
 
 def require_token(r: Reader, has_token: bool, token: str) -> None:

@@ -373,4 +373,3 @@ def _remove(queue: deque, item: object) -> None:
     else:
         with contextlib.suppress(ValueError):
             queue.remove(item)
-

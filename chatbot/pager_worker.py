@@ -213,4 +213,3 @@ class PagerWorker:
             self._cancel_claimed({job.key})
         elif self.pager.repeats_for > 0:
             self._expires[job.key] = self._clock.monotonic() + self.pager.repeats_for
-

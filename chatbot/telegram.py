@@ -46,6 +46,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from chatbot.command_port import CommandPort, port_of
 from chatbot.config import TelegramSettings
 from chatbot.telegram_confirm import Confirmations
 from chatbot.telegram_guard import (
@@ -81,7 +82,7 @@ class TelegramTransport:
     def __init__(
         self,
         settings: TelegramSettings,
-        dispatcher: Dispatcher,
+        dispatcher: Dispatcher | CommandPort,
         *,
         clock: Clock,
         poll_timeout: float = 10.0,
@@ -97,12 +98,12 @@ class TelegramTransport:
         if settings.token is None:
             raise ValueError("the Telegram transport needs TELEGRAM_BOT_TOKEN")
         self.settings = settings
-        self.dispatcher = dispatcher
+        self.dispatcher = port_of(dispatcher)
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.tick = tick  # seconds between checks for expired confirmations
         self.stop_timeout = stop_timeout
-        self.stale = StaleCommands(dispatcher, stale_after, wall)
+        self.stale = StaleCommands(self.dispatcher, stale_after, wall)
         hooks = {"event_hooks": {"response": [self._on_response]}}
         builder = (
             Application.builder()
@@ -128,9 +129,9 @@ class TelegramTransport:
             retry_backoff=retry_backoff,
             max_flood_wait=max_flood_wait,
         )
-        self.confirmations = Confirmations(dispatcher, self.replies, clock)
+        self.confirmations = Confirmations(self.dispatcher, self.replies, clock)
         self._ticker: asyncio.Task | None = None
-        self.intruders = Intruders(dispatcher, clock, report_every)
+        self.intruders = Intruders(self.dispatcher, clock, report_every)
         self._register()
 
     @property
@@ -251,7 +252,7 @@ class TelegramTransport:
         if age is None:
             reply = await self.dispatcher.handle(message.text, who(update))
         else:
-            reply = self.stale.late(message.text, who(update), age)
+            reply = await self.stale.late(message.text, who(update), age)
         await self.deliver(message.chat_id, reply, line=message.text)
 
     async def _on_unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from telegram import CallbackQuery, MaybeInaccessibleMessage, Message
 
+from chatbot.command_port import CommandPort
 from chatbot.senders import html_to_text
 from chatbot.telegram_replies import TelegramReplies
-from handlers.dispatch import Dispatcher
 from handlers.reply import Reply, esc
 from trading.clock import Clock
 
@@ -33,7 +33,7 @@ class _Open:
 class Confirmations:
     """The confirmation messages still showing their buttons, by the Dispatcher's token."""
 
-    def __init__(self, dispatcher: Dispatcher, replies: TelegramReplies, clock: Clock) -> None:
+    def __init__(self, dispatcher: CommandPort, replies: TelegramReplies, clock: Clock) -> None:
         self.dispatcher = dispatcher
         self.replies = replies
         self.clock = clock
@@ -56,10 +56,11 @@ class Confirmations:
         if where is None:
             return  # a button in inline mode: none of ours
         data = query.data or ""
-        # Both claims before any await: of two taps on one message, whichever comes second
+        # Both claims before anything else runs here (a local take does not suspend; a remote
+        # one is answered in arrival order): of two taps on one message, whichever comes second
         # (Cancel after Confirm, or Confirm twice) only gets a note while the first one runs.
         opened = self._open.pop(data.partition(":")[2], None)
-        claim = self.dispatcher.take(data, who)
+        claim = await self.dispatcher.take(data, who)
         replies = self.replies
         if isinstance(claim, Reply):
             note = html_to_text(claim.text)[:190]

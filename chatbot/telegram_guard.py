@@ -21,7 +21,7 @@ from typing import Any
 from telegram import Message, Update
 from telegram.ext import filters
 
-from handlers.dispatch import Dispatcher
+from chatbot.command_port import CommandPort
 from handlers.reply import Reply, esc, refuse
 from trading.clock import Clock
 
@@ -113,7 +113,7 @@ class StaleCommands:
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        dispatcher: CommandPort,
         stale_after: float | None,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -131,14 +131,14 @@ class StaleCommands:
         age = self.telegram_time.now() - message.date.timestamp()
         return age if age > self.stale_after else None
 
-    def late(self, text: str, who: str, age: float) -> Reply:
+    async def late(self, text: str, who: str, age: float) -> Reply:
         """The answer to a stale command: a confirmation to tap for the safety ones, else a
         refusal; audited either way."""
         when = f"{esc(text)} was sent {age / 60:.0f} min ago, while the bot was not listening."
         name = text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
         command = self.dispatcher.commands.get(name)
         if command is not None and (command.confirm or name in ASK_WHEN_STALE):
-            reply = self.dispatcher.ask(text, who, f"⏳ {when}")
+            reply = await self.dispatcher.ask(text, who, f"⏳ {when}")
             if reply.buttons:  # else refused (a bad argument) and audited as such
                 self.dispatcher.note(who, text, "stale: asked to confirm")
             return reply
@@ -188,7 +188,7 @@ class Intruders:
     counted, so a flood of tries cannot flood the log or the store, and summed up in one
     report per `every` seconds: a message for the owner, one log line, one audit row."""
 
-    def __init__(self, dispatcher: Dispatcher, clock: Clock, every: float) -> None:
+    def __init__(self, dispatcher: CommandPort, clock: Clock, every: float) -> None:
         self.dispatcher = dispatcher
         self.clock = clock
         self.every = every

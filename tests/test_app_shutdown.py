@@ -15,7 +15,9 @@ import pytest
 
 from chatbot.app import _shutdown, build
 from chatbot.config import load_settings
+from chatbot.front_host import CommandFront
 from chatbot.scheduling import new_scheduler
+from chatbot.telegram import TelegramTransport
 from chatbot.venues import build_venues
 from sim.fakes.telegram_api import FakeTelegramAPI
 from trading.events import Emergency
@@ -29,8 +31,8 @@ async def api():
         yield fake
 
 
-@pytest.fixture
-async def bot(api, tmp_path):
+@pytest.fixture(params=["own process", "on the loop"])
+async def bot(request, api, tmp_path):
     settings = load_settings(
         {
             "TELEGRAM_BOT_TOKEN": api.token,
@@ -38,6 +40,7 @@ async def bot(api, tmp_path):
             "TELEGRAM_API_BASE_URL": api.base_url,
             "DATA_DIR": str(tmp_path),
             "HEALTH_PORT": "off",
+            "TELEGRAM_OWN_PROCESS": str(request.param == "own process").lower(),
         }
     )
     built = build(settings, build_venues(settings))
@@ -58,7 +61,7 @@ async def test_queued_emergency_and_report_reach_telegram_before_the_bot_closes(
     bot.notifier.report("🚨 last words before SIGTERM")
 
     await _shutdown(bot, new_scheduler(), [])
-    assert not telegram.app.updater.running and not telegram.app.running
+    assert not polling(telegram)
 
     texts = api.sent_texts(CHAT)
     assert any("exit failed" in t for t in texts), texts
@@ -77,4 +80,10 @@ async def test_a_command_answered_during_stop_polling_then_the_notifier_flushes(
     await _shutdown(bot, new_scheduler(), [])
 
     assert api.sent_texts(CHAT)[-1] == "bot stopping"
-    assert not telegram.app.running
+    assert not polling(telegram)
+
+
+def polling(telegram: CommandFront | TelegramTransport) -> bool:
+    if isinstance(telegram, CommandFront):
+        return telegram.process is not None and telegram.process.returncode is None
+    return telegram.app.updater.running or telegram.app.running
