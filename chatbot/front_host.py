@@ -14,8 +14,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from telegram import Bot
@@ -35,6 +38,12 @@ log = logging.getLogger("chatbot.front")
 
 PULSE_SECONDS = 0.25
 KEY = "telegram:front-down"
+# The front parses what strangers send: it gets the bot token over the socket and none of the
+# other credentials, so a flaw in it cannot hand out exchange keys.
+CREDENTIAL_NAME = re.compile(
+    r"(_API_(KEY|SECRET|PASSWORD)|TOKEN|SECRET|PASSWORD)$|^(NTFY|PUSHOVER)_"
+)
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 class FrontFailed(RuntimeError):
@@ -133,7 +142,7 @@ class CommandFront:
                 "chatbot.front",
                 stdin=asyncio.subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
-                env={**os.environ, FD_VARIABLE: str(theirs.fileno())},
+                env={**front_environment(os.environ), FD_VARIABLE: str(theirs.fileno())},
             )
         finally:
             theirs.close()
@@ -293,6 +302,14 @@ class CommandFront:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def front_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The trading process's environment without a credential, with the project importable
+    wherever the bot was started from."""
+    kept = {k: v for k, v in environ.items() if not CREDENTIAL_NAME.search(k.upper())}
+    kept["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), environ.get("PYTHONPATH")]))
+    return kept
 
 
 def _settle(future: asyncio.Future | None, value: object) -> None:

@@ -11,9 +11,10 @@ import signal
 import pytest
 
 from chatbot.front import QUIET_AFTER_SECONDS, RemotePort
-from chatbot.front_host import KEY, CommandFront
+from chatbot.front_host import KEY, CommandFront, front_environment
 from sim.clock import FakeClock
 from sim.fakes.telegram_api import FakeTelegramAPI
+from tests.feed_support import eventually
 from tests.handlers_support import make_office
 from tests.telegram_support import CHAT, OWNER, say, settings_for
 from trading.events import Emergency, EmergencyCleared, Event
@@ -59,7 +60,7 @@ async def test_commands_are_answered_through_the_front_and_audited_here(api, off
         assert front.process is not None and front.process.pid is not None
         ping = await say(api, "/ping", "pong")
         info = await say(api, "/info", "paper:main")
-        await asyncio.wait_for(_audited(office, "ping"), 10)
+        await eventually(lambda: _audited(office, "ping"), 10, "/ping audited")
     assert "paper:main: running" in ping.text
     assert "Equity" in info.text or "equity" in info.text
     assert front.process.returncode == 0  # told to stop, and it did
@@ -99,7 +100,7 @@ async def test_a_front_that_dies_is_started_again_and_the_owner_told(api, office
         first = front.process
         assert first is not None
         first.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(_until(lambda: front.process is not first and _ready(front)), 30)
+        await eventually(lambda: front.process is not first and _ready(front), 30, "restarted")
         ping = await say(api, "/ping", "pong")
     assert "paper:main" in ping.text
     down = [e for e in events if isinstance(e, Emergency) and e.key == KEY]
@@ -124,10 +125,28 @@ async def test_the_front_ends_when_the_trading_process_is_gone(api, office):
 async def test_a_token_telegram_refuses_means_start_raises(api, office):
     api.fail_next("getMe", 5, status=401, json=api.error(401, "Unauthorized"))
     front = CommandFront(settings_for(api), office.dispatcher, clock=office.clock, options=OPTIONS)
-    with pytest.raises(Exception, match="Unauthorized|token"):
+    with pytest.raises(Exception, match=r"Unauthorized|token"):
         await front.start()
     await front.shutdown()
     assert front.process is None  # never started polling with a refused token
+
+
+def test_the_front_gets_no_credential_in_its_environment():
+    environ = {
+        "PATH": "/usr/bin",
+        "HTTPS_PROXY": "http://proxy:3128",
+        "KRAKEN_MASTER_API_KEY": "k",
+        "KRAKEN_MASTER_API_SECRET": "s",
+        "OKX_MASTER_API_PASSWORD": "p",
+        "TELEGRAM_BOT_TOKEN": "1:x",
+        "METRICS_TOKEN": "m",
+        "NTFY_URL": "https://ntfy.sh/secret-topic",
+        "PUSHOVER_USER": "u",
+        "PYTHONPATH": "/extra",
+    }
+    kept = front_environment(environ)
+    assert set(kept) == {"PATH", "HTTPS_PROXY", "PYTHONPATH"}
+    assert kept["PYTHONPATH"].endswith(":/extra") and kept["PYTHONPATH"] != "/extra"
 
 
 class _Wire:
@@ -150,14 +169,8 @@ async def test_ping_says_when_the_trading_side_has_gone_quiet():
     assert f"has not answered for {QUIET_AFTER_SECONDS + 7:.0f} s" in quiet
 
 
-async def _audited(office, command: str) -> None:
-    while not any(e.command == command for e in office.store.audit_log()):
-        await asyncio.sleep(0.02)
-
-
-async def _until(condition) -> None:
-    while not condition():
-        await asyncio.sleep(0.05)
+def _audited(office, command: str) -> bool:
+    return any(e.command == command for e in office.store.audit_log())
 
 
 def _ready(front: CommandFront) -> bool:
