@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chatbot.config import Secret, TelegramSettings
+from chatbot.config_channels import TelegramSettings
+from chatbot.config_reader import Secret
 from chatbot.front_wire import Wire, reply_from_wire
 from chatbot.logsetup import setup_logging
 from chatbot.telegram import TelegramTransport

@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable
 
-from chatbot.config import Secret
+from chatbot.config_reader import Secret
 
 REDACTED = "***"
 # Telegram bot tokens look like this wherever they appear (URLs included).

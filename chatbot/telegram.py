@@ -47,7 +47,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from chatbot.command_port import CommandPort, port_of
-from chatbot.config import TelegramSettings
+from chatbot.config_channels import TelegramSettings
 from chatbot.telegram_confirm import Confirmations
 from chatbot.telegram_guard import (
     STALE_AFTER_SECONDS,
