@@ -12,7 +12,8 @@ import pytest
 from chatbot.config import Secret, TelegramSettings
 from chatbot.telegram import TelegramTransport
 from sim.clock import FakeClock
-from sim.fakes.telegram_api import ApiCall, FakeTelegramAPI
+from sim.fakes.telegram_api import FakeTelegramAPI
+from sim.fakes.telegram_calls import ApiCall
 from tests.handlers_support import Office, make_office
 from trading.venues.paper import PaperExchange
 

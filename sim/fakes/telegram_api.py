@@ -31,71 +31,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from sim.fakes.http import LoopbackServer
+from sim.fakes.telegram_calls import ApiCall, read_params, user_of
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
-# Values PTB sends as plain strings; every other form field is JSON-encoded by PTB.
-TEXT_FIELDS = frozenset(
-    {
-        "text",
-        "caption",
-        "parse_mode",
-        "callback_query_id",
-        "data",
-        "url",
-        "inline_message_id",
-        "description",
-        "short_description",
-        "language_code",
-        "business_connection_id",
-        "message_effect_id",
-        "action",
-        "emoji",
-        "question",
-        "title",
-    }
-)
-
-
-@dataclass
-class ApiCall:
-    """One request the bot made: method name, decoded parameters, uploaded files."""
-
-    method: str
-    params: dict[str, Any]
-    files: dict[str, bytes] = field(default_factory=dict)
-    at: float = 0.0  # event-loop time when it arrived
-    ok: bool = True  # False when a scripted failure answered it
-
-    @property
-    def text(self) -> str:
-        return str(self.params.get("text", self.params.get("caption", "")))
-
-    @property
-    def chat_id(self) -> Any:
-        return self.params.get("chat_id")
-
-
-def decode_form(form: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in form.items():
-        if name in TEXT_FIELDS:
-            out[name] = value
-            continue
-        try:
-            out[name] = json.loads(value)
-        except ValueError:
-            out[name] = value  # e.g. chat_id="@channelname"
-    return out
 
 
 class FakeTelegramAPI(LoopbackServer):
@@ -265,7 +211,7 @@ class FakeTelegramAPI(LoopbackServer):
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": self._chat(chat_id, first_name),
-            "from": _user(user_id, first_name, username),
+            "from": user_of(user_id, first_name, username),
             "text": text,
         }
         if entities:
@@ -300,7 +246,7 @@ class FakeTelegramAPI(LoopbackServer):
         message = self._bot_message(chat_id, message_id)
         query = {
             "id": str(next(self._callback_ids)),
-            "from": _user(user_id, first_name, username),
+            "from": user_of(user_id, first_name, username),
             "chat_instance": f"instance-{chat_id}",
             "data": data,
             "message": message,
@@ -331,11 +277,11 @@ class FakeTelegramAPI(LoopbackServer):
             "message_id": message_id,
             "date": int(time.time()),
             "chat": self._chat(chat_id),
-            "from": self._bot_user(),
+            "from": self._botuser_of(),
             "text": "(a message of the bot)",
         }
 
-    def _bot_user(self) -> dict[str, Any]:
+    def _botuser_of(self) -> dict[str, Any]:
         return {
             "id": self.bot_id,
             "is_bot": True,
@@ -349,7 +295,7 @@ class FakeTelegramAPI(LoopbackServer):
         method = request.match_info["method"]
         if request.match_info["token"] != self.token:
             return web.json_response(self.error(401, "Unauthorized"), status=401)
-        params, files = await _read_params(request)
+        params, files = await read_params(request)
         await self.gate(method)
         if method == "getUpdates":
             return await self._get_updates(params)
@@ -394,7 +340,7 @@ class FakeTelegramAPI(LoopbackServer):
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": chat,
-            "from": self._bot_user(),
+            "from": self._botuser_of(),
             **content,
         }
         self.messages[(chat_id, message["message_id"])] = message
@@ -439,27 +385,3 @@ class FakeTelegramAPI(LoopbackServer):
     def _delete_commands(self, p: dict[str, Any], f: dict[str, bytes]) -> bool:
         self.commands = []
         return True
-
-
-def _user(user_id: int, first_name: str, username: str | None) -> dict[str, Any]:
-    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
-    if username:
-        user["username"] = username
-    return user
-
-
-async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
-    if request.content_type == "application/json":
-        body = await request.json()
-        return (body if isinstance(body, dict) else {}), {}
-    form = await request.post() if request.can_read_body else {}
-    fields: dict[str, str] = {}
-    files: dict[str, bytes] = {}
-    for name, value in form.items():
-        if isinstance(value, str):
-            fields[name] = value
-        else:
-            files[name] = value.file.read()
-    params = decode_form(fields)
-    params.update({k: v for k, v in request.query.items() if k not in params})
-    return params, files
