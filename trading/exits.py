@@ -6,8 +6,9 @@ request rate ahead of any other request of the account, and the orders of symbol
 cancelled beside them. One position is bare at a time: the router lifts the next position's stop
 only once the previous one's sell has gone out (trading/lifting.py), so a host that dies
 mid-kill leaves one position bare, for at most the one request between its stop's lift and its
-sell. Whatever an exit left held (refused, or not sold) gets its stop back. Then it confirms by a read of the account (`Account.confirm`: the
-balance, and the round's sells read together, not one by one). It reads the account before
+sell. Whatever an exit left held (refused, or not sold) gets its stop back. Then it confirms
+by a read of the account (`Account.confirm`: the balance, and the round's sells read together,
+not one by one). It reads the account before
 selling only when the book never has: a read first would cost a kill seconds on a slowly paced
 exchange, and the read after the sells says what is left. Rounds repeat with capped backoff
 until the book is flat: no position, and no order of unknown outcome that could still fill
