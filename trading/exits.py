@@ -3,10 +3,12 @@
 A flatten round market-exits every position at once: each position's own orders are cancelled
 (its resting stop lifted) right before its sell, the pairs concurrent, paced at the venue's
 request rate ahead of any other request of the account, and the orders of symbols not held are
-cancelled beside them. Whatever an exit left held (refused, or not sold) gets its stop back, so
-a host that dies mid-kill leaves each position bare for at most the one request between its
-stop's lift and its sell. Then it confirms by a read of the account (`Account.confirm`: the
-balance, and the round's sells read together, not one by one). It reads the account before
+cancelled beside them. One position is bare at a time: the router lifts the next position's stop
+only once the previous one's sell has gone out (trading/lifting.py), so a host that dies
+mid-kill leaves one position bare, for at most the one request between its stop's lift and its
+sell. Whatever an exit left held (refused, or not sold) gets its stop back. Then it confirms
+by a read of the account (`Account.confirm`: the balance, and the round's sells read together,
+not one by one). It reads the account before
 selling only when the book never has: a read first would cost a kill seconds on a slowly paced
 exchange, and the read after the sells says what is left. Rounds repeat with capped backoff
 until the book is flat: no position, and no order of unknown outcome that could still fill
@@ -162,7 +164,8 @@ class Exits:
         paired = {t.order.id for s in symbols for t in self.book.open_orders(symbol=s)}
         # Each position's own orders are cancelled by its exit, right before its sell: the
         # pairs go side by side, so the first sell waits for one cancel, not for every other
-        # position's stop. The orders of symbols not held are cancelled beside them.
+        # position's stop, and a stop is lifted only once the previous lifted position's sell
+        # has gone out (one bare at a time). The orders of symbols not held go beside them.
         results = await asyncio.gather(
             self._cancel_all(problems, spare=symbols),
             *(self._exit(symbol, purpose, problems) for symbol in symbols),

@@ -27,6 +27,7 @@ from trading.book import Book, Tracked
 from trading.clock import Clock
 from trading.errors import Fault, RateLimited, Recoverable, Rejected
 from trading.events import Notify, OrderRejected
+from trading.lifting import LiftGate
 from trading.models import Order, OrderRequest, OrderType, Side
 from trading.modes import Purpose
 from trading.pacing import Priority, at, current
@@ -167,6 +168,7 @@ class OrderRouter:
         # refused, unknown.
         self.counts: Counter[str] = Counter()
         self.lifted: set[str] = set()  # symbols whose stop this router lifted for an exit
+        self.lifts = LiftGate()
 
     async def place(
         self,
@@ -204,13 +206,16 @@ class OrderRouter:
         return await self._place(intent, terms)
 
     async def _place_sell(self, intent: OrderIntent, terms: _Terms) -> Placement:
-        if intent.purpose is not Purpose.GUARD:
-            # Only an exit the mode lets out may lift the stop, or a refused exit would leave
-            # the position unguarded.
-            refusal = self._refusal(intent)
-            if refusal:
-                self.counts["refused"] += 1
-                return Placement(intent.symbol, intent.side, refused=refusal)
+        if intent.purpose is Purpose.GUARD:
+            return await self._place(intent, terms)
+        # Only an exit the mode lets out may lift the stop, or a refused exit would leave the
+        # position unguarded.
+        refusal = self._refusal(intent)
+        if refusal:
+            self.counts["refused"] += 1
+            return Placement(intent.symbol, intent.side, refused=refusal)
+        rests = any(protects(t) for t in self.book.open_orders(symbol=intent.symbol))
+        async with self.lifts.lifting(rests) as sent:  # one position bare at a time
             self.book.sending(intent.symbol, True)  # no new stop while the exit goes out
             try:
                 lifted = await self._lift_guards(intent.symbol)
@@ -218,9 +223,11 @@ class OrderRouter:
                 self.book.sending(intent.symbol, False)
             if lifted is not None:
                 return lifted
-        return await self._place(intent, terms)
+            return await self._place(intent, terms, sent)
 
-    async def _place(self, intent: OrderIntent, terms: _Terms) -> Placement:
+    async def _place(
+        self, intent: OrderIntent, terms: _Terms, sent: Callable[[], None] | None = None
+    ) -> Placement:
         purpose = intent.purpose
         decision = check(intent, self.snapshot(), self.settings)
         if isinstance(decision, Refused):
@@ -248,13 +255,18 @@ class OrderRouter:
         if intent.side is Side.SELL:
             self.book.sending(intent.symbol, True)
         try:
-            return await self._send(intent, request, tracked, purpose)
+            return await self._send(intent, request, tracked, purpose, sent)
         finally:
             if intent.side is Side.SELL:
                 self.book.sending(intent.symbol, False)
 
     async def _send(
-        self, intent: OrderIntent, request: OrderRequest, tracked: Tracked, purpose: Purpose
+        self,
+        intent: OrderIntent,
+        request: OrderRequest,
+        tracked: Tracked,
+        purpose: Purpose,
+        sent: Callable[[], None] | None,
     ) -> Placement:
         await self.pacer.wait(order=True)
         # The gate was asked before the wait; a command may have paused, stopped, killed or
@@ -264,6 +276,8 @@ class OrderRouter:
             self.counts["refused"] += 1
             self.book.not_placed(tracked, refusal)
             return Placement(intent.symbol, intent.side, refused=refusal)
+        if sent is not None:
+            sent()  # on its way: the next position's stop may be lifted
         try:
             with self._steady():
                 order = await self.connector.place(request)
