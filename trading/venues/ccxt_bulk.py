@@ -1,0 +1,100 @@
+"""Whole-market ticker reads made off the event loop.
+
+ccxt decodes a whole-market answer and parses it into tickers (a dozen safe_* calls per field,
+per ticker) in one go, on the loop that awaits it: with 12,000 markets (Coinbase lists over
+12,000) that held the loop 400+ ms, while /ping, /kill and every account waited. A venue's bulk
+read goes instead through a twin of its ccxt client that lives on a worker thread with its own
+event loop (one thread for the process): the request, the decode and ccxt's parse happen
+there, and the loop receives finished tickers. Python hands the interpreter to the other thread
+at least every 5 ms (sys.getswitchinterval) between statements, so the loop keeps its turn while
+the worker parses; no single C call may hold the interpreter longer, so the twin decodes JSON a
+piece at a time (trading/venues/json_pieces.py) instead of in one orjson call.
+
+The twin is the venue client's, public only: the same exchange, settings and markets (ccxt's
+set_markets_from_exchange), every request paced by the venue client's own limiter on the loop,
+its HTTP answer recorded in the awaiting call's Answer for the fault translation. The answer is
+ccxt's own parse of the same response, read into our tickers as the plain path reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+from trading.models import Market, Ticker
+from trading.venues import json_pieces
+from trading.venues.ccxt_faults import Answer, answering, current_answer
+from trading.venues.ccxt_parse import to_tickers
+
+T = TypeVar("T")
+
+
+@functools.cache
+def _worker() -> asyncio.AbstractEventLoop:
+    """The worker thread's event loop, started on first use, for the life of the process."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="ccxt-bulk-reads", daemon=True).start()
+    return loop
+
+
+async def _on_worker(work: Coroutine[Any, Any, T]) -> T:
+    """`work` run on the worker's loop; cancelling the caller cancels it there."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, _worker()))
+
+
+class BulkTickers:
+    """One venue client's whole-market ticker reads, made by its twin on the worker thread."""
+
+    def __init__(self, source: Any, build_twin: Callable[[], Any]) -> None:
+        """`source`: the venue's ccxt client; `build_twin()`: a public-only client of the same
+        exchange and settings (built on the worker thread, at the first read)."""
+        self._source = source
+        self._build_twin = build_twin
+        self._twin: Any = None
+        self._used = False  # a read went to the worker: close there
+        self._closed = False
+
+    async def read(self, known: Mapping[str, Market]) -> dict[str, Ticker]:
+        """Every ticker of the `known` markets (all if none), as the plain path reads them."""
+        self._used = True
+        loop = asyncio.get_running_loop()
+        return await _on_worker(self._read(known, current_answer(), loop))
+
+    async def _read(
+        self, known: Mapping[str, Market], answer: Answer | None, loop: asyncio.AbstractEventLoop
+    ) -> dict[str, Ticker]:
+        if self._closed:  # on the worker, in order with close(): no twin left unclosed
+            raise RuntimeError("the bulk ticker reader is closed")
+        twin = self._twin or self._twin_of(loop)
+        if self._source.markets:  # the venue's markets as they are now (reloads replace them)
+            twin.set_markets_from_exchange(self._source)
+        with answering(answer):
+            raw = await twin.fetch_tickers()
+        return to_tickers(raw.values(), known)
+
+    def _twin_of(self, loop: asyncio.AbstractEventLoop) -> Any:
+        twin = self._twin = self._build_twin()
+        twin.on_json_response = json_pieces.loads  # ccxt's hook for its JSON decoder
+        throttle = self._source.throttle
+
+        async def paced_by_source(cost: float | None = None) -> None:
+            async def turn() -> None:
+                await throttle(cost)
+
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(turn(), loop))
+
+        twin.throttle = paced_by_source
+        return twin
+
+    async def close(self) -> None:
+        """Close the twin; reads still running or made later fail (the venue: `Closed`)."""
+        self._closed = True
+        if self._used:
+            await _on_worker(self._close_twin())
+
+    async def _close_twin(self) -> None:
+        if self._twin is not None:
+            await self._twin.close()
