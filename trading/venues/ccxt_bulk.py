@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
+from ccxt.base.errors import ExchangeClosedByUser
+
 from trading.models import Market, Ticker
 from trading.venues import json_pieces
 from trading.venues.ccxt_faults import Answer, answering, current_answer
@@ -67,7 +69,7 @@ class BulkTickers:
         self, known: Mapping[str, Market], answer: Answer | None, loop: asyncio.AbstractEventLoop
     ) -> dict[str, Ticker]:
         if self._closed:  # on the worker, in order with close(): no twin left unclosed
-            raise RuntimeError("the bulk ticker reader is closed")
+            raise ExchangeClosedByUser(f"{self._source.id} instance was closed by the user")
         twin = self._twin or self._twin_of(loop)
         if self._source.markets:  # the venue's markets as they are now (reloads replace them)
             twin.set_markets_from_exchange(self._source)
