@@ -4,15 +4,18 @@
 
 The real ccxt binance client against the loopback fake Binance (sim/fakes/binance.py) with
 `markets` spot markets, the fake served from a process of its own (as an exchange is remote:
-building and encoding its answer must not count against the loop measured). Three ways to read
-every ticker, each `reads` times:
+building and encoding its answer must not count against the loop measured). Each way to read
+every ticker, `reads` times after one read that opens connections (not counted):
 
-    plain      ccxt's fetch_tickers awaited on the loop and read into our tickers there: the
-               venue's bulk read before trading/venues/ccxt_bulk.py
-    off-loop   the venue's bulk read through the Connector (the code the engine runs): the
-               request, decode and parse on the worker thread
-    paper      the paper exchange's read through the Connector, prices drawn by the
-               SyntheticFeed, which hands the loop back every 16 markets
+    plain        ccxt's fetch_tickers awaited on the loop and read into our tickers there: the
+                 venue's bulk read before trading/venues/ccxt_bulk.py
+    off-loop     the venue's bulk read through the Connector (the code the engine runs): the
+                 request, decode and parse on the worker thread
+    paper        the paper exchange's read through the Connector, prices drawn by the
+                 SyntheticFeed, which hands the loop back every 16 markets; "paper cold": its
+                 first read, which draws every market's hours
+    load markets the venue's markets loaded through the Connector, once (at start)
+    idle         the probe alone for as long, on a loop with nothing to do: what the machine adds
 
 and for each: the longest the loop was away (a probe task asks to wake every 2 ms and records
 how late it wakes), the most CPU the loop's thread spent meanwhile (the part of that stall that
@@ -36,6 +39,7 @@ from pathlib import Path
 # Runnable as `python bench/bigread.py` from a checkout: the project is not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from chatbot.heap import settle
 from sim.clock import FakeClock
 from sim.fakes.binance import FakeBinance, FakeMarket, loopback_urls
 from trading.clock import RealClock
@@ -47,7 +51,7 @@ from trading.venues.ccxt_venue import CcxtVenue
 from trading.venues.paper import PaperExchange
 
 PROBE_PERIOD = 0.002
-Read = Callable[[], Awaitable[dict[str, Ticker]]]
+Read = Callable[[], Awaitable[dict]]
 
 
 def universe(markets: int) -> list[FakeMarket]:
@@ -118,12 +122,18 @@ async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         venue = CcxtVenue("binance", "BENCH", config=config)
         connector = Connector(venue, clock=RealClock())
         try:
-            markets = await connector.load_markets()
+            results["load markets"] = await measure(connector.load_markets, 1)
+            markets = connector.markets
             await plain.load_markets()
 
             async def plain_read() -> dict[str, Ticker]:
                 return to_tickers((await plain.fetch_tickers()).values(), markets)
 
+            # Connections open, the twin built; the heap settled as the bot settles it.
+            await plain_read()
+            await connector.tickers()
+            settle()
+            results["idle"] = await measure(idle_for(results["load markets"]["time"]), 1)
             results["plain"] = await measure(plain_read, args.reads)
             results["off-loop"] = await measure(connector.tickers, args.reads)
         finally:
@@ -133,8 +143,19 @@ async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     paper = PaperExchange(clock=clock, markets=args.markets, rate_limit=1e6, burst=10**6)
     on_paper = Connector(paper, clock=clock)
     await on_paper.load_markets()
+    results["paper cold"] = await measure(on_paper.tickers, 1)
     results["paper"] = await measure(on_paper.tickers, args.reads)
     return results
+
+
+def idle_for(seconds: float) -> Read:
+    """A read of nothing that takes `seconds`: the probe's stalls on a loop with no work."""
+
+    async def nothing() -> dict[str, Ticker]:
+        await asyncio.sleep(seconds)
+        return {}
+
+    return nothing
 
 
 def report(args: argparse.Namespace, results: dict[str, dict[str, float]]) -> str:
@@ -142,12 +163,12 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, float]]) -> st
     out = [
         f"whole-market ticker read, {args.markets:,} markets, {args.reads} reads each "
         "(stall and loop CPU: the worst; time: the median)",
-        f"{'':10}{'tickers':>9}{'stall ms':>10}{'x plain':>9}{'loop cpu ms':>12}"
-        f"{'x plain':>9}{'read ms':>9}{'x plain':>9}",
+        f"{'':13}{'count':>8}{'stall ms':>10}{'x plain':>9}{'loop cpu ms':>12}"
+        f"{'x plain':>9}{'time ms':>9}{'x plain':>9}",
     ]
     for name, r in results.items():
         out.append(
-            f"{name:10}{r['tickers']:>9,}{r['stall'] * 1e3:>10.1f}"
+            f"{name:13}{r['tickers']:>8,}{r['stall'] * 1e3:>10.1f}"
             f"{r['stall'] / plain['stall']:>8.2f}x{r['busy'] * 1e3:>12.1f}"
             f"{r['busy'] / plain['busy']:>8.2f}x{r['time'] * 1e3:>9.0f}"
             f"{r['time'] / plain['time']:>8.2f}x"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import threading
 import time
@@ -12,7 +13,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sim.fakes.binance import FakeBinance, FakeMarket
+from sim.fakes.binance import TICKER_24HR, FakeBinance, FakeMarket
+from trading.errors import Transient
 from trading.venues import json_pieces
 from trading.venues.ccxt_exchanges import build
 from trading.venues.ccxt_parse import to_tickers
@@ -92,6 +94,21 @@ async def test_a_whole_market_read_never_holds_the_event_loop_for_its_parse():
     assert len(tickers) == 5_001
     # ccxt's parse of 5,000 tickers on the loop took 100-250 ms of it in one stretch.
     assert busiest < 0.05
+
+
+async def test_the_collector_runs_again_after_a_read_whether_it_succeeded_or_failed():
+    async with FakeBinance() as fake:
+        venue = CcxtVenue("binance", "MASTER", config=fake.ccxt_config())
+        try:
+            await venue.load_markets()
+            assert "BTC/USDT" in await venue.fetch_tickers()
+            assert gc.isenabled()
+            fake.fail_server_error(TICKER_24HR)
+            with pytest.raises(Transient):
+                await venue.fetch_tickers()
+            assert gc.isenabled()
+        finally:
+            await venue.close()
 
 
 JSON_TEXTS = [
