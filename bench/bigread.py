@@ -144,6 +144,7 @@ async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     on_paper = Connector(paper, clock=clock)
     await on_paper.load_markets()
     results["paper cold"] = await measure(on_paper.tickers, 1)
+    settle(full=False)  # as the bot settles once its accounts had their first cycles
     results["paper"] = await measure(on_paper.tickers, args.reads)
     return results
 

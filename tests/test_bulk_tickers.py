@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -96,17 +97,18 @@ async def test_a_whole_market_read_never_holds_the_event_loop_for_its_parse():
     assert busiest < 0.05
 
 
-async def test_the_collector_runs_again_after_a_read_whether_it_succeeded_or_failed():
+async def test_the_collector_and_thread_switching_are_restored_after_a_read_good_or_failed():
+    interval = sys.getswitchinterval()
     async with FakeBinance() as fake:
         venue = CcxtVenue("binance", "MASTER", config=fake.ccxt_config())
         try:
             await venue.load_markets()
             assert "BTC/USDT" in await venue.fetch_tickers()
-            assert gc.isenabled()
+            assert gc.isenabled() and sys.getswitchinterval() == interval
             fake.fail_server_error(TICKER_24HR)
             with pytest.raises(Transient):
                 await venue.fetch_tickers()
-            assert gc.isenabled()
+            assert gc.isenabled() and sys.getswitchinterval() == interval
         finally:
             await venue.close()
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
@@ -49,28 +50,44 @@ async def _on_worker(work: Coroutine[Any, Any, T]) -> T:
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, _worker()))
 
 
-_pausing = 0  # reads on the worker that paused the collector (its thread only)
+# How often the interpreter offers the loop's thread its turn while a read parses (Python's
+# default: every 5 ms). Each time the loop waits on its sockets it gives the interpreter up and
+# waits that long to get it back, and a wake-up of the loop takes a few such waits.
+_SWITCH_INTERVAL = 0.001
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No automatic cyclic collection while a read decodes and parses. A collection holds the
-    interpreter in one C call for as long as it takes, and the read builds hundreds of
-    thousands of containers that live until it ends (8-40 ms collections in the worker at
-    12,000 markets); they are freed by reference counting, which the collector's pause does
-    not delay. Cyclic garbage anywhere in the process waits for the read to end."""
-    global _pausing
-    if _pausing == 0 and not gc.isenabled():
-        yield  # someone else's pause: theirs to end
-        return
-    _pausing += 1
-    gc.disable()
-    try:
-        yield
-    finally:
-        _pausing -= 1
-        if _pausing == 0:
-            gc.enable()
+class _LoopFirst:
+    """What the process is told while reads decode and parse on the worker (on its thread
+    only): no automatic cyclic collection, and threads switched every millisecond.
+
+    A collection holds the interpreter in one C call for as long as it takes, and a read builds
+    hundreds of thousands of containers that live until it ends (8-40 ms collections in the
+    worker at 12,000 markets); they are freed by reference counting, which the pause does not
+    delay: only cyclic garbage anywhere in the process waits for the read to end."""
+
+    def __init__(self) -> None:
+        self._reads = 0
+        self._before = (True, _SWITCH_INTERVAL)  # the collector's state and the interval
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        if self._reads == 0:
+            self._before = (gc.isenabled(), sys.getswitchinterval())
+            gc.disable()
+            sys.setswitchinterval(_SWITCH_INTERVAL)
+        self._reads += 1
+        try:
+            yield
+        finally:
+            self._reads -= 1
+            if self._reads == 0:
+                collecting, interval = self._before
+                sys.setswitchinterval(interval)
+                if collecting:
+                    gc.enable()
+
+
+_loop_first = _LoopFirst()
 
 
 class BulkTickers:
@@ -99,7 +116,7 @@ class BulkTickers:
         twin = self._twin or self._twin_of(loop)
         if self._source.markets:  # the venue's markets as they are now (reloads replace them)
             twin.set_markets_from_exchange(self._source)
-        with answering(answer), _collector_paused():
+        with answering(answer), _loop_first.reading():
             raw = await twin.fetch_tickers()
             tickers = to_tickers(raw.values(), known)
             # Freeing ccxt's tickers (each with the decoded JSON it came from) at once would be
