@@ -57,8 +57,9 @@ _SWITCH_INTERVAL = 0.001
 
 
 class _LoopFirst:
-    """What the process is told while reads decode and parse on the worker (on its thread
-    only): no automatic cyclic collection, and threads switched every millisecond.
+    """What the process is told while reads are under way on the worker (on its thread only;
+    a read's request and pace included, simpler than catching the moment its answer arrives):
+    no automatic cyclic collection, and threads switched every millisecond.
 
     A collection holds the interpreter in one C call for as long as it takes, and a read builds
     hundreds of thousands of containers that live until it ends (8-40 ms collections in the
