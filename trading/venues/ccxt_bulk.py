@@ -19,7 +19,9 @@ ccxt's own parse of the same response, read into our tickers as the plain path r
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import gc
 import sys
@@ -89,6 +91,17 @@ class _LoopFirst:
 
 
 _loop_first = _LoopFirst()
+_Caller = tuple[asyncio.AbstractEventLoop, contextvars.Context]
+
+
+def _settle(task: asyncio.Task, future: concurrent.futures.Future) -> None:
+    """`future` ends as `task` ended."""
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
 
 
 class BulkTickers:
@@ -100,21 +113,23 @@ class BulkTickers:
         self._source = source
         self._build_twin = build_twin
         self._twin: Any = None
+        self._caller: _Caller | None = None  # the loop and context of the read under way
         self._used = False  # a read went to the worker: close there
         self._closed = False
 
     async def read(self, known: Mapping[str, Market]) -> dict[str, Ticker]:
         """Every ticker of the `known` markets (all if none), as the plain path reads them."""
         self._used = True
-        loop = asyncio.get_running_loop()
-        return await _on_worker(self._read(known, current_answer(), loop))
+        caller = (asyncio.get_running_loop(), contextvars.copy_context())
+        return await _on_worker(self._read(known, current_answer(), caller))
 
     async def _read(
-        self, known: Mapping[str, Market], answer: Answer | None, loop: asyncio.AbstractEventLoop
+        self, known: Mapping[str, Market], answer: Answer | None, caller: _Caller
     ) -> dict[str, Ticker]:
         if self._closed:  # on the worker, in order with close(): no twin left unclosed
             raise ExchangeClosedByUser(f"{self._source.id} instance was closed by the user")
-        twin = self._twin or self._twin_of(loop)
+        twin = self._twin or self._twin_of()
+        self._caller = caller
         if self._source.markets:  # the venue's markets as they are now (reloads replace them)
             twin.set_markets_from_exchange(self._source)
         with answering(answer), _loop_first.reading():
@@ -126,19 +141,28 @@ class BulkTickers:
                 raw.popitem()
         return tickers
 
-    def _twin_of(self, loop: asyncio.AbstractEventLoop) -> Any:
+    def _twin_of(self) -> Any:
         twin = self._twin = self._build_twin()
         twin.on_json_response = json_pieces.loads  # ccxt's hook for its JSON decoder
-        throttle = self._source.throttle
-
-        async def paced_by_source(cost: float | None = None) -> None:
-            async def turn() -> None:
-                await throttle(cost)
-
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(turn(), loop))
-
-        twin.throttle = paced_by_source
+        twin.throttle = self._paced_by_source
         return twin
+
+    async def _paced_by_source(self, cost: float | None = None) -> None:
+        """The twin's pace: the venue client's, taken on the caller's loop in the caller's
+        context (its request priority: trading/pacing.py)."""
+        loop, context = self._caller
+        throttle = self._source.throttle
+        turned: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        async def turn() -> None:
+            await throttle(cost)
+
+        def start() -> None:
+            task = loop.create_task(turn(), context=context)
+            task.add_done_callback(lambda t: _settle(t, turned))
+
+        loop.call_soon_threadsafe(start)
+        await asyncio.wrap_future(turned)
 
     async def close(self) -> None:
         """Close the twin; reads still running or made later fail (the venue: `Closed`)."""

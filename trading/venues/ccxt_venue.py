@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ccxt.base import errors as ce
 
-from trading.clock import Clock
+from trading.clock import Clock, RealClock
 from trading.cycle_pace import Pace
 from trading.errors import Closed, Fatal, Fault, Rejected
 from trading.models import (
@@ -114,7 +114,10 @@ class CcxtVenue:
             raise Fatal(describe(e, self._secrets), venue=self.label, call="connect") from e
         has = self._exchange.has
         self.has_bulk_tickers = bool(has.get("fetchTickers"))
-        self._bulk = BulkTickers(self._exchange, self._public_twin)
+        # A worker thread runs on real time: a venue on simulated time keeps its reads on its
+        # loop, or that loop would jump its clock while the worker parses.
+        real_time = clock is None or isinstance(clock, RealClock)
+        self._bulk = BulkTickers(self._exchange, self._public_twin) if real_time else None
         self.has_cancel_all_after = bool(has.get("cancelAllOrdersAfter")) and not self.public_only
         self.stop_types = () if self.public_only else spot_stop_types(exchange_id)
         self._echo_prefix = CLIENT_ID_ECHO_PREFIX.get(exchange_id, "")
@@ -172,7 +175,7 @@ class CcxtVenue:
             ex = self._exchange
             if symbols is not None and not symbols:
                 return {}
-            if symbols is None and self.has_bulk_tickers:
+            if symbols is None and self.has_bulk_tickers and self._bulk is not None:
                 # The whole market: decoded and parsed off the loop (ccxt_bulk.py).
                 return await self._bulk.read(self._markets)
             # Without bulk tickers the scanner names its symbols; asking for all of them is
@@ -360,6 +363,7 @@ class CcxtVenue:
             try:
                 await self._exchange.close()
             finally:
-                await self._bulk.close()
+                if self._bulk is not None:
+                    await self._bulk.close()
         except Exception as e:
             raise classify(e, self.label, "close", dialect=self.name, secrets=self._secrets) from e
