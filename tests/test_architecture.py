@@ -22,6 +22,8 @@ CCXT_HOMES = {
     "trading/venues/ccxt_faults.py",
     "trading/venues/ccxt_exchanges.py",
     "trading/venues/ccxt_parse.py",
+    # whole-market ticker reads by a twin client on a worker thread
+    "trading/venues/ccxt_bulk.py",
     # a public-only venue that also pages candle history, for `python -m chatbot download`
     "trading/venues/ccxt_history.py",
     "trading/venues/feed.py",

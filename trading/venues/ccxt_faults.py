@@ -215,10 +215,16 @@ def record_answers(exchange: Any) -> None:
     exchange.on_rest_response = on_rest_response
 
 
+def current_answer() -> Answer | None:
+    """The Answer the requests of this task fill in, to hand to a request made elsewhere."""
+    return _answer.get()
+
+
 @contextmanager
-def answering() -> Iterator[Answer]:
-    """A fresh Answer that the requests made inside the block (in this task) fill in."""
-    answer = Answer()
+def answering(answer: Answer | None = None) -> Iterator[Answer]:
+    """An Answer (a fresh one, or the given one of a call awaiting in another thread) that the
+    requests made inside the block (in this task) fill in."""
+    answer = Answer() if answer is None else answer
     token = _answer.set(answer)
     try:
         yield answer

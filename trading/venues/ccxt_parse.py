@@ -10,7 +10,7 @@ reading needs no client: nothing here touches the network.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
@@ -92,6 +92,12 @@ def to_ticker(raw: dict) -> Ticker | None:
         change_pct=_num(raw.get("percentage")) or 0.0,
         timestamp=timestamp / 1000 if timestamp else time.time(),
     )
+
+
+def to_tickers(raw: Iterable[dict], known: Mapping[str, Market]) -> dict[str, Ticker]:
+    """ccxt's tickers by symbol, those with a price, of the `known` markets (all if none)."""
+    tickers = (to_ticker(t) for t in raw)
+    return {t.symbol: t for t in tickers if t and (not known or t.symbol in known)}
 
 
 def to_amounts(raw: Mapping[str, Any] | None) -> dict[str, float]:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ccxt.base import errors as ce
 
-from trading.clock import Clock
+from trading.clock import Clock, RealClock
 from trading.cycle_pace import Pace
 from trading.errors import Closed, Fatal, Fault, Rejected
 from trading.models import (
@@ -34,6 +34,7 @@ from trading.models import (
     Ticker,
     account_label,
 )
+from trading.venues.ccxt_bulk import BulkTickers
 from trading.venues.ccxt_exchanges import (
     CLIENT_ID_ECHO_PREFIX,
     CLIENT_ID_PARAM,
@@ -47,7 +48,13 @@ from trading.venues.ccxt_exchanges import (
     spot_stop_types,
 )
 from trading.venues.ccxt_faults import answering, classify, describe
-from trading.venues.ccxt_parse import client_id, to_balance, to_market, to_order, to_ticker
+from trading.venues.ccxt_parse import (
+    client_id,
+    to_balance,
+    to_market,
+    to_order,
+    to_tickers,
+)
 from trading.venues.feed import VenueFeed, open_venue_feed
 
 T = TypeVar("T")
@@ -107,6 +114,10 @@ class CcxtVenue:
             raise Fatal(describe(e, self._secrets), venue=self.label, call="connect") from e
         has = self._exchange.has
         self.has_bulk_tickers = bool(has.get("fetchTickers"))
+        # A worker thread runs on real time: a venue on simulated time keeps its reads on its
+        # loop, or that loop would jump its clock while the worker parses.
+        real_time = clock is None or isinstance(clock, RealClock)
+        self._bulk = BulkTickers(self._exchange, self._public_twin) if real_time else None
         self.has_cancel_all_after = bool(has.get("cancelAllOrdersAfter")) and not self.public_only
         self.stop_types = () if self.public_only else spot_stop_types(exchange_id)
         self._echo_prefix = CLIENT_ID_ECHO_PREFIX.get(exchange_id, "")
@@ -114,6 +125,14 @@ class CcxtVenue:
         paced = request_pace(exchange_id, self._exchange)
         self.pace = Pace(*paced) if paced else None  # sizes the cycle (trading/cycle_pace.py)
         self.orders_per_read = ORDERS_PER_READ.get(exchange_id, 1)  # by id, with fetch_orders
+
+    def _public_twin(self) -> Any:
+        """A public-only client of this exchange and settings, for the bulk reads."""
+        settings = self._feed_settings
+        twin = build(self.name, {}, settings["recv_window_ms"], settings["config"] or {})
+        if self.sandbox:
+            twin.set_sandbox_mode(True)
+        return twin
 
     def __repr__(self) -> str:
         return f"CcxtVenue({self.label})"
@@ -156,15 +175,16 @@ class CcxtVenue:
             ex = self._exchange
             if symbols is not None and not symbols:
                 return {}
+            if symbols is None and self.has_bulk_tickers and self._bulk is not None:
+                # The whole market: decoded and parsed off the loop (ccxt_bulk.py).
+                return await self._bulk.read(self._markets)
             # Without bulk tickers the scanner names its symbols; asking for all of them is
             # then ccxt's NotSupported, i.e. Fatal.
             if symbols is None or self.has_bulk_tickers:
                 raw = await ex.fetch_tickers(list(symbols) if symbols is not None else None)
             else:
                 raw = {s: await ex.fetch_ticker(s) for s in symbols}
-            tickers = (to_ticker(t) for t in raw.values())
-            known = self._markets
-            return {t.symbol: t for t in tickers if t and (not known or t.symbol in known)}
+            return to_tickers(raw.values(), self._markets)
 
         return await self._call("fetch_tickers", run)
 
@@ -340,6 +360,10 @@ class CcxtVenue:
     async def close(self) -> None:
         """Close the client; calls still running or made later end as `Closed`."""
         try:
-            await self._exchange.close()
+            try:
+                await self._exchange.close()
+            finally:
+                if self._bulk is not None:
+                    await self._bulk.close()
         except Exception as e:
             raise classify(e, self.label, "close", dialect=self.name, secrets=self._secrets) from e
