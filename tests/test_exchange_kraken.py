@@ -30,6 +30,7 @@ from trading.engine import Trader
 from trading.errors import (
     ClockRejected,
     Fatal,
+    InsufficientFunds,
     OrderNotFound,
     RateLimited,
     Rejected,
@@ -251,7 +252,7 @@ async def test_a_wrong_secret_is_fatal_and_says_the_key_or_its_secret_is_wrong(f
 async def test_an_order_beyond_the_funds_is_rejected_not_in_doubt(venue, fake):
     with pytest.raises(Rejected, match="EOrder:Insufficient funds") as caught:
         await venue.create_order(market(Side.BUY, 5.0, "cbe0toomuch0000001"))  # 15,000 USDT
-    assert type(caught.value) is Rejected
+    assert type(caught.value) is InsufficientFunds  # a Rejected: never placed
     assert fake.orders == {}
 
 

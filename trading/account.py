@@ -238,6 +238,7 @@ class Account:
             market_now=self.connector.market_time(),
             held_outside=frozenset(self.held_outside()),
             exiting=book.exiting(),
+            sending=book.in_flight(),
             caution=caution,
         )
 

@@ -357,6 +357,10 @@ class Book:
         else:
             self._exiting.discard(symbol)
 
+    def in_flight(self) -> frozenset[str]:
+        """Symbols with a sell on its way to the exchange right now (not yet answered)."""
+        return frozenset(self._exiting)
+
     def exiting(self) -> frozenset[str]:
         """Symbols with a sell in flight or sent with an unknown outcome: no second exit until
         it is resolved, or the two could sell more than the position."""

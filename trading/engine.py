@@ -99,6 +99,7 @@ class Trader:
             steady=self.lock.steady,
         )
         self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
+        self.router.rearm = self.guards.rearm  # a stop back beside an exit of unknown outcome
         self.exits = Exits(
             self.router,
             self.book,

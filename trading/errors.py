@@ -23,6 +23,9 @@ looks at vendor exceptions or their text.
     │   │   │                  -> a cancel of it is done; a lookup of it answers "gone"
     │   │   ├── DuplicateOrder the client order id is taken: the order exists after all
     │   │   │                  -> look it up by client order id, never "not placed"
+    │   │   ├── InsufficientFunds  the account lacks what the order needs
+    │   │   │                  -> a stop put back beside a sell of unknown outcome: that sell
+    │   │   │                     holds or took the coins; it waits for the reconciliation
     │   │   └── ClockRejected  timestamp / nonce outside the window (Binance -1021)
     │   │                      -> resync the exchange clock once and retry once
     │   └── Unrecognized       an answer nobody recognises (an unknown code, a bare ccxt
@@ -110,6 +113,13 @@ class DuplicateOrder(Rejected):
     """The exchange already holds an order with this client order id: it was placed."""
 
     kind = "duplicate_order"
+
+
+class InsufficientFunds(Rejected):
+    """The account does not hold what the order needs (free balance, or coins other orders
+    hold)."""
+
+    kind = "insufficient_funds"
 
 
 class ClockRejected(Rejected):

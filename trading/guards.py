@@ -12,6 +12,9 @@ client order id, record) like any order. Its life:
                never rest at once and at most one request passes without one
     lifted     by the router before any exit the bot sends itself (trading/orders.py), so the
                same coins are never sold twice
+    put back   at once when that exit's outcome is unknown (`rearm`, trading/unsure.py): the
+               exchange lets only one of the two hold the coins; a refusal for want of coins
+               then means the exit holds or took them, and the stop waits for its settling
     filled     by the exchange: the sync applies its fill like any sell and closes the position
                ("stop-loss (on exchange)")
 
@@ -31,12 +34,13 @@ from dataclasses import dataclass
 
 from trading.book import Book, Tracked
 from trading.connector import Connector
-from trading.errors import Recoverable, Rejected
+from trading.errors import InsufficientFunds, Recoverable, Rejected
 from trading.models import Market, OrderType, Position, Side
 from trading.modes import Purpose
 from trading.orders import OrderRouter
 from trading.risk import OrderIntent, round_down
 from trading.settings import TradingSettings
+from trading.unsure import unsure_exits
 
 RETRY_AFTER_REFUSAL = 10  # cycles before a guard the exchange or the gate refused is tried again
 GUARD_REASON = "stop-loss (on exchange)"
@@ -73,6 +77,9 @@ class Guards:
         self.placed = 0  # guards placed, for the metrics
         self.replaced = 0  # guards re-placed because they went missing at the exchange
         self._rested: set[str] = set()  # symbols whose guard was resting at the last look
+        # symbol -> the exits of unknown outcome that held or took its coins when its stop
+        # went back: no stop again until those are settled
+        self._held: dict[str, set[str]] = {}
 
     @property
     def stop_types(self) -> tuple[OrderType, ...]:
@@ -106,15 +113,24 @@ class Guards:
             await self._ensure(symbol)
         self._rested = {s for s in self.book.positions if self.on_exchange(s)}
 
+    async def rearm(self, symbol: str) -> None:
+        """Right after an exit of `symbol` came back with an unknown outcome: its stop back at
+        once (the router calls this), so the position is guarded whichever way the exit went."""
+        if self.stop_types:
+            await self._ensure(symbol)
+
     async def _ensure(self, symbol: str) -> None:
         position = self.book.positions.get(symbol)
-        if position is None or position.stop_loss is None or symbol in self.book.exiting():
+        if position is None or position.stop_loss is None or symbol in self.book.in_flight():
             return
         if any(
-            t.side is Side.SELL and t.purpose != Purpose.GUARD
+            t.side is Side.SELL and t.purpose != Purpose.GUARD and t.confirmed
             for t in self.book.open_orders(symbol=symbol)
         ):
             return  # an exit of the bot's own holds the coins (a stop's limit sell)
+        if self._held.get(symbol, set()) & unsure_exits(self.book, symbol):
+            return  # an exit of unknown outcome holds or took the coins: settled first
+        self._held.pop(symbol, None)
         market = self.book.markets().get(symbol)
         if market is None:
             return
@@ -176,6 +192,11 @@ class Guards:
             self.log.info("%s: stop %s at %.8g on the exchange", symbol, what, trigger)
             return
         why = placement.refused or (placement.fault.message if placement.fault else "")
+        held = unsure_exits(self.book, symbol)
+        if isinstance(placement.fault, InsufficientFunds) and held:
+            self._held[symbol] = held
+            self.log.info("%s: the exit of unknown outcome holds its coins; stop after it", symbol)
+            return
         if placement.refused or isinstance(placement.fault, Rejected):
             if symbol not in self._refused:
                 self.log.warning("%s: no stop at the exchange (%s); the bot checks it", symbol, why)
@@ -183,6 +204,7 @@ class Guards:
 
     def forget(self, symbol: str) -> None:
         self._refused.pop(symbol, None)
+        self._held.pop(symbol, None)
 
 
 def moved_stop(position: Position, price: float, settings: TradingSettings) -> float | None:

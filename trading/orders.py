@@ -18,22 +18,24 @@ import heapq
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trading.book import Book, Tracked
 from trading.clock import Clock
-from trading.errors import Fault, RateLimited, Recoverable, Rejected
+from trading.errors import Fatal, Fault, RateLimited, Recoverable, Rejected
 from trading.events import Notify, OrderRejected
 from trading.lifting import LiftGate
 from trading.models import Order, OrderRequest, OrderType, Side
 from trading.modes import Purpose
+from trading.order_terms import Terms, order_type
 from trading.pacing import Priority, at, current
 from trading.risk import OrderIntent, Refused, RiskSnapshot, check, mode_refusal
 from trading.settings import TradingSettings
 from trading.store import ClosedTrade
+from trading.unsure import holds_coins, on_its_way
 
 if TYPE_CHECKING:
     from trading.connector import Connector
@@ -63,6 +65,11 @@ class Placement:
         if self.fault is not None:
             return f"{self.fault.kind}: {self.fault.message}"
         return ""
+
+    @property
+    def unknown(self) -> bool:
+        """Sent, and whether the exchange took it is unknown (a timeout, an odd answer)."""
+        return self.fault is not None and not isinstance(self.fault, (Rejected, RateLimited))
 
 
 class OrderPacer:
@@ -169,6 +176,9 @@ class OrderRouter:
         self.counts: Counter[str] = Counter()
         self.lifted: set[str] = set()  # symbols whose stop this router lifted for an exit
         self.lifts = LiftGate()
+        # Puts a position's stop back right after its exit came back with an unknown outcome
+        # (Guards.rearm, wired by the Trader).
+        self.rearm: Callable[[str], Awaitable[None]] = _nothing
 
     async def place(
         self,
@@ -191,8 +201,8 @@ class OrderRouter:
 
         Every sell (an exit, a resting stop) goes ahead of the account's other requests.
         `settle_later`: the caller reads the fill itself (`OrderRequest.settle_later`)."""
-        terms = _Terms(
-            _order_type(limit_price, stop_price, oco),
+        terms = Terms(
+            order_type(limit_price, stop_price, oco),
             limit_price,
             stop_price,
             reason,
@@ -205,12 +215,14 @@ class OrderRouter:
                 return await self._place_sell(intent, terms)
         return await self._place(intent, terms)
 
-    async def _place_sell(self, intent: OrderIntent, terms: _Terms) -> Placement:
+    async def _place_sell(self, intent: OrderIntent, terms: Terms) -> Placement:
         if intent.purpose is Purpose.GUARD:
             return await self._place(intent, terms)
         # Only an exit the mode lets out may lift the stop, or a refused exit would leave the
-        # position unguarded.
-        refusal = self._refusal(intent)
+        # position unguarded. An exit already on its way (its outcome unknown) holds the next
+        # one back: asked before the stop is lifted, which would leave the position bare for
+        # nothing.
+        refusal = self._refusal(intent) or on_its_way(self.book, intent.symbol)
         if refusal:
             self.counts["refused"] += 1
             return Placement(intent.symbol, intent.side, refused=refusal)
@@ -223,10 +235,32 @@ class OrderRouter:
                 self.book.sending(intent.symbol, False)
             if lifted is not None:
                 return lifted
-            return await self._place(intent, terms, sent)
+            return await self._place_exit(intent, terms, sent)
+
+    async def _place_exit(
+        self, intent: OrderIntent, terms: Terms, sent: Callable[[], None]
+    ) -> Placement:
+        """An exit whose outcome comes back unknown gets its position's stop back at once:
+        if the exit went through, the exchange refuses the stop for the coins (or, the stop
+        landing first, the exit); either way one of them sells, and the position is never
+        bare while the reconciliation settles the exit."""
+        try:
+            placement = await self._place(intent, terms, sent)
+        except Fatal:
+            await self._rearm(intent.symbol)
+            raise
+        if placement.unknown:
+            await self._rearm(intent.symbol)
+        return placement
+
+    async def _rearm(self, symbol: str) -> None:
+        try:
+            await self.rearm(symbol)
+        except Fault as fault:  # the next cycle's stops try again
+            self.log.warning("%s: stop not put back beside the exit (%s)", symbol, fault.kind)
 
     async def _place(
-        self, intent: OrderIntent, terms: _Terms, sent: Callable[[], None] | None = None
+        self, intent: OrderIntent, terms: Terms, sent: Callable[[], None] | None = None
     ) -> Placement:
         purpose = intent.purpose
         decision = check(intent, self.snapshot(), self.settings)
@@ -370,6 +404,8 @@ class OrderRouter:
         return len(targets) - len(failures), failures
 
     def _rejected(self, intent: OrderIntent, fault: Rejected) -> None:
+        if holds_coins(self.book, intent, fault):
+            return  # expected: trading/guards.py waits for the reconciliation
         self.log.warning("%s %s rejected: %s", intent.side, intent.symbol, fault.message)
         self.notify(
             OrderRejected(
@@ -387,22 +423,5 @@ def protects(tracked: Tracked) -> bool:
     return tracked.purpose == Purpose.GUARD or tracked.order.type is OrderType.OCO
 
 
-@dataclass(frozen=True)
-class _Terms:
-    """How an order goes out, beside what the gate decides (the intent)."""
-
-    kind: OrderType
-    limit_price: float | None
-    stop_price: float | None
-    reason: str
-    stop_loss: float | None
-    take_profit: float | None
-    settle_later: bool
-
-
-def _order_type(limit_price: float | None, stop_price: float | None, oco: bool) -> OrderType:
-    if oco and limit_price is not None and stop_price is not None:
-        return OrderType.OCO
-    if stop_price is not None:
-        return OrderType.STOP_MARKET if limit_price is None else OrderType.STOP_LIMIT
-    return OrderType.MARKET if limit_price is None else OrderType.LIMIT
+async def _nothing(symbol: str) -> None:
+    return None

@@ -45,6 +45,7 @@ class RiskSnapshot:
     last_exit_at: Mapping[str, float] = field(default_factory=dict)  # symbol -> epoch
     held_outside: frozenset[str] = frozenset()  # coins the account holds beyond the bot's
     exiting: frozenset[str] = frozenset()  # symbols with a sell already on its way
+    sending: frozenset[str] = frozenset()  # ... of them, those whose sell is going out now
     caution: str | None = None  # why entries are held (an answer nobody recognised), if so
     market_now: float | None = None  # the market's clock, for cooldowns (else `now`)
 
@@ -181,7 +182,10 @@ def _check_exit(intent: OrderIntent, snap: RiskSnapshot, market: Market) -> Deci
     position = snap.positions.get(symbol)
     if position is None:
         return Refused(f"{symbol}: no position opened by the bot")
-    if symbol in snap.exiting:
+    # A stop may go back beside a sell of unknown outcome (the exchange lets only one of the
+    # two hold the coins), never beside one going out now.
+    on_its_way = snap.sending if intent.purpose is Purpose.GUARD else snap.exiting
+    if symbol in on_its_way:
         return Refused(f"{symbol}: an exit is already on its way")
     free = snap.free_base.get(market.base, 0.0)
     amount = min(intent.amount, position.amount, free)

@@ -16,7 +16,7 @@ turns it into a fault of `trading/errors.py` by meaning, in this order:
     │   ├── BadRequest, BadSymbol          Rejected
     │   ├── OperationRejected, NoChange,   Rejected
     │   │   MarketClosed ...               (ManualInteractionNeeded, RestrictedLocation: Fatal)
-    │   ├── InsufficientFunds              Rejected
+    │   ├── InsufficientFunds              InsufficientFunds (a Rejected)
     │   ├── InvalidOrder and children      Rejected (OrderNotFound, DuplicateOrderId, ...)
     │   ├── NotSupported, ArgumentsRequired, InvalidAddress, proxy settings: Fatal
     │   └── ExchangeClosedByUser           Closed (we closed the client: a shutdown, no fault)
@@ -59,6 +59,7 @@ from trading.errors import (
     DuplicateOrder,
     Fatal,
     Fault,
+    InsufficientFunds,
     OrderNotFound,
     RateLimited,
     Rejected,
@@ -82,7 +83,7 @@ FAULTS: dict[type[BaseException], type[Fault] | type[Closed]] = {
     ce.MarketClosed: Rejected,
     ce.ManualInteractionNeeded: Fatal,  # a human must act on the account first
     ce.RestrictedLocation: Fatal,  # geo-blocked: nothing else will work either
-    ce.InsufficientFunds: Rejected,
+    ce.InsufficientFunds: InsufficientFunds,
     ce.InvalidAddress: Fatal,  # withdrawals only: the bot never withdraws
     ce.AddressPending: Fatal,
     ce.InvalidOrder: Rejected,

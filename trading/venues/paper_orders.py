@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from trading.errors import DuplicateOrder, Rejected
+from trading.errors import DuplicateOrder, InsufficientFunds, Rejected
 from trading.models import (
     Balance,
     Market,
@@ -248,7 +248,11 @@ class PaperBook:
         currency = market.quote if buy else market.base
         free = self._free(currency)
         if need > free * (1 + 1e-12) + DUST:
-            raise self._rejected(f"insufficient funds: need {need:.8g} {currency}, free {free:.8g}")
+            raise InsufficientFunds(
+                f"insufficient funds: need {need:.8g} {currency}, free {free:.8g}",
+                venue=self._venue,
+                call="create_order",
+            )
         order = self._book(request, market, terms, stamp)
         if fill_price is not None:
             self._fill(order, fill_price)
