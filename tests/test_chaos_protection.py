@@ -20,12 +20,13 @@ def test_a_stop_the_venue_refused_for_any_reason_is_counted_as_the_venues_refusa
 
 
 def test_a_kill_out_of_hands_off_may_go_one_request_before_its_positions_count_as_bare():
-    """Seed 132: /kill from the hands-off pause, and the host died before its first sell. Since
-    a sell of unknown outcome gets its stop back at once (tests/test_unknown_exits.py), this
-    seed's path no longer reaches the hands-off pause in 72 cycles: only the verdict is kept
-    until a seed that does is found."""
-    report = run_seed(132, 72, dead_hosts=True)
+    """Seed 398: /kill from the hands-off pause, and the host died inside the one request a
+    position may go without its stop (seed 132 was this case until a sell of unknown outcome got
+    its stop back at once and its path changed)."""
+    report = run_seed(398, 72, dead_hosts=True)
     assert report.violations == [], "\n".join(report.violations)
+    assert report.protection["hands-off"] > 0
+    assert report.protection["died inside one request"] > 0
 
 
 async def _no_stops_back(self, old, new):
