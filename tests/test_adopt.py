@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sim.clock import FakeClock
+from sim.clock import FakeClock, run_simulated
 from tests.engine_support import SETTINGS, ScriptedStrategy, make_rig
 from trading.book import Book
 from trading.errors import RateLimited
@@ -153,3 +153,23 @@ def test_client_ids_keep_their_account_tag_across_runs_and_differ_between_stores
     assert again.made_here(first)  # a restart knows its earlier runs' orders
     assert not book(Store()).made_here(first)  # another instance (another DATA_DIR) does not
     assert not again.made_here("user-order-1") and not again.made_here(None)
+
+
+
+def test_a_kill_sells_the_coins_an_adopted_stop_held():
+    async def scenario(clock):  # on virtual time: the 429 slows the pacer, which then waits
+        rig = await _entered(clock)
+        [guard] = rig.trader.book.open_orders(symbol=SYMBOL, purpose=Purpose.GUARD)
+        await rig.trader.router.cancel(guard)
+        rig.paper.inject("create_order", _too_many_requests(), after=True)
+        for _ in range(2):  # the stop rests at the exchange, its placement answered 429
+            await rig.trader.run_cycle()
+            await clock.sleep(60.0)
+        rig.trader.failsafe.kill_patience = 0.0  # one round, then the background retry
+
+        result = await rig.trader.kill()
+
+        assert result.flat and rig.held(SYMBOL) == 0 and rig.stops() == []
+        await rig.trader.close()
+
+    run_simulated(scenario)
