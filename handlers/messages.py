@@ -20,6 +20,7 @@ from trading.events import (
     EquityReport,
     Event,
     FaultRaised,
+    OrderAdopted,
     OrderRejected,
     StateChanged,
     SymbolBanned,
@@ -57,6 +58,16 @@ def _closed(ev: TradeClosed) -> str:
 def _rejected(ev: OrderRejected) -> str:
     return (
         f"⛔ Order refused: {esc(ev.side)} {esc(ev.symbol)} · {who(ev.account)}\n{esc(ev.reason)}"
+    )
+
+
+def _adopted(ev: OrderAdopted) -> str:
+    what = f"{esc(ev.side)} {num(ev.filled)}/{num(ev.amount)} {esc(ev.symbol)}"
+    why = f" ({esc(ev.purpose)})" if ev.purpose else ""
+    then = "being cancelled" if ev.cancelling else "managed as the bot's"
+    return (
+        f"⚠️ Found an order of ours the exchange executed after refusing it: {what}{why},"
+        f" {esc(ev.status)}; {then} · {who(ev.account)}"
     )
 
 
@@ -118,6 +129,7 @@ FORMATTERS: dict[type, Callable] = {
     TradeOpened: _opened,
     TradeClosed: _closed,
     OrderRejected: _rejected,
+    OrderAdopted: _adopted,
     FaultRaised: _fault,
     StateChanged: _state,
     EntriesHeld: _held,

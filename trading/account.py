@@ -78,6 +78,7 @@ class Account:
             clock=clock,
             log=log,
             settle_seconds=settle_seconds(settings.recv_window_ms),
+            notify=notify,
         )
 
     # -- the sync

@@ -114,7 +114,7 @@ class Book:
                 self.orders.values(),
             ),
         )
-        self._ids = ClientIds(clock)
+        self._ids = ClientIds(clock, store, label)
         self._news = BookNews(label, clock=clock, notify=notify, log=self.log)
 
     # -- loading
@@ -125,7 +125,7 @@ class Book:
         self.orders = {}
         for stored in self.store.orders(self.label, open_only=True):
             order = stored.order
-            intent = self._intent(order.client_order_id)
+            intent = self.intent(order.client_order_id)
             self.orders[order.id] = Tracked(
                 order=order,
                 purpose=stored.purpose,
@@ -144,6 +144,10 @@ class Book:
     def new_client_id(self, purpose: str) -> str:
         """A client order id for a new order of this purpose (see trading/client_ids.py)."""
         return self._ids.new(purpose)
+
+    def made_here(self, client_order_id: str | None) -> bool:
+        """The id carries this account's tag: the bot sent it from this store, in any run."""
+        return self._ids.ours(client_order_id)
 
     def pending(
         self,
@@ -382,7 +386,9 @@ class Book:
         self._news.closed(trade)
         self.on_close(trade)
 
-    def _intent(self, client_id: str | None) -> dict:
+    def intent(self, client_id: str | None) -> dict:
+        """What an order was sent for (reason, stop_loss, take_profit), as recorded before it
+        went out; empty when nothing was."""
         if not client_id:
             return {}
         raw = self.store.get_meta(f"intent:{self.label}:{client_id}")

@@ -51,6 +51,21 @@ class OrderRejected(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OrderAdopted(Event):
+    """An order carrying this account's client id tag that the book did not follow (its
+    placement was answered "not placed", or its answer lost and its record dropped), found at
+    the exchange and taken back as the bot's (trading/reconcile_adopt.py)."""
+
+    symbol: str
+    side: str
+    purpose: str  # what its client id says it was sent for ("" : a purpose the bot lost)
+    amount: float
+    filled: float
+    status: str
+    cancelling: bool  # taken back only to be cancelled; else the bot manages it as its own
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FaultRaised(Event):
     kind: str  # Fault.kind
     call: str

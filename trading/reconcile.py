@@ -4,7 +4,8 @@ On start and on every sync: orders sent with an unknown outcome are looked up by
 id; orders of ours that left the exchange's open list are fetched (together, where the exchange
 reads many by id in one request) and their fills applied (fills that happened while the bot was
 down are adopted this way); positions whose coins are no longer in the balance are closed or
-shrunk. Orders that are not the bot's are never touched.
+shrunk; orders carrying this account's client id tag that the book does not follow are taken
+back as the bot's (trading/reconcile_adopt.py). Orders that are not the bot's are never touched.
 Every difference found is returned as data, for /sync to show.
 
 Two conclusions are never drawn from one look, because a look can be too early:
@@ -27,7 +28,9 @@ from typing import TYPE_CHECKING
 from trading.book import EPSILON, Book, Tracked, is_dust
 from trading.clock import Clock
 from trading.errors import ClockRejected, OrderNotFound, Recoverable, Rejected
+from trading.events import Notify, discard
 from trading.models import AccountState, Order, OrderStatus
+from trading.reconcile_adopt import Adopter
 
 if TYPE_CHECKING:
     from trading.connector import Connector
@@ -70,6 +73,7 @@ class Reconciler:
         settle_seconds: float = settle_seconds(10_000),
         misses: int = NEVER_PLACED_MISSES,
         shortfall_syncs: int = SHORTFALL_SYNCS,
+        notify: Notify = discard,
     ) -> None:
         self.connector = connector
         self.book = book
@@ -83,6 +87,7 @@ class Reconciler:
         self._refused: dict[str, int] = {}  # order id -> lookups refused with a generic error
         self._fee_owed: dict[str, str] = {}  # order id -> symbol: pushed closed without its fee
         self._listed = True  # the sync under way read the open-order list
+        self.adopter = Adopter(connector, book, clock=clock, notify=notify, log=log)
 
     async def reconcile(self, state: AccountState) -> list[Difference]:
         """Bring the book in line with `state` (a fresh sync; `state.listed` False: one without the
@@ -97,6 +102,12 @@ class Reconciler:
             found = await self._resolve(tracked, open_on_exchange, by_client, read)
             if found is not None:
                 differences.append(found)
+        # After the book's own orders: a placeholder this pass confirmed is followed by now.
+        for order in state.open_orders:
+            if self.adopter.stray(order):
+                differences.append(Difference("adopted", order.symbol, self.adopter.adopt(order)))
+        for symbol, why in await self.adopter.cancel_orphans():
+            differences.append(Difference("unresolved", symbol, why))
         await self._look_up_fees()
         # The balance already counts every fill above: it replaces the book's running estimate
         # only now, so that applying those fills did not count them twice.
@@ -126,6 +137,9 @@ class Reconciler:
         tracked = self.book.orders.get(order.id)
         if tracked is None and order.client_order_id:
             tracked = self.book.orders.get(order.client_order_id)  # a placeholder's key
+            if tracked is None and self.adopter.stray(order):
+                # Open and not the bot's to keep, it is cancelled by the next sync.
+                return Difference("adopted", order.symbol, self.adopter.adopt(order))
             if tracked is None or tracked.confirmed:
                 return None
             self._forget(order.client_order_id)
