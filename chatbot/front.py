@@ -45,6 +45,9 @@ FD_VARIABLE = "CHATBOT_FRONT_FD"
 # side is quiet rather than repeat an old picture as if it were now.
 QUIET_AFTER_SECONDS = 5.0
 REMEMBER_DEADLINES = 256
+# The front says it is alive this often; the trading process ends a front silent for a minute
+# (wedged: its loop stuck, or the process stopped) and starts another.
+BEAT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,9 @@ async def serve(sock: socket.socket) -> int:
         listening.cancel()
         return 1
     await wire.send({"op": "ready", "username": transport.bot.username})
+    beating = asyncio.create_task(_beat(wire, hello.get("beat", BEAT_SECONDS)))
     await listening
+    beating.cancel()
     port.gone()
     await transport.shutdown()
     await wire.close()
@@ -207,6 +212,13 @@ async def _listen(wire: Wire, port: RemotePort, transport: TelegramTransport) ->
     if stopping is not None:
         with contextlib.suppress(Exception):
             await stopping
+
+
+async def _beat(wire: Wire, every: float) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        while True:
+            await asyncio.sleep(every)
+            await wire.send({"op": "alive"})
 
 
 def main() -> int:

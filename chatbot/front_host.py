@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from telegram import Bot
 from telegram.request import HTTPXRequest
 
 from chatbot.config import TelegramSettings
-from chatbot.front import FD_VARIABLE
+from chatbot.front import BEAT_SECONDS, FD_VARIABLE
 from chatbot.front_wire import Wire, reply_to_wire
 from chatbot.telegram import file_url
 from handlers import status
@@ -37,6 +38,7 @@ from trading.events import Emergency, EmergencyCleared, Notify, discard
 log = logging.getLogger("chatbot.front")
 
 PULSE_SECONDS = 0.25
+SILENT_LIMIT_SECONDS = 12 * BEAT_SECONDS
 KEY = "telegram:front-down"
 # The front parses what strangers send: it gets the bot token over the socket and none of the
 # other credentials, so a flaw in it cannot hand out exchange keys.
@@ -65,6 +67,7 @@ class CommandFront:
         start_timeout: float = 60.0,
         stop_timeout: float = 15.0,
         restart_after: tuple[float, float] = (1.0, 30.0),
+        silent_limit: float = SILENT_LIMIT_SECONDS,
         options: dict[str, Any] | None = None,
     ) -> None:
         if settings.token is None:
@@ -78,6 +81,8 @@ class CommandFront:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.restart_after = restart_after
+        self.silent_limit = silent_limit
+        self._heard_at = time.monotonic()
         self.options = options or {}  # TelegramTransport's keyword arguments, for tests
         base = settings.api_base_url
         extra = {"base_url": base, "base_file_url": file_url(base)} if base else {}
@@ -102,6 +107,7 @@ class CommandFront:
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="telegram-front")
         self._spawn_task(self._pulse_forever(), "telegram-front-pulse")
+        self._spawn_task(self._watch_forever(), "telegram-front-watch")
 
     async def stop_polling(self) -> None:
         """No new command from now on; the commands in flight finish first (their questions
@@ -148,6 +154,7 @@ class CommandFront:
             theirs.close()
         self._wire = wire = await Wire.over(ours)
         self._started = asyncio.get_running_loop().create_future()
+        self._heard_at = time.monotonic()
         self._stopped.clear()
         self._spawn_task(self._listen(wire), "telegram-front-listen")
         await wire.send(self._hello())
@@ -171,6 +178,7 @@ class CommandFront:
             "confirm_ttl": self.dispatcher.confirm_ttl,
             "log_level": self.log_level,
             "options": self.options,
+            "beat": self.silent_limit / (SILENT_LIMIT_SECONDS / BEAT_SECONDS),
         }
 
     async def _supervise(self) -> None:
@@ -228,6 +236,7 @@ class CommandFront:
 
     async def _listen(self, wire: Wire) -> None:
         while (message := await wire.receive()) is not None:
+            self._heard_at = time.monotonic()
             op = message.get("op")
             if op == "ready":
                 _settle(self._started, message.get("username"))
@@ -282,6 +291,20 @@ class CommandFront:
         with contextlib.suppress(ConnectionError, OSError):
             await wire.send({"id": message["id"], "reply": reply_to_wire(reply),
                              "deadlines": deadlines})  # fmt: skip
+
+    async def _watch_forever(self) -> None:
+        """A front that says nothing for `silent_limit` seconds (it beats every few seconds)
+        is wedged, not dead: it is ended, and the supervisor starts another."""
+        while True:
+            await asyncio.sleep(self.silent_limit / 4)
+            process = self.process
+            silent = time.monotonic() - self._heard_at
+            if self._stopping or process is None or process.returncode is not None:
+                continue
+            if silent > self.silent_limit:
+                log.error("telegram: the command front said nothing for %.0f s; ending it", silent)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
 
     async def _pulse_forever(self) -> None:
         while True:

@@ -38,7 +38,7 @@ async def office():
 
 
 @contextlib.asynccontextmanager
-async def front_of(api, office, events: list[Event] | None = None):
+async def front_of(api, office, events: list[Event] | None = None, silent_limit: float = 60.0):
     front = CommandFront(
         settings_for(api),
         office.dispatcher,
@@ -46,6 +46,7 @@ async def front_of(api, office, events: list[Event] | None = None):
         notify=(events if events is not None else []).append,
         pulse_every=0.05,
         restart_after=(0.05, 0.2),
+        silent_limit=silent_limit,
         options=OPTIONS,
     )
     await front.start()
@@ -107,6 +108,21 @@ async def test_a_front_that_dies_is_started_again_and_the_owner_told(api, office
     back = [e for e in events if isinstance(e, EmergencyCleared) and e.key == KEY]
     assert len(down) == 1 and "commands are not heard" in down[0].message
     assert len(back) == 1 and front.restarts == 1
+
+
+async def test_a_wedged_front_is_ended_and_started_again(api, office):
+    """A front that stops answering (here: stopped by SIGSTOP, as a stuck loop would look) is
+    ended once silent past the limit, and the owner hears the chat was deaf meanwhile."""
+    events: list[Event] = []
+    async with front_of(api, office, events, silent_limit=3.0) as front:
+        await say(api, "/ping", "pong")
+        wedged = front.process
+        assert wedged is not None
+        wedged.send_signal(signal.SIGSTOP)
+        await eventually(lambda: front.process is not wedged and _ready(front), 30, "replaced")
+        await say(api, "/ping", "pong")
+    assert wedged.returncode == -signal.SIGKILL
+    assert [e.key for e in events if isinstance(e, Emergency)] == [KEY]
 
 
 async def test_the_front_ends_when_the_trading_process_is_gone(api, office):
