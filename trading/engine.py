@@ -98,7 +98,9 @@ class Trader:
             pacer=OrderPacer.for_venue(connector, clock, order_rate),
             steady=self.lock.steady,
         )
-        self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
+        self.guards = Guards(
+            self.router, self.book, connector, settings=settings, mode=lambda: self.mode, log=log
+        )
         self.exits = Exits(
             self.router,
             self.book,
