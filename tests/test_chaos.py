@@ -114,7 +114,10 @@ def test_the_referee_sees_a_sync_that_misses_a_fill_the_feed_lost(monkeypatch):
         return await resolve(self, tracked, open_on_exchange, by_client, read)
 
     monkeypatch.setattr(trading.reconcile.Reconciler, "_resolve", open_list_only)
-    assert caught("a fill the feed missed was not found by the sync", feed=True)
+    # Seed 6 caught it with a /stop's exit that filled after a /resume; a /resume now turns
+    # those back into stops, and seed 16 is the first to catch it otherwise.
+    seeds = range(1, 21)
+    assert caught("a fill the feed missed was not found by the sync", seeds=seeds, feed=True)
 
 
 # A seed holding positions when its bot is killed in cycle 60 and its host stays dead ten minutes.

@@ -98,7 +98,9 @@ class Trader:
             pacer=OrderPacer.for_venue(connector, clock, order_rate),
             steady=self.lock.steady,
         )
-        self.guards = Guards(self.router, self.book, connector, settings=settings, log=log)
+        self.guards = Guards(
+            self.router, self.book, connector, settings=settings, mode=lambda: self.mode, log=log
+        )
         self.router.rearm = self.guards.rearm  # a stop back beside an exit of unknown outcome
         self.exits = Exits(
             self.router,

@@ -15,6 +15,9 @@ client order id, record) like any order. Its life:
     put back   at once when that exit's outcome is unknown (`rearm`, trading/unsure.py): the
                exchange lets only one of the two hold the coins; a refusal for want of coins
                then means the exit holds or took them, and the stop waits for its settling
+    restored   where an exit of the bot's own holds the coins that the mode no longer lets out
+               (a /stop's limit sells after a /resume): that exit is cancelled and the stop put
+               back in its place, position by position (one request without either)
     filled     by the exchange: the sync applies its fill like any sell and closes the position
                ("stop-loss (on exchange)")
 
@@ -29,14 +32,14 @@ Trailing stop and break-even move a position's stop-loss up from the cycle's fre
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from trading.book import Book, Tracked
 from trading.connector import Connector
 from trading.errors import InsufficientFunds, Recoverable, Rejected
 from trading.models import Market, OrderType, Position, Side
-from trading.modes import Purpose
+from trading.modes import Mode, Purpose, allows, guards
 from trading.orders import OrderRouter
 from trading.risk import OrderIntent, round_down
 from trading.settings import TradingSettings
@@ -65,9 +68,11 @@ class Guards:
         connector: Connector,
         *,
         settings: TradingSettings,
+        mode: Callable[[], Mode],
         log: logging.Logger,
     ) -> None:
         self.router = router
+        self._mode = mode
         self.book = book
         self.connector = connector
         self.settings = settings
@@ -107,8 +112,8 @@ class Guards:
     async def ensure(self, symbols: Iterable[str]) -> None:
         """Every position in `symbols` with a stop-loss gets a guard fitting it."""
         self._round += 1
-        if not self.stop_types:
-            return
+        if not self.stop_types or not guards(self._mode()):
+            return  # the owner's hands-off pause: no stop now, nothing refused to wait out after
         for symbol in list(symbols):
             await self._ensure(symbol)
         self._rested = {s for s in self.book.positions if self.on_exchange(s)}
@@ -120,17 +125,9 @@ class Guards:
             await self._ensure(symbol)
 
     async def _ensure(self, symbol: str) -> None:
-        position = self.book.positions.get(symbol)
-        if position is None or position.stop_loss is None or symbol in self.book.in_flight():
+        position = await self._to_guard(symbol)
+        if position is None:
             return
-        if any(
-            t.side is Side.SELL and t.purpose != Purpose.GUARD and t.confirmed
-            for t in self.book.open_orders(symbol=symbol)
-        ):
-            return  # an exit of the bot's own holds the coins (a stop's limit sell)
-        if self._held.get(symbol, set()) & unsure_exits(self.book, symbol):
-            return  # an exit of unknown outcome holds or took the coins: settled first
-        self._held.pop(symbol, None)
         market = self.book.markets().get(symbol)
         if market is None:
             return
@@ -160,6 +157,51 @@ class Guards:
             self.replaced += 1
             self.log.warning("%s: the resting stop went missing; placing it again", symbol)
         await self._place(position, trigger, market, replacing=current is not None)
+
+    async def _to_guard(self, symbol: str) -> Position | None:
+        """The position of `symbol` if its stop may rest now: None while nothing is held, an
+        exit is going out, or an exit of the bot's own holds the coins (one the mode no longer
+        lets out is cancelled first)."""
+        position = self.book.positions.get(symbol)
+        if position is None or position.stop_loss is None or symbol in self.book.in_flight():
+            return None
+        exits = [
+            t
+            for t in self.book.open_orders(symbol=symbol)
+            if t.side is Side.SELL and t.purpose != Purpose.GUARD and t.confirmed
+        ]
+        if exits:
+            if not await self._clear(symbol, exits):
+                return None  # an exit of the bot's own holds the coins (a stop's limit sell)
+            position = self.book.positions[symbol]  # what the cancelled exits left
+        if self._held.get(symbol, set()) & unsure_exits(self.book, symbol):
+            return None  # an exit of unknown outcome holds or took the coins: settled first
+        self._held.pop(symbol, None)
+        return position
+
+    def outdated(self) -> list[Tracked]:
+        """Exits of the bot's own resting that the mode does not let out (a /stop's limit sells
+        after a /resume): the next `ensure` puts each position's stop back in their place."""
+        mode = self._mode()
+        return [t for t in self.book.open_orders() if t.side is Side.SELL and _outdated(t, mode)]
+
+    async def _clear(self, symbol: str, exits: list[Tracked]) -> bool:
+        """Cancel `exits` if the mode lets none of them out any more; True once they are gone
+        and the position is still held. A /stop's limit sell left resting after a /resume
+        would sell at a price nobody asked for, and holds the coins its stop needs."""
+        mode = self._mode()
+        if not all(_outdated(t, mode) for t in exits):
+            return False
+        for tracked in exits:
+            try:
+                await self.router.cancel(tracked)
+            except Recoverable as fault:
+                self.log.info("%s: old exit not cancelled this cycle (%s)", symbol, fault.kind)
+                return False
+            if tracked.order.id in self.book.orders:
+                return False  # the exchange still shows it open: tried again next cycle
+            self.log.info("%s: %s exit cancelled; its stop goes back", symbol, tracked.purpose)
+        return symbol in self.book.positions
 
     def _fits(self, guard: Tracked, position: Position, trigger: float, market: Market) -> bool:
         order = guard.order
@@ -191,6 +233,8 @@ class Guards:
             what = "moved" if replacing else "placed"
             self.log.info("%s: stop %s at %.8g on the exchange", symbol, what, trigger)
             return
+        if placement.refused and not guards(self._mode()):
+            return  # the owner's hands-off pause came meanwhile: nothing to wait out after it
         why = placement.refused or (placement.fault.message if placement.fault else "")
         held = unsure_exits(self.book, symbol)
         if isinstance(placement.fault, InsufficientFunds) and held:
@@ -205,6 +249,16 @@ class Guards:
     def forget(self, symbol: str) -> None:
         self._refused.pop(symbol, None)
         self._held.pop(symbol, None)
+
+
+def _outdated(tracked: Tracked, mode: Mode) -> bool:
+    """An exit of the bot's own (of a purpose it knows) that `mode` would not send now."""
+    purpose = tracked.purpose
+    known = purpose in _PURPOSES and purpose != Purpose.GUARD
+    return known and not allows(mode, Side.SELL, purpose)
+
+
+_PURPOSES = frozenset(Purpose)
 
 
 def moved_stop(position: Position, price: float, settings: TradingSettings) -> float | None:

@@ -116,11 +116,15 @@ class ModeCommands:
         return self._result(old, reason="; ".join(unresolved))
 
     async def _guard_again(self, old: Mode, new: Mode) -> None:
-        """Out of the hands-off pause into a mode that keeps stops: each position's goes back on
-        before the command answers, not at the next cycle (a host that dies meanwhile, or a
-        sync that keeps failing, never runs it). A fault is handled as in a cycle."""
+        """Out of the hands-off pause into a mode that keeps stops, or out of a stop whose limit
+        exits still rest (the new mode does not let them out): each position's stop goes back on
+        before the command answers, in place of those exits, not at the next cycle (a host that
+        dies meanwhile, or a sync that keeps failing, never runs it). A fault is handled as in
+        a cycle."""
         p = self.parts
-        if guards(old) or not guards(new) or not p.book.positions:
+        if not guards(new) or not p.book.positions:
+            return
+        if guards(old) and not p.guards.outdated():
             return
 
         async def put_back() -> None:
