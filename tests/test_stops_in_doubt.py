@@ -8,9 +8,11 @@ one is refused for want of coins and waits, without a page, for the reconciliati
 
 from __future__ import annotations
 
-from sim.clock import FakeClock
+import asyncio
+
+from sim.clock import FakeClock, run_simulated
 from tests.engine_support import ScriptedStrategy, make_rig
-from trading.errors import Transient, Unrecognized
+from trading.errors import OrderNotFound, Transient, Unrecognized
 from trading.events import Emergency, OrderRejected, TradeClosed
 from trading.models import Side
 from trading.modes import Mode, Purpose
@@ -101,3 +103,32 @@ async def test_a_kill_whose_sell_and_stop_are_both_lost_puts_a_stop_back_in_the_
     sells = [o for o in rig.sent() if o.symbol == ETH and o.side is Side.SELL and o.filled > 0]
     assert len(sells) == 1
     assert [t.symbol for t in rig.of(TradeClosed)] == [ETH]
+
+
+def test_a_stop_placed_while_a_sync_reads_the_account_stays_in_the_book():
+    """Seed 187 (once a stop in doubt was sent again at once): a stop went out after a sync had
+    read the open-order list and before it reconciled, so the list predated it, and the lookup
+    by id answered "not found" for a moment; the book dropped a stop still resting, the kill's
+    sells then found its coins held, and the position was never flat. An order placed after
+    the list was asked for is left to the next sync."""
+
+    async def main(clock):
+        rig = make_rig(clock, strategy=ScriptedStrategy([ETH]), rate_limit=0)
+        await rig.trader.start()
+        await rig.trader.run_cycle()
+        [stop] = rig.stops()
+        await rig.paper.cancel_order(stop.id, ETH)  # gone outside: the bot puts it back
+        await rig.trader.account.sync()
+        assert rig.trader.guards.resting(ETH) is None
+        rig.paper.inject_latency("fetch_balance", 5.0)  # read after the list
+        rig.paper.inject("fetch_order", OrderNotFound("unknown order"))
+        syncing = asyncio.ensure_future(rig.trader.account.sync())
+        await clock.sleep(1.0)  # the list read, the balance on its way
+        await rig.trader.guards.ensure([ETH])  # the stop goes back meanwhile
+        await syncing
+        await rig.trader.close()
+        return rig
+
+    rig = run_simulated(main)
+    [stop] = rig.stops()
+    assert rig.trader.guards.on_exchange(ETH) and rig.trader.guards.resting(ETH).order.id == stop.id
