@@ -84,7 +84,9 @@ class Account:
 
     async def sync(self) -> list[Difference]:
         """Read the account and reconcile the book with it; every difference found."""
-        known = frozenset(self.book.orders)  # an order placed after this, the list may miss
+        # Orders the exchange had acknowledged before the list was asked for: one acknowledged
+        # since (even if recorded before, as every placement is) the list may miss.
+        known = frozenset(k for k, t in self.book.orders.items() if t.confirmed)
         return await self._reconciled(await self.connector.sync(), known)
 
     async def confirm(self) -> list[Difference]:

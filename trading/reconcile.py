@@ -88,9 +88,10 @@ class Reconciler:
         self, state: AccountState, known: frozenset[str] | None = None
     ) -> list[Difference]:
         """Bring the book in line with `state` (a fresh sync; `state.listed` False: one without the
-        open-order list, so every order of ours is read by id). `known`: the book's orders when
-        the list was asked for; one placed since (a stop put back by a command meanwhile) may be
-        missing from it, and is left to the next sync. Fatal and bugs propagate."""
+        open-order list, so every order of ours is read by id). `known`: the book's acknowledged
+        orders when the list was asked for; one acknowledged since (a stop put back by a command
+        meanwhile) may be missing from it, and is left to the next sync. Fatal and bugs
+        propagate."""
         book = self.book
         self._listed = state.listed  # asked of by `_gone` for every order below
         differences: list[Difference] = []
