@@ -40,6 +40,12 @@ SHORTFALL_SYNCS = 2
 SETTLE_MARGIN_SECONDS = 20.0
 
 
+def _since(tracked: Tracked, key: str, known: frozenset[str] | None) -> bool:
+    """An order the exchange acknowledged after the sync asked for its list (one still in doubt
+    is looked up by client id whatever the list says)."""
+    return known is not None and tracked.confirmed and key not in known
+
+
 def settle_seconds(recv_window_ms: float) -> float:
     """How long after a request of unknown outcome the exchange may still accept it."""
     return recv_window_ms / 1000.0 + SETTLE_MARGIN_SECONDS
@@ -99,8 +105,8 @@ class Reconciler:
         by_client = {o.client_order_id: o for o in state.open_orders if o.client_order_id}
         read = await self._read_together(open_on_exchange)
         for key, tracked in list(book.orders.items()):
-            if known is not None and key not in known and tracked.order.id not in open_on_exchange:
-                continue  # placed after the list was read: its absence says nothing
+            if _since(tracked, key, known) and tracked.order.id not in open_on_exchange:
+                continue  # acknowledged after the list was read: its absence says nothing
             found = await self._resolve(tracked, open_on_exchange, by_client, read)
             if found is not None:
                 differences.append(found)
