@@ -21,10 +21,9 @@ bot, or unprotected (sim/chaos/protection.py); a host dying inside the one reque
 may go without its stop is counted apart. Half the seeds run on the paper exchange's event feed
 (sim/chaos/feeds.py: events lost, repeated, out of order, silences and drops; the REST sync only
 every 2 or 5 cycles while it looks healthy), and the referee wants every fill a lost event
-carried found by the next fair sync. What dead hosts still show (issue 18): a flatten lifts its
-positions' stops concurrently, so a host dying in a kill's first requests can leave a position
-bare whose own sell had not gone yet (seed 76); seeds 97 and 168 still leave a killed position
-bare past one request (not traced yet). The machinery is
+carried found by the next fair sync. Dead hosts found (issue 18): a flatten that lifted its
+positions' stops concurrently (seed 76), and a stop whose answer never came left waiting for the
+reconciliation (seeds 84, 97, 168); both fixed, see docs/ARCHITECTURE.md. The machinery is
 sim/chaos/soak.py; the invariants are sim/chaos/referee.py. A seed reproduces its run exactly:
 the digest printed per seed is the same every time (the hash seed is pinned).
 """

@@ -25,8 +25,10 @@ async def _rig_with_positions(**options):
     return rig
 
 
-async def _settle(rig, rounds: int = 200) -> None:
-    """Let the trader's background retry loop run (bounded; FakeClock sleeps are instant)."""
+async def _settle(rig, rounds: int = 1000) -> None:
+    """Let the trader's background retry loop run (bounded; FakeClock sleeps are instant). Each
+    round of a kill whose orders all time out sends each position's stop again, so settling
+    them all afterwards takes more steps than the rounds alone."""
     for _ in range(rounds):
         if rig.trader.failsafe.flattening is None or rig.trader.failsafe.flattening.done():
             return

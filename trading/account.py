@@ -85,7 +85,10 @@ class Account:
 
     async def sync(self) -> list[Difference]:
         """Read the account and reconcile the book with it; every difference found."""
-        return await self._reconciled(await self.connector.sync())
+        # Orders the exchange had acknowledged before the list was asked for: one acknowledged
+        # since (even if recorded before, as every placement is) the list may miss.
+        known = frozenset(k for k, t in self.book.orders.items() if t.confirmed)
+        return await self._reconciled(await self.connector.sync(), known)
 
     async def confirm(self) -> list[Difference]:
         """A flatten round's confirming read. When every order of ours still in the book can be
@@ -102,11 +105,13 @@ class Account:
             return await self.sync()
         return await self._reconciled(await self.connector.sync_balance())
 
-    async def _reconciled(self, state: AccountState) -> list[Difference]:
+    async def _reconciled(
+        self, state: AccountState, known: frozenset[str] | None = None
+    ) -> list[Difference]:
         if self.feed is not None:
             self.feed.settle()  # what was pushed before this answer is the feed's to apply
         self.balance = state.balance
-        differences = await self.reconciler.reconcile(state)
+        differences = await self.reconciler.reconcile(state, known)
         if state.listed:
             ours = {t.order.id for t in self.book.orders.values()}
             self.foreign = tuple(o for o in state.open_orders if o.id not in ours)

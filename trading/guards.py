@@ -14,7 +14,9 @@ client order id, record) like any order. Its life:
                same coins are never sold twice
     put back   at once when that exit's outcome is unknown (`rearm`, trading/unsure.py): the
                exchange lets only one of the two hold the coins; a refusal for want of coins
-               then means the exit holds or took them, and the stop waits for its settling
+               then means the exit holds or took them, and the stop waits for its settling.
+               A stop of unknown outcome itself is sent again at the next look, on the same
+               terms: if the one in doubt rests, the fresh one is refused for the coins
     restored   where an exit of the bot's own holds the coins that the mode no longer lets out
                (a /stop's limit sells after a /resume): that exit is cancelled and the stop put
                back in its place, position by position (one request without either)
@@ -43,7 +45,7 @@ from trading.modes import Mode, Purpose, allows, guards
 from trading.orders import OrderRouter
 from trading.risk import OrderIntent, round_down
 from trading.settings import TradingSettings
-from trading.unsure import unsure_exits
+from trading.unsure import unsure_sells
 
 RETRY_AFTER_REFUSAL = 10  # cycles before a guard the exchange or the gate refused is tried again
 GUARD_REASON = "stop-loss (on exchange)"
@@ -91,8 +93,9 @@ class Guards:
         return tuple(getattr(self.connector.venue, "stop_types", ()) or ())
 
     def resting(self, symbol: str) -> Tracked | None:
-        """The guard resting (or sent) for `symbol`, if any."""
+        """The guard resting for `symbol` (or one sent whose outcome is unknown), if any."""
         found = self.book.open_orders(symbol=symbol, purpose=Purpose.GUARD)
+        found.sort(key=lambda t: not t.confirmed)
         return found[0] if found else None
 
     def on_exchange(self, symbol: str) -> bool:
@@ -132,9 +135,9 @@ class Guards:
         if market is None:
             return
         trigger = _to_step(position.stop_loss, market.price_step)
-        current = self.resting(symbol)
+        current = self._standing(symbol)
         if current is not None:
-            if not current.confirmed or self._fits(current, position, trigger, market):
+            if self._fits(current, position, trigger, market):
                 return
             try:
                 await self.router.cancel(current)  # first: never two stops for one position
@@ -174,8 +177,8 @@ class Guards:
             if not await self._clear(symbol, exits):
                 return None  # an exit of the bot's own holds the coins (a stop's limit sell)
             position = self.book.positions[symbol]  # what the cancelled exits left
-        if self._held.get(symbol, set()) & unsure_exits(self.book, symbol):
-            return None  # an exit of unknown outcome holds or took the coins: settled first
+        if self._held.get(symbol, set()) & unsure_sells(self.book, symbol):
+            return None  # a sell of unknown outcome holds or took the coins: settled first
         self._held.pop(symbol, None)
         return position
 
@@ -202,6 +205,14 @@ class Guards:
                 return False  # the exchange still shows it open: tried again next cycle
             self.log.info("%s: %s exit cancelled; its stop goes back", symbol, tracked.purpose)
         return symbol in self.book.positions
+
+    def _standing(self, symbol: str) -> Tracked | None:
+        """The confirmed guard of `symbol`. One of unknown outcome counts as none: waiting for
+        the reconciliation to settle it would leave the position bare as long as that takes
+        (a sync interval on the event feed, a kill's rounds), and a fresh stop is refused for
+        the coins if the one in doubt rests."""
+        current = self.resting(symbol)
+        return current if current is not None and current.confirmed else None
 
     def _fits(self, guard: Tracked, position: Position, trigger: float, market: Market) -> bool:
         order = guard.order
@@ -236,10 +247,10 @@ class Guards:
         if placement.refused and not guards(self._mode()):
             return  # the owner's hands-off pause came meanwhile: nothing to wait out after it
         why = placement.refused or (placement.fault.message if placement.fault else "")
-        held = unsure_exits(self.book, symbol)
+        held = unsure_sells(self.book, symbol)
         if isinstance(placement.fault, InsufficientFunds) and held:
             self._held[symbol] = held
-            self.log.info("%s: the exit of unknown outcome holds its coins; stop after it", symbol)
+            self.log.info("%s: a sell of unknown outcome holds its coins; stop after it", symbol)
             return
         if placement.refused or isinstance(placement.fault, Rejected):
             if symbol not in self._refused:

@@ -43,6 +43,12 @@ SHORTFALL_SYNCS = 2
 SETTLE_MARGIN_SECONDS = 20.0
 
 
+def _since(tracked: Tracked, key: str, known: frozenset[str] | None) -> bool:
+    """An order the exchange acknowledged after the sync asked for its list (one still in doubt
+    is looked up by client id whatever the list says)."""
+    return known is not None and tracked.confirmed and key not in known
+
+
 def settle_seconds(recv_window_ms: float) -> float:
     """How long after a request of unknown outcome the exchange may still accept it."""
     return recv_window_ms / 1000.0 + SETTLE_MARGIN_SECONDS
@@ -89,16 +95,23 @@ class Reconciler:
         self._listed = True  # the sync under way read the open-order list
         self.adopter = Adopter(connector, book, clock=clock, notify=notify, log=log)
 
-    async def reconcile(self, state: AccountState) -> list[Difference]:
+    async def reconcile(
+        self, state: AccountState, known: frozenset[str] | None = None
+    ) -> list[Difference]:
         """Bring the book in line with `state` (a fresh sync; `state.listed` False: one without the
-        open-order list, so every order of ours is read by id). Fatal and bugs propagate."""
+        open-order list, so every order of ours is read by id). `known`: the book's acknowledged
+        orders when the list was asked for; one acknowledged since (a stop put back by a command
+        meanwhile) may be missing from it, and is left to the next sync. Fatal and bugs
+        propagate."""
         book = self.book
         self._listed = state.listed  # asked of by `_gone` for every order below
         differences: list[Difference] = []
         open_on_exchange = {o.id: o for o in state.open_orders}
         by_client = {o.client_order_id: o for o in state.open_orders if o.client_order_id}
         read = await self._read_together(open_on_exchange)
-        for tracked in list(book.orders.values()):
+        for key, tracked in list(book.orders.items()):
+            if _since(tracked, key, known) and tracked.order.id not in open_on_exchange:
+                continue  # acknowledged after the list was read: its absence says nothing
             found = await self._resolve(tracked, open_on_exchange, by_client, read)
             if found is not None:
                 differences.append(found)

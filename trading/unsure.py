@@ -1,4 +1,4 @@
-"""Exits of unknown outcome, and the stop put back beside one.
+"""Sells of unknown outcome, and the stop put back beside one.
 
 An exit whose answer never came (a timeout, an odd answer, a Fatal one) may have sold or not;
 the reconciliation settles it by its client order id, and meanwhile no second exit of that
@@ -6,7 +6,9 @@ symbol goes out (trading/orders.py). The position's stop goes back at once besid
 (trading/guards.py): the exchange lets only one of the two hold the coins, so whichever it
 took first is the one exit, and the other is refused for want of coins. A stop refused so is
 not the venue refusing stops: it waits, without a page, for the reconciliation to settle the
-exit.
+exit. A stop of unknown outcome is the same: the next look sends a fresh one, which the
+exchange refuses for coins if the one in doubt rests (chaos seeds 84, 97, 168: waiting for
+the reconciliation instead left the position bare while the host died).
 """
 
 from __future__ import annotations
@@ -18,22 +20,22 @@ from trading.modes import Purpose
 from trading.risk import OrderIntent
 
 
-def unsure_exits(book: Book, symbol: str) -> set[str]:
-    """The client ids of `symbol`'s exits (sells but its stops) sent with an unknown outcome."""
+def unsure_sells(book: Book, symbol: str) -> set[str]:
+    """The client ids of `symbol`'s sells (exits and stops) sent with an unknown outcome."""
     return {
         t.client_id
         for t in book.open_orders(symbol=symbol)
-        if t.side is Side.SELL and not t.confirmed and t.purpose != Purpose.GUARD
+        if t.side is Side.SELL and not t.confirmed
     }
 
 
 def holds_coins(book: Book, intent: OrderIntent, fault: Fault) -> bool:
-    """A stop refused for want of coins beside an exit of unknown outcome: that exit holds or
+    """A stop refused for want of coins beside a sell of unknown outcome: that sell holds or
     took them."""
     return (
         intent.purpose is Purpose.GUARD
         and isinstance(fault, InsufficientFunds)
-        and bool(unsure_exits(book, intent.symbol))
+        and bool(unsure_sells(book, intent.symbol))
     )
 
 
