@@ -10,7 +10,7 @@ from tests.engine_support import ScriptedStrategy, make_rig
 from trading.events import SymbolBanned, TradeClosed, TradeOpened
 from trading.models import Side
 from trading.modes import Mode
-from trading.orders import OrderPacer
+from trading.order_pacer import OrderPacer
 from trading.settings import TradingSettings
 from trading.strategies import load_strategy
 

@@ -36,7 +36,8 @@ from trading.manual import ManualCommands
 from trading.modes import Mode, flattens
 from trading.operations import ModeCommands
 from trading.order_commands import OrderCommands
-from trading.orders import OrderPacer, OrderRouter
+from trading.order_pacer import OrderPacer
+from trading.orders import OrderRouter
 from trading.paper_reset import reset_paper
 from trading.parts import Parts
 from trading.pushed_stops import PushedStops
@@ -50,6 +51,7 @@ from trading.store import ClosedTrade, Store
 from trading.strategies.base import Strategy
 
 __all__ = ["Mode", "Trader"]
+
 
 class Trader:
     """One exchange account: its cycle, its sync, and the operations commands call."""
