@@ -24,8 +24,9 @@ every 2 or 5 cycles while it looks healthy), and the referee wants every fill a 
 carried found by the next fair sync. Dead hosts found (issue 18): a flatten that lifted its
 positions' stops concurrently (seed 76), and a stop whose answer never came left waiting for the
 reconciliation (seeds 84, 97, 168); both fixed, see docs/ARCHITECTURE.md. The machinery is
-sim/chaos/soak.py; the invariants are sim/chaos/referee.py. A seed reproduces its run exactly:
-the digest printed per seed is the same every time (the hash seed is pinned).
+sim/chaos/soak.py; the invariants are sim/chaos/referee.py, each seed's report
+sim/chaos/report.py. A seed reproduces its run exactly: the digest printed per seed is the same
+every time (the hash seed is pinned).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sim.chaos.causes import MODE_COMMANDS
-from sim.chaos.referee import SeedReport
+from sim.chaos.report import SeedReport
 from sim.chaos.soak import run_seed
 from trading.modes import Mode
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 
 from handlers.dispatch import Dispatcher
 from sim.chaos.causes import MODE_COMMANDS
-from sim.chaos.referee import ChaosBug, Monitor
+from sim.chaos.logwatch import ChaosBug
+from sim.chaos.referee import Monitor
 from trading.engine import Trader
 from trading.errors import Fault
 from trading.models import Market, OrderRequest, OrderType, Position, Side, Ticker

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from sim.chaos.actors import ChaosStrategy
 from sim.chaos.books import exchange_order
-from sim.chaos.referee import ChaosBug, Crash, Monitor
+from sim.chaos.logwatch import ChaosBug, Crash
+from sim.chaos.referee import Monitor
 from trading.book import client_id_purpose
 from trading.clock import Clock
 from trading.errors import (

@@ -30,25 +30,28 @@ The invariants, each checked where it can be seen first:
                                            which also looks while the host is dead)
     always                                 no exception escapes an operation, the cycle or a
                                            background task, nothing logs an exception that was
-                                           not injected on purpose (a ChaosBug), and every owner
-                                           command gets an answer
+                                           not injected on purpose (a ChaosBug,
+                                           sim/chaos/logwatch.py), and every owner command gets
+                                           an answer
+
+At the end the Monitor fills in the seed's SeedReport (sim/chaos/report.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 from sim.chaos.alarms import Alarms
 from sim.chaos.books import Books, Outsider, open_exchange_orders, ours_by_id
 from sim.chaos.causes import COMMAND, Causes, Errand
+from sim.chaos.logwatch import Crash, capturing_logs
 from sim.chaos.observed import FaultyVenue, ObservedConnector, ObservedTrader
 from sim.chaos.protection import Protection
+from sim.chaos.report import SeedReport
 from trading.book import client_id_purpose
 from trading.clock import Clock
 from trading.engine import Trader
@@ -60,76 +63,15 @@ from trading.settings import TradingSettings
 from trading.venues.paper import PaperExchange
 
 __all__ = [
-    "ChaosBug",
-    "Crash",
     "Monitor",
     "ObservedConnector",
     "ObservedTrader",
-    "SeedReport",
 ]
 
 # Cycles of a well exchange after which a kill must be flat there: more than the circuit
 # breaker's longest cooldown (300 s) plus the flattening's longest backoff (30 s).
 FLAT_WITHIN = 8
 MAX_REPORTED = 3  # violations of one kind listed per seed (all are counted)
-
-
-class ChaosBug(RuntimeError):
-    """A bug injected on purpose; any other exception the bot logs is a real one."""
-
-
-class Crash(BaseException):
-    """The bot's process dies here (a crash point, or killed at a random moment): a
-    BaseException, so no handler of the bot survives it, as none survives a SIGKILL."""
-
-
-# ---- the invariants -------------------------------------------------------------------------
-
-
-@dataclass
-class SeedReport:
-    """What one seed did and every invariant it broke."""
-
-    seed: int
-    cycles: int
-    seconds: float
-    violations: list[str]
-    violation_counts: dict[str, int]
-    planned: dict[str, int]  # fault scenarios planned, by name
-    injected: dict[str, int]  # faults the chaos venue raised, by class
-    natural: dict[str, int]  # faults the paper exchange raised itself (its rate limit...)
-    commands: dict[str, int]
-    via_table: dict[str, int]  # of those, run through the command table's handlers
-    endings: dict[str, int] = field(default_factory=dict)  # restarts, crashes, shutdowns
-    retryable: dict[str, int] = field(default_factory=dict)  # random retryable answers, by kind
-    mode_commands: dict[str, int] = field(default_factory=dict)  # "pause@failsafe": answered
-    stats: dict[str, int] = field(default_factory=dict)
-    protection: dict[str, float] = field(default_factory=dict)  # position-seconds, by state
-    longest_gap: tuple[float, str] = (0.0, "")  # seconds, cause
-    digest: str = ""
-
-
-class _LogWatch(logging.Handler):
-    """Every exception the bot logs that was not injected on purpose is a violation, and so is
-    any exception at all that reached a command handler."""
-
-    def __init__(self, monitor: Monitor) -> None:
-        super().__init__(logging.ERROR)
-        self.monitor = monitor
-
-    def emit(self, record: logging.LogRecord) -> None:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is None:
-            return
-        # An injected bug is the dead switch's business, unless it escaped an operation into
-        # a command handler: the trader's operations never raise.
-        if isinstance(exc, ChaosBug) and not record.name.startswith("handlers"):
-            return
-        where = "".join(traceback.format_tb(exc.__traceback__)[-2:]).strip().replace("\n", " | ")
-        self.monitor.violation(
-            "unexpected exception logged",
-            f"{record.name}: {record.getMessage()}: {type(exc).__name__}: {exc} at {where}",
-        )
 
 
 class Monitor:
@@ -190,22 +132,9 @@ class Monitor:
             self.violation("exception escaped", f"{what}: {type(exc).__name__}: {exc}: {where}")
             return None
 
-    @contextlib.contextmanager
-    def capturing_logs(self) -> Iterator[None]:
-        """Only errors are logged while the soak runs (the rest would be noise, and slow); each
-        logged exception is inspected."""
-        handler = _LogWatch(self)
-        names = ("trading", "handlers", "chatbot")
-        levels = {n: logging.getLogger(n).level for n in names}
-        for name in names:
-            logging.getLogger(name).setLevel(logging.ERROR)
-            logging.getLogger(name).addHandler(handler)
-        try:
-            yield
-        finally:
-            for name in names:
-                logging.getLogger(name).removeHandler(handler)
-                logging.getLogger(name).setLevel(levels[name])
+    def capturing_logs(self) -> contextlib.AbstractContextManager[None]:
+        """Each exception the bot logs while the soak runs is inspected (sim/chaos/logwatch.py)."""
+        return capturing_logs(self.violation)
 
     # -- restarts
 

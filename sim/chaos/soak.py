@@ -57,7 +57,8 @@ from sim.chaos.process import (
     shut_down,
     stopped,
 )
-from sim.chaos.referee import Monitor, SeedReport
+from sim.chaos.referee import Monitor
+from sim.chaos.report import SeedReport
 from sim.clock import LoopClock, run_simulated
 from trading.engine import Trader
 from trading.settings import TradingSettings
