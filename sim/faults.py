@@ -6,7 +6,7 @@
 The product's paper exchange (trading/venues/paper.py) keeps a real exchange's edges (rate limit,
 drifting clock, cancel-all-after) and a seam, `_before`, that each call passes once admitted;
 FaultyPaper overrides it. The chaos soak injects at the connector interface instead
-(sim/chaos/faults.py).
+(sim/chaos/venue.py).
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ class FaultPlan:
                     self._injections.remove(injection)
         latency = (fault.latency if fault else 0.0) + (slow.latency if slow else 0.0)
         return fault, latency
+
+
 class FaultyPaper(PaperExchange):
     """The paper exchange with faults and latency injected per call. Everything else, and a
     call no injection matches, is the paper exchange's own."""

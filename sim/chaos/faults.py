@@ -1,28 +1,22 @@
-"""The chaos soak's faults: a Venue that throws them at the connector, and a planner that
-decides, cycle by cycle, which ones to throw.
+"""The chaos soak's faults: what each one is (a maker the venue raises it with), and the planner
+that decides, cycle by cycle, which ones to throw.
 
-    PaperExchange <- ChaosVenue    faults at the connector interface, every order audited
     FaultPlanner                   what goes wrong before each cycle, from the seed's own rng
+    RETRYABLE                      the "try again" answers any well exchange gives now and then
 
-The soak that drives them is sim/chaos/soak.py.
+The venue that throws them at the connector is sim/chaos/venue.py; the soak that drives both is
+sim/chaos/soak.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sim.chaos.actors import ChaosStrategy
-from sim.chaos.books import exchange_order
-from sim.chaos.logwatch import ChaosBug, Crash
-from sim.chaos.referee import Monitor
-from trading.book import client_id_purpose
-from trading.clock import Clock
+from sim.chaos.logwatch import ChaosBug
 from trading.errors import (
     ClockRejected,
     Fatal,
@@ -32,12 +26,9 @@ from trading.errors import (
     Rejected,
     Transient,
 )
-from trading.models import Deliver, OrderRequest, OrderType, Side
-from trading.modes import Purpose
-from trading.venues.paper import PaperExchange
 
 if TYPE_CHECKING:
-    from sim.chaos.feeds import ChaosFeed, ChaosFeeds
+    from sim.chaos.venue import ChaosVenue
 
 READ_CALLS = (
     "fetch_tickers",
@@ -51,294 +42,11 @@ READ_CALLS = (
 )
 SIGNED_CALLS = ("fetch_balance", "fetch_open_orders", "fetch_order", "find_order", "create_order")
 RETIRE_RATE = 0.0003  # per cycle: about one seed in seven loses its balance endpoint for good
-# A request that reaches the exchange later than this after it left is refused there (the paper
-# exchange's receive window): what a dead process had in flight lands within it, or never.
-RECV_WINDOW_SECONDS = 10.0
-# Why a venue refuses a resting stop (the bot's own stop check must then guard the position),
-# and how often, by seed.
-STOP_REFUSALS = ("Filter failure: NOTIONAL", "Order type not supported for this symbol")
-STOP_REFUSAL_RATES = (0.0, 0.0, 0.1, 0.5)
 
 FaultMaker = Callable[[str], BaseException]
 
 
-class Alive(Protocol):
-    """The bot process a call comes from (sim/chaos/process.py's Life)."""
-
-    alive: bool
-
-
-# ---- the venue: faults injected at the connector interface --------------------------------
-
-
-@dataclass
-class _Injection:
-    call: str  # a venue call, or "*"
-    make: FaultMaker | None  # None: latency only
-    remaining: int  # -1: for ever
-    latency: float
-    after: bool  # the call takes effect, then the answer is lost
-    until: int  # the cycle after which it expires (a fault on a call never made must not linger)
-    noise: bool = False  # a random retryable answer: part of a well exchange's day
-
-
-class ChaosVenue:
-    """The Venue the connector sees: the paper exchange behind scripted faults, with every
-    order the bot sends shown to the Monitor at the moment it is sent."""
-
-    has_cancel_all_after = True
-
-    def __init__(
-        self, paper: PaperExchange, monitor: Monitor, clock: Clock, rng: random.Random
-    ) -> None:
-        self.paper = paper
-        self.monitor = monitor
-        self.clock = clock
-        self.rng = rng
-        # Every call takes a little time, as on a real exchange, so that commands and the
-        # scheduler's sync job really do overlap with cycles.
-        self.latency = rng.choice((0.0, 0.05, 0.2, 0.5))
-        self.name = paper.name
-        self.account = paper.account
-        self.cycle = 0
-        self._injections: list[_Injection] = []
-        self.injected: Counter[str] = Counter()  # faults we raised, by class
-        self.natural: Counter[str] = Counter()  # faults the paper exchange raised itself
-        self.faults = 0  # raised so far, but for a retired endpoint's: "is the exchange well?"
-        self.created = 0
-        self.markets: list[str] = []
-        self.denied: set[str] = set()  # orders a lookup was refused for (injected: a lie)
-        self.life: Alive | None = None  # the bot process calling now (None: always alive)
-        self.retryable_rate = 0.0  # chance of a random retryable answer, per call
-        self.retryable: Counter[str] = Counter()  # those answered, by kind
-        self._noise = random.Random(f"{rng.random()}|retryable")
-        self.stop_refusal_rate = rng.choice(STOP_REFUSAL_RATES)
-        self.stops_refused = 0
-        self.feeds: ChaosFeeds | None = None  # the exchange's event stream, on half the seeds
-
-    def open_feed(self, deliver: Deliver) -> ChaosFeed | None:
-        """The exchange's event stream as the calling process hears it (sim/chaos/feeds.py)."""
-        return self.feeds.open(deliver, self.life) if self.feeds is not None else None
-
-    @property
-    def has_bulk_tickers(self) -> bool:
-        return self.paper.has_bulk_tickers
-
-    @property
-    def stop_types(self) -> tuple[OrderType, ...]:
-        return self.paper.stop_types
-
-    @property
-    def rate_limit(self) -> float:
-        return self.paper.rate_limit
-
-    @property
-    def clock_offset_ms(self) -> float:
-        return self.paper.clock_offset_ms
-
-    def inject(
-        self,
-        call: str,
-        make: FaultMaker | None,
-        *,
-        count: int = 1,
-        latency: float = 0.0,
-        after: bool = False,
-        lasts: int = 3,
-    ) -> None:
-        until = 10**9 if count < 0 else self.cycle + lasts
-        self._injections.append(_Injection(call, make, count, latency, after, until))
-
-    def expire(self) -> None:
-        self._injections = [i for i in self._injections if i.until >= self.cycle]
-
-    def unsettled(self) -> bool:
-        """Whether a fault is still pending (a retired endpoint's is the new normal)."""
-        return any(i.remaining >= 0 for i in self._injections)
-
-    def _due(self, call: str) -> _Injection | None:
-        for injection in self._injections:
-            if injection.call in (call, "*"):
-                if injection.remaining > 0:
-                    injection.remaining -= 1
-                    if injection.remaining == 0:
-                        self._injections.remove(injection)
-                return injection
-        return None
-
-    def alive(self) -> bool:
-        return self.life is None or self.life.alive
-
-    async def _run(self, call: str, fn: Callable[[], Awaitable]):
-        life = self.life
-        if life is not None and not life.alive:
-            raise Crash(f"{call} from a dead process")
-        sent = self.clock.monotonic()
-        injection = self._due(call) or self._random_retryable(call)
-        delay = self.latency * self.rng.uniform(0.5, 1.5) if self.latency else 0.0
-        if injection is not None:
-            delay += injection.latency
-        if delay > 0:
-            await self.clock.sleep(delay)
-        dead = life is not None and not life.alive
-        if dead and (self.clock.monotonic() - sent > RECV_WINDOW_SECONDS or injection):
-            raise Crash(f"{call} died with its process")
-        if injection is not None and injection.make is not None and not injection.after:
-            raise self._injected(call, injection)
-        try:
-            result = await fn()
-        except Fault as fault:
-            if dead:
-                raise Crash(f"{call} answered a dead process") from fault
-            self.natural[type(fault).__name__] += 1
-            self.faults += 1
-            self._seen(call, fault)
-            raise
-        if dead:
-            raise Crash(f"{call} answered a dead process")
-        if injection is not None and injection.make is not None:
-            raise self._injected(call, injection)
-        return result
-
-    def _random_retryable(self, call: str) -> _Injection | None:
-        """Now and then a retryable answer, as any exchange gives on any call: a timeout, a
-        5xx, Binance's -1008 "server busy" (all Transient), a 429. An order or a cancel may
-        have taken effect before its answer was lost, but never one answered 429: exchanges
-        turn a request away for its rate before they process it."""
-        if self._noise.random() >= self.retryable_rate:
-            return None
-        kind, make = self._noise.choice(RETRYABLE)
-        self.retryable[kind] += 1
-        lost = call in ("create_order", "cancel_order") and self._noise.random() < 0.5
-        return _Injection(call, make, 1, 0.0, lost and kind != "429", self.cycle, noise=True)
-
-    def _injected(self, call: str, injection: _Injection) -> BaseException:
-        assert injection.make is not None
-        exc = injection.make(call)
-        self.injected[type(exc).__name__] += 1
-        self.faults += injection.remaining >= 0 and not injection.noise
-        self._seen(call, exc)
-        return exc
-
-    def _seen(self, call: str, exc: BaseException) -> None:
-        if isinstance(exc, Fatal):
-            self.monitor.alarm_expected(f"Fatal on {call}", call)
-        elif not isinstance(exc, Fault):
-            self.monitor.bug_raised(f"{type(exc).__name__} from the venue's {call}")
-
-    # -- the Venue interface
-
-    async def load_markets(self):
-        markets = await self._run("load_markets", self.paper.load_markets)
-        self.markets = sorted(s for s, m in markets.items() if m.active)
-        return markets
-
-    async def fetch_tickers(self, symbols: Sequence[str] | None = None):
-        tickers = await self._run("fetch_tickers", lambda: self.paper.fetch_tickers(symbols))
-        self.monitor.quoted(tickers.values())
-        return tickers
-
-    async def fetch_ohlcv(self, symbol: str, timeframe: str, limit: int):
-        return await self._run(
-            "fetch_ohlcv", lambda: self.paper.fetch_ohlcv(symbol, timeframe, limit)
-        )
-
-    async def fetch_balance(self):
-        return await self._run("fetch_balance", self.paper.fetch_balance)
-
-    async def fetch_open_orders(self):
-        return await self._run("fetch_open_orders", self.paper.fetch_open_orders)
-
-    async def fetch_order(self, order_id: str, symbol: str):
-        try:
-            return await self._run("fetch_order", lambda: self.paper.fetch_order(order_id, symbol))
-        except ClockRejected:
-            raise
-        except Rejected:  # the reconciler believes "unknown" (or a refusal that repeats)
-            self.denied.add(order_id)
-            raise
-
-    async def find_order(self, client_order_id: str, symbol: str):
-        return await self._run("find_order", lambda: self.paper.find_order(client_order_id, symbol))
-
-    async def create_order(self, request: OrderRequest):
-        if not self.alive():  # a dead process sends nothing
-            return await self._run("create_order", lambda: self.paper.create_order(request))
-        self.created += 1
-        self.monitor.order_sent(request)
-        protection = self.monitor.protection
-        # An entry leaves its position bare until its stop rests, where stops can rest.
-        bares = request.side is Side.BUY and bool(self.stop_types)
-        number = protection.request(request.symbol, bares=bares)
-        guard = client_id_purpose(request.client_order_id) == Purpose.GUARD
-        with self._answer(number):
-            try:
-                if guard and self._noise.random() < self.stop_refusal_rate:
-                    self.stops_refused += 1
-                    raise _fault(Rejected, self._noise.choice(STOP_REFUSALS))("create_order")
-                order = await self._run("create_order", lambda: self.paper.create_order(request))
-            except Rejected as fault:
-                # The venue refused the stop itself (a type or a minimum it does not take, an
-                # injected refusal of any sell): the bot tries again later. Coins its own other
-                # orders hold, or a clock it let drift, are the bot's doing, not the venue's.
-                if guard and type(fault) is Rejected and "insufficient" not in fault.message:
-                    protection.refused.add(request.symbol)
-                raise
-            if guard:
-                protection.refused.discard(request.symbol)
-            return order
-
-    async def cancel_order(self, order_id: str, symbol: str):
-        def cancel():
-            return self.paper.cancel_order(order_id, symbol)
-
-        if not self.alive():
-            return await self._run("cancel_order", cancel)
-        self.monitor.cancel_sent(order_id)
-        order = exchange_order(self.paper, order_id)
-        lifts = order is not None and (
-            order.type is OrderType.OCO or client_id_purpose(order.client_order_id) == Purpose.GUARD
-        )
-        number = self.monitor.protection.request(symbol, bares=lifts)
-        with self._answer(number):
-            return await self._run("cancel_order", cancel)
-
-    @contextmanager
-    def _answer(self, number: int) -> Iterator[None]:
-        """The bot hears request `number` answered (an error too), unless its process is dead
-        or gave up on it (a shutdown cancelled it on its way): then no answer came."""
-        try:
-            yield
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            if self.alive():
-                self.monitor.protection.answered(number)
-            raise
-        if self.alive():
-            self.monitor.protection.answered(number)
-
-    async def cancel_all_after(self, timeout_seconds: float):
-        if self.alive():
-            if timeout_seconds > 0:
-                self.monitor.dead_man_armed()
-            else:
-                self.monitor.dead_man_disarming()
-        return await self._run(
-            "cancel_all_after", lambda: self.paper.cancel_all_after(timeout_seconds)
-        )
-
-    async def sync_time(self):
-        return await self._run("sync_time", self.paper.sync_time)
-
-    async def close(self):
-        await self.paper.close()
-
-
-# ---- faults ---------------------------------------------------------------------------------
-
-
-def _fault(cls: type[Fault], text: str, **kwargs) -> FaultMaker:
+def make_fault(cls: type[Fault], text: str, **kwargs) -> FaultMaker:
     return lambda call: cls(f"chaos: {text}", venue="paper", call=call, **kwargs)
 
 
@@ -349,17 +57,17 @@ def _bug(call: str) -> BaseException:
 # What exchanges answer when they want the request again (the connector's classification of
 # each: Transient or RateLimited, never Fatal).
 RETRYABLE: tuple[tuple[str, FaultMaker], ...] = (
-    ("timeout", _fault(Transient, "request timed out")),
-    ("5xx", _fault(Transient, "HTTP 502 Bad Gateway")),
+    ("timeout", make_fault(Transient, "request timed out")),
+    ("5xx", make_fault(Transient, "HTTP 502 Bad Gateway")),
     (
         "server busy",
-        _fault(
+        make_fault(
             Transient,
             'binance {"code":-1008,"msg":"Server is currently overloaded with other requests. '
             'Please try again in a few minutes."}',
         ),
     ),
-    ("429", _fault(RateLimited, "429 Too Many Requests", retry_after=1.0)),
+    ("429", make_fault(RateLimited, "429 Too Many Requests", retry_after=1.0)),
 )
 
 
@@ -411,7 +119,7 @@ class FaultPlanner:
             self.planned["endpoint_404_for_good"] += 1
             self.venue.inject(
                 "fetch_balance",
-                _fault(Transient, "HTTP 404 Not Found: exchange not available"),
+                make_fault(Transient, "HTTP 404 Not Found: exchange not available"),
                 count=-1,
             )
         if self.rng.random() < self.rate:
@@ -429,32 +137,32 @@ class FaultPlanner:
 
     def _transient(self) -> None:
         count = self.rng.randint(1, 4)
-        self.venue.inject(self._any_call(), _fault(Transient, "timeout"), count=count)
+        self.venue.inject(self._any_call(), make_fault(Transient, "timeout"), count=count)
 
     def _rate_limited(self) -> None:
         wait = self.rng.choice((None, 0.5, 2.0, 10.0))
-        maker = _fault(RateLimited, "429 Too Many Requests", retry_after=wait)
+        maker = make_fault(RateLimited, "429 Too Many Requests", retry_after=wait)
         self.venue.inject(self._any_call(), maker, count=self.rng.randint(1, 3))
 
     def _burst_429(self) -> None:
-        maker = _fault(RateLimited, "429 burst", retry_after=self.rng.choice((None, 1.0, 5.0)))
+        maker = make_fault(RateLimited, "429 burst", retry_after=self.rng.choice((None, 1.0, 5.0)))
         self.venue.inject("*", maker, count=self.rng.randint(5, 15), lasts=1)
 
     def _rejected(self) -> None:
         call = self.rng.choice(("create_order", "cancel_order", "fetch_order"))
-        maker = _fault(Rejected, "invalid order")
+        maker = make_fault(Rejected, "invalid order")
         self.venue.inject(call, maker, count=self.rng.randint(1, 2), lasts=10)
 
     def _order_not_found(self) -> None:
         call = self.rng.choice(("cancel_order", "fetch_order"))
-        self.venue.inject(call, _fault(OrderNotFound, "unknown order"), lasts=10)
+        self.venue.inject(call, make_fault(OrderNotFound, "unknown order"), lasts=10)
 
     def _clock_rejected(self) -> None:
-        maker = _fault(ClockRejected, "Timestamp for this request is outside of the recvWindow")
+        maker = make_fault(ClockRejected, "Timestamp for this request is outside of the recvWindow")
         self.venue.inject(self.rng.choice(SIGNED_CALLS), maker, count=self.rng.randint(1, 2))
 
     def _fatal(self) -> None:
-        self.venue.inject(self._any_call(), _fault(Fatal, "API key revoked"))
+        self.venue.inject(self._any_call(), make_fault(Fatal, "API key revoked"))
 
     def _latency(self) -> None:
         seconds = self.rng.choice((1.0, 5.0, 20.0, 90.0))
@@ -466,12 +174,12 @@ class FaultPlanner:
     def _exit_fails(self) -> None:
         kind = self.rng.choice((Transient, RateLimited, Rejected, Fatal))
         self.venue.inject(
-            "create_order", _fault(kind, "exit refused"), count=self.rng.randint(1, 3), lasts=2
+            "create_order", make_fault(kind, "exit refused"), count=self.rng.randint(1, 3), lasts=2
         )
 
     def _answer_lost(self) -> None:
         call = self.rng.choice(("create_order", "create_order", "cancel_order"))
-        self.venue.inject(call, _fault(Transient, "connection reset"), after=True)
+        self.venue.inject(call, make_fault(Transient, "connection reset"), after=True)
 
     def _strategy_bug(self) -> None:
         self.strategy.bugs += 1

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from sim.chaos.books import ours_by_id
-from sim.chaos.faults import Alive
+from sim.chaos.venue import Alive
 from trading.clock import Clock
 from trading.engine import Trader
 from trading.models import Deliver, FeedItem, Order, Ticker
@@ -195,4 +195,3 @@ class ChaosFeeds:
                 "a fill the feed missed was not found by the sync",
                 f"{lost.symbol} order {order_id}: {lost.filled:g} filled, the store has {have}",
             )
-

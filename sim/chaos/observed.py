@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class FaultyVenue(Protocol):
-    """What the Monitor reads of the chaos venue (sim/chaos/faults.py)."""
+    """What the Monitor reads of the chaos venue (sim/chaos/venue.py)."""
 
     paper: PaperExchange
     created: int  # orders sent so far

@@ -32,9 +32,9 @@ from handlers.context import Context
 from handlers.dispatch import Dispatcher
 from sim.chaos.actors import ChaosStrategy
 from sim.chaos.books import open_exchange_orders
-from sim.chaos.faults import ChaosVenue
 from sim.chaos.logwatch import Crash
 from sim.chaos.referee import Monitor, ObservedConnector, ObservedTrader
+from sim.chaos.venue import ChaosVenue
 from sim.clock import LoopClock
 from trading.book import client_id_purpose
 from trading.desk import Desk

@@ -16,9 +16,9 @@ variant.
     Endings                              how the bot's process ends: a crash point, a kill, a
                                          clean shutdown mid-cycle; then it restarts
 
-This module runs one seed, cycle by cycle, and returns its report; the venue and the fault
-planner are in sim/chaos/faults.py, the strategy, the commander and the user in
-sim/chaos/actors.py, the processes and their endings in sim/chaos/process.py (all
+This module runs one seed, cycle by cycle, and returns its report; the venue is in
+sim/chaos/venue.py, the fault planner in sim/chaos/faults.py, the strategy, the commander and
+the user in sim/chaos/actors.py, the processes and their endings in sim/chaos/process.py (all
 importable from here too).
 
 A seed fixes everything (market, settings, faults, commands and their timing). On a
@@ -37,14 +37,7 @@ from dataclasses import dataclass, replace
 from chatbot.notifier import Notifier
 from chatbot.senders import Message
 from sim.chaos.actors import ChaosStrategy, Commander, User
-from sim.chaos.faults import (
-    READ_CALLS,
-    RETIRE_RATE,
-    SIGNED_CALLS,
-    ChaosVenue,
-    FaultMaker,
-    FaultPlanner,
-)
+from sim.chaos.faults import READ_CALLS, RETIRE_RATE, SIGNED_CALLS, FaultMaker, FaultPlanner
 from sim.chaos.feeds import ChaosFeeds
 from sim.chaos.process import (
     CrashingStore,
@@ -59,6 +52,7 @@ from sim.chaos.process import (
 )
 from sim.chaos.referee import Monitor
 from sim.chaos.report import SeedReport
+from sim.chaos.venue import ChaosVenue
 from sim.clock import LoopClock, run_simulated
 from trading.engine import Trader
 from trading.settings import TradingSettings
