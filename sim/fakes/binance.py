@@ -1,8 +1,9 @@
 """A loopback fake of Binance's spot REST API that ccxt's real binance client can talk to.
 
 It serves the handful of endpoints the bot uses (exchangeInfo, ticker/24hr, klines, time,
-account, openOrders, order), checks the API key, the HMAC signature and the timestamp window
-like Binance does (a skewed server clock answers -1021), keeps a tiny order book of its own
+account, openOrders, order; the market data's answers are sim/fakes/binance_market.py), checks
+the API key, the HMAC signature and the timestamp window like Binance does (a skewed server
+clock answers -1021), keeps a tiny order book of its own
 (sim/fakes/binance_orders.py: market orders fill at once, limit orders rest until the price
 crosses, STOP_LOSS / STOP_LOSS_LIMIT sells rest until `set_price` reaches their stopPrice, every
 change in `order_log`) and can be scripted to fail: an HTML 404 for a retired endpoint, an
@@ -24,7 +25,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 import ccxt.async_support as ccxt
 from aiohttp import web
 
+from sim.fakes.binance_market import MarketData
 from sim.fakes.binance_orders import BinanceError, FakeMarket, Logged, SpotBook
 from sim.fakes.http import serve
 
@@ -60,8 +61,6 @@ UNKNOWN = {
     "code": -1000,
     "msg": "An unknown error occurred while processing the request.",
 }
-
-INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
 
 def default_markets() -> list[FakeMarket]:
@@ -104,6 +103,7 @@ class FakeBinance:
         self.free = self.book.free
         self.locked = self.book.locked
         self.orders = self.book.orders
+        self.market_data = MarketData(self.book, self.server_ms)
         self.clock_skew_ms = clock_skew_ms  # server clock minus real clock
         self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
         self.failures: dict[str, list[Failure]] = {}
@@ -237,9 +237,9 @@ class FakeBinance:
 
     def _routes(self) -> dict[tuple[str, str], tuple]:
         return {
-            ("GET", EXCHANGE_INFO): (self._exchange_info, False),
-            ("GET", TICKER_24HR): (self._ticker_24hr, False),
-            ("GET", KLINES): (self._klines, False),
+            ("GET", EXCHANGE_INFO): (self.market_data.exchange_info, False),
+            ("GET", TICKER_24HR): (self.market_data.ticker_24hr, False),
+            ("GET", KLINES): (self.market_data.klines, False),
             ("GET", TIME): (lambda p: {"serverTime": self.server_ms()}, False),
             ("GET", ACCOUNT): (lambda p: self.book.account(self.server_ms()), True),
             ("GET", OPEN_ORDERS): (self.book.open_orders, True),
@@ -285,71 +285,6 @@ class FakeBinance:
                 400, -1021, "Timestamp for this request is outside of the recvWindow."
             )
 
-    # --- market data -----------------------------------------------------------------------
-
-    def _exchange_info(self, params: dict) -> dict:
-        return {
-            "timezone": "UTC",
-            "serverTime": self.server_ms(),
-            "rateLimits": [],
-            "exchangeFilters": [],
-            "symbols": [_symbol_info(m) for m in self.markets.values()],
-        }
-
-    def _ticker_24hr(self, params: dict) -> dict | list:
-        if "symbol" in params:
-            return self._ticker(self.book.market(params["symbol"]))
-        wanted = set(json.loads(params["symbols"])) if "symbols" in params else None
-        return [self._ticker(m) for m in self.markets.values() if wanted is None or m.id in wanted]
-
-    def _ticker(self, m: FakeMarket) -> dict:
-        now = self.server_ms()
-        tick = float(m.tick_size)
-        open_price = m.price / (1 + m.change_pct / 100)
-        return {
-            "symbol": m.id,
-            "priceChange": f"{m.price - open_price:.8f}",
-            "priceChangePercent": f"{m.change_pct:.3f}",
-            "weightedAvgPrice": f"{m.price:.8f}",
-            "lastPrice": f"{m.price:.8f}",
-            "bidPrice": f"{m.price - tick:.8f}",
-            "askPrice": f"{m.price + tick:.8f}",
-            "openPrice": f"{open_price:.8f}",
-            "highPrice": f"{m.price * 1.02:.8f}",
-            "lowPrice": f"{open_price * 0.98:.8f}",
-            "volume": f"{m.quote_volume / m.price:.8f}",
-            "quoteVolume": f"{m.quote_volume:.8f}",
-            "openTime": now - 86_400_000,
-            "closeTime": now,
-            "count": 1000,
-        }
-
-    def _klines(self, params: dict) -> list[list]:
-        """Binance's paging: at most `limit` (default 500, at most 1000) candles from the first
-        whose open is at or after `startTime` (without it: the last ones), none opening after
-        `endTime` or later than now; the last one is the candle still forming."""
-        m = self.book.market(params["symbol"])
-        step = INTERVAL_SECONDS[params["interval"]] * 1000
-        limit = min(int(params.get("limit", "500")), 1000)
-        last_open = self.server_ms() // step * step
-        if "endTime" in params:
-            last_open = min(last_open, int(params["endTime"]) // step * step)
-        if "startTime" in params:
-            first = -(-int(params["startTime"]) // step) * step
-            opens = range(first, min(last_open, first + (limit - 1) * step) + 1, step)
-        else:
-            opens = range(last_open - (limit - 1) * step, last_open + 1, step)
-        return [_kline(m.price, t, step) for t in opens]
-
-
-def _kline(price: float, t: int, step: int) -> list:
-    """One candle of a market, deterministic from its open time."""
-    wave = 1 + 0.01 * math.sin(t / step / 7)
-    o, c = price * wave, price * (1 + 0.01 * math.sin((t + step) / step / 7))
-    hi, lo = max(o, c) * 1.001, min(o, c) * 0.999
-    prices = [f"{x:.8f}" for x in (o, hi, lo, c)]
-    return [t, *prices, "12.5", t + step - 1, "1000.0", 10, "6.0", "500.0", "0"]
-
 
 def loopback_urls(exchange_id: str, base_url: str) -> dict:
     """ccxt's `urls` for this exchange with the host of every API entry (live and testnet)
@@ -364,55 +299,6 @@ def loopback_urls(exchange_id: str, base_url: str) -> dict:
         return value
 
     return {key: rehost(urls[key]) for key in ("api", "test") if key in urls}
-
-
-def _symbol_info(m: FakeMarket) -> dict:
-    return {
-        "symbol": m.id,
-        "status": m.status,
-        "baseAsset": m.base,
-        "baseAssetPrecision": 8,
-        "quoteAsset": m.quote,
-        "quotePrecision": 8,
-        "quoteAssetPrecision": 8,
-        "orderTypes": [
-            "LIMIT",
-            "LIMIT_MAKER",
-            "MARKET",
-            "STOP_LOSS",
-            "STOP_LOSS_LIMIT",
-            "TAKE_PROFIT",
-            "TAKE_PROFIT_LIMIT",
-        ],
-        "icebergAllowed": True,
-        "ocoAllowed": True,
-        "isSpotTradingAllowed": True,
-        "isMarginTradingAllowed": False,
-        "permissions": [],
-        "permissionSets": [["SPOT"]],
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": m.tick_size,
-                "maxPrice": "1000000.00",
-                "tickSize": m.tick_size,
-            },
-            {
-                "filterType": "LOT_SIZE",
-                "minQty": m.min_qty,
-                "maxQty": "9000000.00",
-                "stepSize": m.step_size,
-            },
-            {
-                "filterType": "NOTIONAL",
-                "minNotional": m.min_notional,
-                "applyMinToMarket": True,
-                "maxNotional": "9000000.00",
-                "applyMaxToMarket": False,
-                "avgPriceMins": 5,
-            },
-        ],
-    }
 
 
 __all__ = [

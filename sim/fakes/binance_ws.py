@@ -314,7 +314,7 @@ class FakeBinanceWs(LoopbackServer):
             socket.send({"subscriptionId": socket.subscription, "event": event})
 
     def _push_ticker(self, symbol_id: str) -> None:
-        rest_ticker = self.rest._ticker(self.rest.markets[symbol_id])
+        rest_ticker = self.rest.market_data.ticker(self.rest.markets[symbol_id])
         event = _ticker_event(rest_ticker, self.rest.server_ms())
         for socket in self.sockets:
             if f"{symbol_id.lower()}@ticker" in socket.streams:
