@@ -2,7 +2,8 @@
 and /kill stay instant while they all cycle.
 
     python bench/scale.py [--accounts 1,10,50,100] [--markets 500] [--speed 10] [--cycles 2]
-                          [--pings 100] [--stagger SECONDS] [--no-settle] [--own-tickers]
+                          [--pings 300] [--stagger SECONDS] [--no-settle] [--own-tickers]
+                          [--transport process|loop]
 
 Every account is a real Trader on its own paper exchange account; the accounts share one
 synthetic market (sub-accounts of one exchange see the same prices), which runs `speed` times
@@ -12,8 +13,12 @@ as the bot staggers them (`--stagger` overrides the spacing), and the heap is se
 bot settles it (chatbot/heap.py; `--no-settle`: the collector's defaults). Like the accounts of
 one live exchange, they share one whole-universe ticker read up to 5 s of market time old
 (trading/shared_tickers.py; `--own-tickers`: each account reads its own). The real
-python-telegram-bot Application polls a loopback fake Bot API (sim/fakes) and every command
-goes through the real Dispatcher. For each N, in a fresh process, over `cycles` cycle intervals:
+python-telegram-bot Application polls a loopback fake Bot API (sim/fakes) that runs in a process
+of its own (bench/scale_phone.py: the owner's phone and Telegram, which are elsewhere), and every
+command goes through the real Dispatcher. The transport runs as the bot runs it, in the command
+front's own process (chatbot/front.py); `--transport loop`: on the trading loop, as before.
+For each N, in a fresh process, over `cycles` cycle intervals (the rss excludes the front's
+57 MB, the same at every N):
 
     cpu/cycle   CPU per account-cycle (the process's CPU beyond the idle run's rate, over
                 `cycles` intervals without pings); loop %: what N accounts take of one core at
@@ -221,7 +226,8 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
     tg = TelegramSettings(Secret(phone.token), CHAT, frozenset(), phone.base_url)
     transport: CommandFront | TelegramTransport
     if args.transport == "process":
-        transport = CommandFront(tg, dispatcher, clock=clock, options={"poll_timeout": 1.0})
+        options = {"poll_timeout": 1.0}
+        transport = CommandFront(tg, dispatcher, clock=clock, log_level="CRITICAL", options=options)
     else:
         transport = TelegramTransport(tg, dispatcher, clock=clock, poll_timeout=1.0)
     await transport.start()
@@ -348,7 +354,7 @@ def main() -> None:
     parser.add_argument("--markets", type=int, default=500, help="paper markets per account")
     parser.add_argument("--speed", type=float, default=10.0, help="market seconds per second")
     parser.add_argument("--cycles", type=int, default=2, help="cycle intervals measured")
-    parser.add_argument("--pings", type=int, default=100, help="pings per row, at least")
+    parser.add_argument("--pings", type=int, default=300, help="pings per row, at least")
     parser.add_argument("--stagger", type=float, help="seconds between accounts' first cycles")
     parser.add_argument("--no-settle", action="store_true", help="leave the collector as it is")
     parser.add_argument("--own-tickers", action="store_true", help="no shared ticker read")
