@@ -114,7 +114,7 @@ async def test_a_wedged_front_is_ended_and_started_again(api, office):
     """A front that stops answering (here: stopped by SIGSTOP, as a stuck loop would look) is
     ended once silent past the limit, and the owner hears the chat was deaf meanwhile."""
     events: list[Event] = []
-    async with front_of(api, office, events, silent_limit=3.0) as front:
+    async with front_of(api, office, events, silent_limit=5.0) as front:
         await say(api, "/ping", "pong")
         wedged = front.process
         assert wedged is not None
