@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sim.fakes.binance import TICKER_24HR, FakeBinance, FakeMarket
+from sim.fakes.binance import SERVER_BUSY, TICKER_24HR, FakeBinance, FakeMarket
 from trading.errors import Transient
 from trading.venues import json_pieces
 from trading.venues.ccxt_exchanges import build
@@ -108,6 +108,58 @@ async def test_the_collector_and_thread_switching_are_restored_after_a_read_good
             fake.fail_server_error(TICKER_24HR)
             with pytest.raises(Transient):
                 await venue.fetch_tickers()
+            assert gc.isenabled() and sys.getswitchinterval() == interval
+            fake.fail_code(TICKER_24HR, **SERVER_BUSY)  # a JSON answer, decoded, then refused
+            with pytest.raises(Transient):
+                await venue.fetch_tickers()
+            assert gc.isenabled() and sys.getswitchinterval() == interval
+        finally:
+            await venue.close()
+
+
+async def parked(fake: FakeBinance, path: str) -> None:
+    """Once a request to `path` is held by the fake's stall (within 5 s)."""
+    for _ in range(500):
+        if fake.parked.get(path):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no request to {path} arrived")
+
+
+async def test_the_collector_runs_and_switching_is_default_while_a_read_waits_for_its_answer():
+    interval = sys.getswitchinterval()
+    async with FakeBinance() as fake:
+        venue = CcxtVenue("binance", "MASTER", config=fake.ccxt_config())
+        try:
+            await venue.load_markets()
+            fake.stall(TICKER_24HR)  # the exchange takes the read and does not answer
+            read = asyncio.create_task(venue.fetch_tickers())
+            try:
+                await parked(fake, TICKER_24HR)
+                waiting = (gc.isenabled(), sys.getswitchinterval())
+            finally:
+                fake.release(TICKER_24HR)
+            assert "BTC/USDT" in await read
+            assert waiting == (True, interval)
+            assert gc.isenabled() and sys.getswitchinterval() == interval
+        finally:
+            await venue.close()
+
+
+async def test_the_collector_and_thread_switching_are_restored_after_a_read_is_cancelled():
+    interval = sys.getswitchinterval()
+    async with FakeBinance() as fake:
+        venue = CcxtVenue("binance", "MASTER", config=fake.ccxt_config())
+        try:
+            await venue.load_markets()
+            fake.stall(TICKER_24HR)
+            read = asyncio.create_task(venue.fetch_tickers())
+            await parked(fake, TICKER_24HR)
+            read.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await read
+            fake.release(TICKER_24HR)
+            assert "BTC/USDT" in await venue.fetch_tickers()
             assert gc.isenabled() and sys.getswitchinterval() == interval
         finally:
             await venue.close()

@@ -8,7 +8,10 @@ event loop (one thread for the process): the request, the decode and ccxt's pars
 there, and the loop receives finished tickers. Python hands the interpreter to the other thread
 at least every 5 ms (sys.getswitchinterval) between statements, so the loop keeps its turn while
 the worker parses; no single C call may hold the interpreter longer, so the twin decodes JSON a
-piece at a time (trading/venues/json_pieces.py) instead of in one orjson call.
+piece at a time (trading/venues/json_pieces.py) instead of in one orjson call. From the
+moment a read's answer arrives (ccxt's JSON hook) to the end of its parse and freeing, and not
+while it waits for its pace or its answer, the process's cyclic collector is paused and threads
+switch every millisecond (_LoopFirst).
 
 The twin is the venue client's, public only: the same exchange, settings and markets (ccxt's
 set_markets_from_exchange), every request paced by the venue client's own limiter on the loop,
@@ -52,16 +55,15 @@ async def _on_worker(work: Coroutine[Any, Any, T]) -> T:
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, _worker()))
 
 
-# How often the interpreter offers the loop's thread its turn while a read parses (Python's
-# default: every 5 ms). Each time the loop waits on its sockets it gives the interpreter up and
-# waits that long to get it back, and a wake-up of the loop takes a few such waits.
+# How often the interpreter offers the loop's thread its turn while a read decodes and parses
+# (Python's default: every 5 ms). Each time the loop waits on its sockets it gives the
+# interpreter up and waits that long to get it back, and a wake-up of the loop takes a few.
 _SWITCH_INTERVAL = 0.001
 
 
 class _LoopFirst:
-    """What the process is told while reads are under way on the worker (on its thread only;
-    a read's request and pace included, simpler than catching the moment its answer arrives):
-    no automatic cyclic collection, and threads switched every millisecond.
+    """What the process is told while reads decode and parse on the worker (on its thread
+    only): no automatic cyclic collection, and threads switched every millisecond.
 
     A collection holds the interpreter in one C call for as long as it takes, and a read builds
     hundreds of thousands of containers that live until it ends (8-40 ms collections in the
@@ -92,6 +94,42 @@ class _LoopFirst:
 
 _loop_first = _LoopFirst()
 _Caller = tuple[asyncio.AbstractEventLoop, contextvars.Context]
+
+
+class _Answered:
+    """One read's stretch under _loop_first: from its answer's arrival (`arrived()`, called by
+    the twin's JSON hook) to the end of the `with` block, left however the read ends. Not the
+    wait for the answer: a read that hangs until ccxt's timeout (10 s or more) must not keep
+    the collector off and the 1 ms switching on meanwhile."""
+
+    def __init__(self) -> None:
+        self._held = contextlib.ExitStack()
+        self._arrived = False
+
+    def arrived(self) -> None:
+        if not self._arrived:
+            self._arrived = True
+            self._held.enter_context(_loop_first.reading())
+
+    def __enter__(self) -> _Answered:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.close()
+
+
+# The read under way in this task of the worker's loop: ccxt calls the JSON hook in it.
+_answered: contextvars.ContextVar[_Answered | None] = contextvars.ContextVar(
+    "bulk_read_answered", default=None
+)
+
+
+def _loads_answer(text: str) -> Any:
+    """The twin's JSON decoder: the read's stretch under _loop_first starts here."""
+    answered = _answered.get()
+    if answered is not None:
+        answered.arrived()
+    return json_pieces.loads(text)
 
 
 def _settle(task: asyncio.Task, future: concurrent.futures.Future) -> None:
@@ -132,7 +170,8 @@ class BulkTickers:
         self._caller = caller
         if self._source.markets:  # the venue's markets as they are now (reloads replace them)
             twin.set_markets_from_exchange(self._source)
-        with answering(answer), _loop_first.reading():
+        with answering(answer), _Answered() as answered:
+            _answered.set(answered)  # this task's own context (run_coroutine_threadsafe's)
             raw = await twin.fetch_tickers()
             tickers = to_tickers(raw.values(), known)
             # Freeing ccxt's tickers (each with the decoded JSON it came from) at once would be
@@ -143,7 +182,7 @@ class BulkTickers:
 
     def _twin_of(self) -> Any:
         twin = self._twin = self._build_twin()
-        twin.on_json_response = json_pieces.loads  # ccxt's hook for its JSON decoder
+        twin.on_json_response = _loads_answer  # ccxt's hook for its JSON decoder
         twin.throttle = self._paced_by_source
         return twin
 
