@@ -34,6 +34,7 @@ from chatbot.config_reader import Secret
 from chatbot.front_wire import Wire, reply_from_wire
 from chatbot.logsetup import setup_logging
 from chatbot.telegram import TelegramTransport
+from handlers.dispatch import command_name
 from handlers.reply import Reply, plain
 from handlers.table import COMMANDS
 from trading.clock import RealClock
@@ -78,7 +79,8 @@ class RemotePort:
     # ---- what the transport asks ----------------------------------------------------------
 
     async def handle(self, text: str, who: str) -> Reply:
-        if _name(text) == "ping":
+        words = text.split(maxsplit=1)
+        if words and command_name(words[0]) == "ping":
             reply = self.ping()
             self.note(who, text, plain(reply.text))
             return reply
@@ -158,10 +160,6 @@ class RemotePort:
         task = asyncio.get_running_loop().create_task(self.wire.send(message))
         self._posts.add(task)
         task.add_done_callback(self._posts.discard)
-
-
-def _name(text: str) -> str:
-    return text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower() if text.split() else ""
 
 
 async def serve(sock: socket.socket) -> int:

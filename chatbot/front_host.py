@@ -30,7 +30,7 @@ from chatbot.front import BEAT_SECONDS, FD_VARIABLE
 from chatbot.front_wire import Wire, reply_to_wire
 from chatbot.telegram import file_url
 from handlers import status
-from handlers.dispatch import Claim, Dispatcher
+from handlers.dispatch import Claim, Dispatcher, confirmation_tokens
 from handlers.reply import Reply, refuse
 from trading.clock import Clock
 from trading.events import Emergency, EmergencyCleared, Notify, discard
@@ -284,9 +284,8 @@ class CommandFront:
 
     async def _answer(self, wire: Wire, message: dict[str, Any], reply: Reply) -> None:
         deadlines = {}
-        for button in reply.buttons:
-            action, _, token = button.data.partition(":")
-            if action == "confirm" and (at := self.dispatcher.expires_at(token)) is not None:
+        for token in confirmation_tokens(reply):
+            if (at := self.dispatcher.expires_at(token)) is not None:
                 deadlines[token] = at
         with contextlib.suppress(ConnectionError, OSError):
             await wire.send({"id": message["id"], "reply": reply_to_wire(reply),

@@ -16,6 +16,7 @@ from telegram import CallbackQuery, MaybeInaccessibleMessage, Message
 from chatbot.command_port import CommandPort
 from chatbot.senders import html_to_text
 from chatbot.telegram_replies import TelegramReplies
+from handlers.dispatch import confirmation_tokens
 from handlers.reply import Reply, esc
 from trading.clock import Clock
 
@@ -43,12 +44,10 @@ class Confirmations:
         """Remember the message that carries a reply's Confirm button, to edit it later."""
         if sent is None:
             return
-        for button in reply.buttons:
-            action, _, token = button.data.partition(":")
-            if action == "confirm":
-                # The Dispatcher's deadline, set when it asked; gone already: due now.
-                expires = self.dispatcher.expires_at(token) or self.clock.time()
-                self._open[token] = _Open(sent.chat_id, sent.message_id, line, expires)
+        for token in confirmation_tokens(reply):
+            # The Dispatcher's deadline, set when it asked; gone already: due now.
+            expires = self.dispatcher.expires_at(token) or self.clock.time()
+            self._open[token] = _Open(sent.chat_id, sent.message_id, line, expires)
 
     async def press(self, query: CallbackQuery, who: str) -> None:
         """An authorized tap on Confirm or Cancel."""

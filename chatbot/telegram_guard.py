@@ -22,6 +22,7 @@ from telegram import Message, Update
 from telegram.ext import filters
 
 from chatbot.command_port import CommandPort
+from handlers.dispatch import command_name
 from handlers.reply import Reply, esc, refuse
 from trading.clock import Clock
 
@@ -135,7 +136,7 @@ class StaleCommands:
         """The answer to a stale command: a confirmation to tap for the safety ones, else a
         refusal; audited either way."""
         when = f"{esc(text)} was sent {age / 60:.0f} min ago, while the bot was not listening."
-        name = text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
+        name = command_name(text.split(maxsplit=1)[0])
         command = self.dispatcher.commands.get(name)
         if command is not None and (command.confirm or name in ASK_WHEN_STALE):
             reply = await self.dispatcher.ask(text, who, f"⏳ {when}")

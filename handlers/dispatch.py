@@ -24,6 +24,17 @@ CONFIRM_TTL_SECONDS = 60.0
 REMEMBER_ANSWERED = 256
 
 
+def command_name(word: str) -> str:
+    """The command a line's first word names: `/Kill@my_bot` -> `kill`."""
+    return word.lstrip("/").split("@", 1)[0].lower()
+
+
+def confirmation_tokens(reply: Reply) -> list[str]:
+    """The tokens of the confirmations a reply's buttons ask for."""
+    parts = (button.data.partition(":") for button in reply.buttons)
+    return [token for action, _, token in parts if action == "confirm"]
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     command: Command
@@ -150,8 +161,7 @@ class Dispatcher:
     def note(self, who: str, text: str, result: str) -> None:
         """Audit a command line a transport did not run (unauthorized, stale)."""
         words = text.strip().split()
-        name = words[0].lstrip("/").split("@", 1)[0].lower() if words else ""
-        self._audit(who, name, words[1:], result)
+        self._audit(who, command_name(words[0]) if words else "", words[1:], result)
 
     def expire(self) -> list[str]:
         """Forget confirmations past their time; returns their tokens (to edit their messages)."""
@@ -169,7 +179,7 @@ class Dispatcher:
             words = text.strip().split()
         if not words:
             return refuse("Send a command; /help lists them.")
-        name = words[0].lstrip("/").split("@", 1)[0].lower()
+        name = command_name(words[0])
         command = self.commands.get(name)
         if command is None:
             return refuse(f"Unknown command /{esc(name)}. /help lists them.")
