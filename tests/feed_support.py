@@ -3,8 +3,6 @@ real ccxt.pro client, a real Connector and Trader, on real time kept short."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -34,15 +32,6 @@ async def ws_fixture(rest):
 
 
 FEED = replace(SETTINGS, event_feed="auto", sync_interval_seconds=120.0)
-
-
-async def eventually(predicate: Callable[[], object], within: float, what: str) -> None:
-    """Wait for the predicate, checking every 10 ms; fail after `within` seconds."""
-    for _ in range(int(within / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not within {within:g} s: {what}")
 
 
 class Bot:

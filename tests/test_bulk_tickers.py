@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sim.fakes.binance import SERVER_BUSY, TICKER_24HR, FakeBinance, FakeMarket
+from tests.waiting import eventually
 from trading.errors import Transient
 from trading.venues import json_pieces
 from trading.venues.ccxt_exchanges import build
@@ -117,15 +118,6 @@ async def test_the_collector_and_thread_switching_are_restored_after_a_read_good
             await venue.close()
 
 
-async def parked(fake: FakeBinance, path: str) -> None:
-    """Once a request to `path` is held by the fake's stall (within 5 s)."""
-    for _ in range(500):
-        if fake.parked.get(path):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no request to {path} arrived")
-
-
 async def test_the_collector_runs_and_switching_is_default_while_a_read_waits_for_its_answer():
     interval = sys.getswitchinterval()
     async with FakeBinance() as fake:
@@ -135,7 +127,9 @@ async def test_the_collector_runs_and_switching_is_default_while_a_read_waits_fo
             fake.stall(TICKER_24HR)  # the exchange takes the read and does not answer
             read = asyncio.create_task(venue.fetch_tickers())
             try:
-                await parked(fake, TICKER_24HR)
+                await eventually(
+                    lambda: fake.parked.get(TICKER_24HR), 5, "the read held by the fake"
+                )
                 waiting = (gc.isenabled(), sys.getswitchinterval())
             finally:
                 fake.release(TICKER_24HR)
@@ -154,7 +148,7 @@ async def test_the_collector_and_thread_switching_are_restored_after_a_read_is_c
             await venue.load_markets()
             fake.stall(TICKER_24HR)
             read = asyncio.create_task(venue.fetch_tickers())
-            await parked(fake, TICKER_24HR)
+            await eventually(lambda: fake.parked.get(TICKER_24HR), 5, "the read held by the fake")
             read.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await read
@@ -184,7 +178,7 @@ def test_json_decoded_in_pieces_is_the_same_value(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["[1,2", '{"a":1,}', '{"a" 1}', "[1 2]", '{1:2}', "[1]x", "", '{"a":[1,]}']
+    "text", ["[1,2", '{"a":1,}', '{"a" 1}', "[1 2]", "{1:2}", "[1]x", "", '{"a":[1,]}']
 )
 def test_json_that_is_not_json_is_refused_as_json_loads_refuses_it(text):
     with pytest.raises(ValueError):

@@ -16,14 +16,12 @@ from sim.fakes.binance import OPEN_ORDERS
 from tests.feed_support import (  # noqa: F401 (rest, ws: fixtures by name)
     FEED,
     Bot,
-    eventually,
     rest_fixture,
     ws_fixture,
 )
+from tests.waiting import eventually
 
 STOP_REASON = "stop-loss (on exchange)"
-
-
 
 
 @pytest.fixture
@@ -99,9 +97,7 @@ async def test_a_silent_socket_falls_back_to_rest_every_cycle_and_recovers(bot, 
     assert bot.trader.status().feed.state == "up"
 
 
-async def test_a_fill_the_socket_never_sent_is_found_by_the_sync_and_counted(
-    bot, rest, ws, caplog
-):
+async def test_a_fill_the_socket_never_sent_is_found_by_the_sync_and_counted(bot, rest, ws, caplog):
     await bot.buy_protected()
     ws.lose(2)  # the stop's trigger and its fill: never sent
 

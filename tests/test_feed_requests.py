@@ -18,10 +18,10 @@ from sim.fakes.binance_ws import FakeBinanceWs
 from tests.feed_support import (  # noqa: F401 (rest, ws: fixtures by name)
     FEED,
     Bot,
-    eventually,
     rest_fixture,
     ws_fixture,
 )
+from tests.waiting import eventually
 from trading.events import Emergency, FaultRaised, TradeClosed
 from trading.models import OrderRequest, OrderType, Side, Ticker
 from trading.risk import Level

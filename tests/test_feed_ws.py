@@ -3,15 +3,14 @@ loopback fakes of Binance's REST API and websockets, on real time kept short."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
-from collections.abc import Callable
 
 import pytest
 
 from sim.fakes.binance import ACCOUNT, FakeBinance
 from sim.fakes.binance_ws import FakeBinanceWs
+from tests.waiting import eventually
 from trading.models import Balance, Order, OrderRequest, OrderStatus, OrderType, Side, Ticker
 from trading.venues.ccxt_venue import CcxtVenue
 from trading.venues.feed import FeedItem, VenueFeed
@@ -35,15 +34,6 @@ class Received:
 
     def tickers(self) -> list[Ticker]:
         return [i for i in self.items if isinstance(i, Ticker)]
-
-
-async def eventually(predicate: Callable[[], object], within: float, what: str) -> None:
-    """Wait for the predicate, checking every 10 ms; fail after `within` seconds."""
-    for _ in range(int(within / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not within {within:g} s: {what}")
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from chatbot.front import QUIET_AFTER_SECONDS, RemotePort
 from chatbot.front_host import KEY, CommandFront, front_environment
 from sim.clock import FakeClock
 from sim.fakes.telegram_api import FakeTelegramAPI
-from tests.feed_support import eventually
 from tests.handlers_support import make_office
 from tests.telegram_support import CHAT, OWNER, say, settings_for
+from tests.waiting import eventually
 from trading.events import Emergency, EmergencyCleared, Event
 from trading.modes import Mode
 
