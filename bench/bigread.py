@@ -39,6 +39,7 @@ from pathlib import Path
 # Runnable as `python bench/bigread.py` from a checkout: the project is not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.loop_probe import PROBE_PERIOD, watch
 from chatbot.heap import settle
 from sim.clock import FakeClock
 from sim.fakes.binance import FakeBinance, FakeMarket, loopback_urls
@@ -50,7 +51,6 @@ from trading.venues.ccxt_parse import to_tickers
 from trading.venues.ccxt_venue import CcxtVenue
 from trading.venues.paper import PaperExchange
 
-PROBE_PERIOD = 0.002
 Read = Callable[[], Awaitable[dict]]
 
 
@@ -82,22 +82,13 @@ async def serve(markets: int) -> None:
         await asyncio.to_thread(sys.stdin.read)
 
 
-async def _probe(lags: list[tuple[float, float]]) -> None:
-    """(how late, the loop thread's CPU seconds meanwhile) of every wake-up."""
-    loop = asyncio.get_running_loop()
-    while True:
-        due, cpu = loop.time() + PROBE_PERIOD, time.thread_time()
-        await asyncio.sleep(PROBE_PERIOD)
-        lags.append((loop.time() - due, time.thread_time() - cpu))
-
-
 async def measure(read: Read, reads: int) -> dict[str, float]:
     """The worst stall and loop CPU over `reads` reads, and their median time."""
     lags: list[tuple[float, float]] = []
     seconds: list[float] = []
     count = 0
     for _ in range(reads):
-        probe = asyncio.create_task(_probe(lags))
+        probe = asyncio.create_task(watch(lags))
         await asyncio.sleep(5 * PROBE_PERIOD)  # the probe is waiting before the read starts
         started = time.perf_counter()
         count = len(await read())

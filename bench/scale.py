@@ -51,6 +51,7 @@ from pathlib import Path
 # Runnable as `python bench/scale.py` from a checkout: the project is not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.loop_probe import watch
 from chatbot.app import SHARED_TICKERS_MAX_AGE
 from chatbot.config import Secret, TelegramSettings
 from chatbot.front_host import CommandFront
@@ -75,7 +76,6 @@ from trading.venues.paper import PaperExchange
 CHAT, OWNER = 4242, 7
 PHONE = Path(__file__).with_name("scale_phone.py")
 MARKET_INTERVAL = 60.0  # seconds of market time between an account's cycles
-PROBE_PERIOD = 0.002
 KILLED = "A0"
 KILL_POSITIONS = 3
 
@@ -128,15 +128,6 @@ class _Counted:
 
     async def run_sync(self) -> None:
         await self.trader.run_sync()
-
-
-async def _probe(lags: list[tuple[float, float]]) -> None:
-    """(how late, the loop thread's CPU seconds meanwhile) of every wake-up."""
-    loop = asyncio.get_running_loop()
-    while True:
-        due, cpu = loop.time() + PROBE_PERIOD, time.thread_time()
-        await asyncio.sleep(PROBE_PERIOD)
-        lags.append((loop.time() - due, time.thread_time() - cpu))
 
 
 class _Phone:
@@ -221,7 +212,7 @@ async def measure(accounts: int, args: argparse.Namespace) -> dict:
     lags: list[tuple[float, float]] = []
     loop = asyncio.get_running_loop()
     scheduler = new_scheduler()
-    probe = asyncio.create_task(_probe(lags))
+    probe = asyncio.create_task(watch(lags))
     phone = await _Phone.start()
     tg = TelegramSettings(Secret(phone.token), CHAT, frozenset(), phone.base_url)
     transport: CommandFront | TelegramTransport
