@@ -125,6 +125,20 @@ async def test_a_wedged_front_is_ended_and_started_again(api, office):
     assert [e.key for e in events if isinstance(e, Emergency)] == [KEY]
 
 
+async def test_ctrl_c_and_sigterm_leave_the_front_to_the_trading_process(api, office):
+    """Ctrl-C in a terminal reaches the whole process group: the front must keep answering
+    until the trading process orders the shutdown (it may still have a /kill to report)."""
+    async with front_of(api, office) as front:
+        process = front.process
+        assert process is not None
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
+        ping = await say(api, "/ping", "pong")
+        assert process.returncode is None and front.process is process
+    assert "paper:main" in ping.text
+    assert process.returncode == 0
+
+
 async def test_the_front_ends_when_the_trading_process_is_gone(api, office):
     front = CommandFront(settings_for(api), office.dispatcher, clock=office.clock, options=OPTIONS)
     await front.start()
